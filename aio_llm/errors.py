@@ -1,0 +1,331 @@
+"""Every exception aio_llm raises.
+
+The hierarchy::
+
+    LLMError
+    ├── ConfigurationError (+ ValueError)     bad settings, missing API key: raised before any request
+    ├── InvalidRequestError (+ ValueError)    the caller's input is invalid: nothing was sent
+    ├── BudgetExceededError                   a hard budget would be exceeded: nothing was sent
+    ├── CircuitOpenError                      the breaker is open: nothing was sent (alias CircuitBreakerOpenError)
+    ├── RateLimitExceededError                the local limiter could not admit the request in time
+    └── APIError                              anything that went wrong talking to a provider
+        ├── APIConnectionError                connect failed, connection reset, DNS
+        │   └── APITimeoutError (+ TimeoutError)  read timeout or the request's deadline passed
+        ├── APIResponseError                  a 2xx answer aio_llm could not read (malformed JSON, ...)
+        │   └── StreamError                   a stream that broke off or carried an in-band error
+        └── APIStatusError                    the provider answered with an error status
+            ├── BadRequestError               400
+            │   └── ContextWindowExceededError  the prompt does not fit the model
+            ├── AuthenticationError           401
+            ├── PermissionDeniedError         403
+            ├── NotFoundError                 404
+            ├── RequestTimeoutError           408
+            ├── ConflictError                 409
+            ├── UnprocessableEntityError      422
+            ├── RateLimitError                429
+            └── ServerError                   5xx
+                └── OverloadedError           529 (and Anthropic's overloaded_error)
+
+``APIError`` carries ``status_code``, ``provider``, ``request_id`` and
+``retry_after`` (seconds, from ``Retry-After``/``retry-after-ms``), plus
+``should_retry`` when the provider sent ``x-should-retry``. Messages never
+contain API keys: providers' error bodies are quoted, request headers never.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "CircuitBreakerOpenError",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "ConflictError",
+    "ContextWindowExceededError",
+    "InvalidRequestError",
+    "LLMError",
+    "NotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RateLimitExceededError",
+    "RequestTimeoutError",
+    "ServerError",
+    "StreamError",
+    "UnprocessableEntityError",
+    "error_for_status",
+    "parse_retry_after",
+]
+
+
+class LLMError(Exception):
+    """Base class of every aio_llm error."""
+
+
+class ConfigurationError(LLMError, ValueError):
+    """The client's settings are invalid or incomplete (e.g. a missing API key)."""
+
+
+class InvalidRequestError(LLMError, ValueError):
+    """The caller's request is invalid; it was rejected before anything was sent."""
+
+
+class BudgetExceededError(LLMError):
+    """Sending the request could exceed a hard budget; nothing was sent."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: str | None = None,
+        limit: float | None = None,
+        spent: float | None = None,
+        reserved: float | None = None,
+        requested: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.limit = limit
+        self.spent = spent
+        self.reserved = reserved
+        self.requested = requested
+
+
+class CircuitOpenError(LLMError):
+    """The circuit breaker for this target is open; the request was not sent."""
+
+    def __init__(self, message: str, *, name: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.retry_after = retry_after
+
+
+CircuitBreakerOpenError = CircuitOpenError
+
+
+class RateLimitExceededError(LLMError):
+    """The local rate limiter could not admit the request before its deadline."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class APIError(LLMError):
+    """A failure while talking to a provider."""
+
+    status_code: int | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        should_retry: bool | None = None,
+        code: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        if status_code is not None:
+            self.status_code = status_code
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.should_retry = should_retry
+        self.code = code
+        self.body = body
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.status_code is not None:
+            parts.append(f"status={self.status_code}")
+        if self.provider:
+            parts.append(f"provider={self.provider}")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        return " | ".join(parts)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {
+            "provider": self.provider,
+            "status_code": self.status_code,
+            "request_id": self.request_id,
+            "retry_after": self.retry_after,
+            "should_retry": self.should_retry,
+            "code": self.code,
+            "body": self.body,
+        }
+        return (_rebuild_api_error, (type(self), self.message, kwargs))
+
+
+def _rebuild_api_error(cls: type[APIError], message: str, kwargs: dict[str, Any]) -> APIError:
+    return cls(message, **kwargs)
+
+
+class APIConnectionError(APIError):
+    """The connection failed, was reset, or the host could not be reached."""
+
+
+class APITimeoutError(APIConnectionError, TimeoutError):
+    """A read timed out, or the request's deadline passed."""
+
+
+class APIResponseError(APIError):
+    """The provider answered 2xx but the body could not be read."""
+
+
+class StreamError(APIResponseError):
+    """A stream broke off before its end or carried an in-band error."""
+
+
+class APIStatusError(APIError):
+    """The provider answered with an error status code."""
+
+
+class BadRequestError(APIStatusError):
+    status_code = 400
+
+
+class ContextWindowExceededError(BadRequestError):
+    """The prompt (plus ``max_tokens``) does not fit the model's context window."""
+
+
+class AuthenticationError(APIStatusError):
+    status_code = 401
+
+
+class PermissionDeniedError(APIStatusError):
+    status_code = 403
+
+
+class NotFoundError(APIStatusError):
+    status_code = 404
+
+
+class RequestTimeoutError(APIStatusError):
+    status_code = 408
+
+
+class ConflictError(APIStatusError):
+    status_code = 409
+
+
+class UnprocessableEntityError(APIStatusError):
+    status_code = 422
+
+
+class RateLimitError(APIStatusError):
+    status_code = 429
+
+
+class ServerError(APIStatusError):
+    status_code = 500
+
+
+class OverloadedError(ServerError):
+    status_code = 529
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: RequestTimeoutError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    529: OverloadedError,
+}
+
+_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "maximum context",
+    "prompt is too long",
+    "too many tokens",
+)
+
+
+def error_for_status(
+    status: int,
+    message: str,
+    *,
+    provider: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    code: str | None = None,
+    error_type: str | None = None,
+    body: Any = None,
+) -> APIStatusError:
+    """Build the typed error for an HTTP error status."""
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else APIStatusError
+    if error_type == "overloaded_error":
+        cls = OverloadedError
+    if cls is BadRequestError:
+        haystack = f"{code or ''} {message}".lower()
+        if any(marker in haystack for marker in _CONTEXT_MARKERS):
+            cls = ContextWindowExceededError
+    request_id = retry_after = should_retry = None
+    if headers is not None:
+        request_id = headers.get("x-request-id") or headers.get("request-id")
+        retry_after = parse_retry_after(headers)
+        flag = headers.get("x-should-retry")
+        if flag is not None:
+            should_retry = flag.strip().lower() == "true"
+    return cls(
+        message,
+        provider=provider,
+        status_code=status,
+        request_id=request_id,
+        retry_after=retry_after,
+        should_retry=should_retry,
+        code=code,
+        body=body,
+    )
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            ms = float(value)
+        except ValueError:
+            pass
+        else:
+            if ms >= 0:
+                return ms / 1000.0
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        import datetime as _dt
+
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=_dt.timezone.utc)
+        return max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
+    return seconds if seconds >= 0 else None

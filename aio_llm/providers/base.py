@@ -1,0 +1,246 @@
+"""The provider interface: a sans-I/O codec plus the shared glue that does the I/O.
+
+A provider turns a ``ChatRequest`` into an ``HTTPRequest`` (``encode_chat``)
+and an HTTP answer into a ``ChatResponse`` (``decode_chat``), or into chunks
+through a ``StreamDecoder`` fed with SSE events. Those methods are pure and
+tested on recorded bytes. ``Provider.send`` joins them to an ``HTTPTransport``;
+it is the innermost handler of the middleware chain.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from ..errors import APIConnectionError, APIError, APIResponseError, StreamError
+from ..streaming import ChunkAccumulator, ChunkStream
+from ..transports.base import HTTPTransport, StreamingHTTPResponse
+from ..transports.sse import SSEDecoder, SSEEvent
+from ..types import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse
+
+__all__ = ["HTTPRequest", "Provider", "StreamDecoder", "redact"]
+
+
+@dataclass(slots=True)
+class HTTPRequest:
+    """What a codec asks the transport to send."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    content: bytes
+
+    def __repr__(self) -> str:
+        # headers hold the API key: never print them
+        return f"HTTPRequest({self.method} {self.url}, {len(self.content)} bytes)"
+
+
+class StreamDecoder(Protocol):
+    """Turns a provider's SSE events into chunks and rebuilds the response."""
+
+    accumulator: ChunkAccumulator
+
+    def feed(self, event: SSEEvent) -> list[ChatChunk]:
+        """Chunks carried by ``event``; raises ``StreamError``/``APIError`` on in-band errors."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """True once the provider's end-of-stream marker was read."""
+        ...
+
+    def build_response(self) -> ChatResponse:
+        """The response rebuilt from the events seen so far."""
+        ...
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` (an API key) blanked out."""
+    if secret and secret in text:
+        return text.replace(secret, "[REDACTED]")
+    return text
+
+
+class Provider:
+    """Base class of every provider adapter.
+
+    Subclasses implement the codec methods; ``send``, ``open_stream`` and
+    ``embed`` are the I/O glue they share. ``name`` is the provider's kind
+    ("openai", "anthropic", ...); ``label`` is how responses and errors name
+    it (the key in a client's ``providers`` mapping).
+    """
+
+    name: ClassVar[str] = "base"
+    api_key_env: ClassVar[str | None] = None
+    base_url_env: ClassVar[str | None] = None
+    default_base_url: ClassVar[str] = ""
+
+    api_key: str | None
+    base_url: str
+    label: str
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        label: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.label = label or self.name
+        self.extra_headers = dict(headers or {})
+        if not self.base_url.startswith(("http://", "https://")):
+            from ..errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"base_url for {self.label} must be an http:// or https:// URL"
+            )
+
+    def __repr__(self) -> str:
+        key = "set" if self.api_key else "missing"
+        return f"<{type(self).__name__} {self.label} base_url={self.base_url!r} api_key={key}>"
+
+    # -- the codec (pure) -------------------------------------------------
+    def encode_chat(self, request: ChatRequest) -> HTTPRequest:
+        raise NotImplementedError
+
+    def decode_chat(
+        self, request: ChatRequest, status: int, headers: Mapping[str, str], body: bytes
+    ) -> ChatResponse:
+        raise NotImplementedError
+
+    def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
+        raise NotImplementedError
+
+    def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
+        raise NotImplementedError
+
+    def encode_embed(self, texts: list[str], model: str, **params: Any) -> HTTPRequest:
+        raise APIError(f"{self.label} does not offer embeddings", provider=self.label)
+
+    def decode_embed(
+        self, model: str, status: int, headers: Mapping[str, str], body: bytes
+    ) -> EmbeddingResponse:
+        raise NotImplementedError
+
+    # -- the glue (I/O) ----------------------------------------------------
+    async def send(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
+        """Send ``request``; a streaming one returns at its first chunk with ``.stream`` set."""
+        if request.stream:
+            return await self.open_stream(request, transport)
+        http = self.encode_chat(request)
+        start = time.perf_counter()
+        try:
+            status, headers, body = await transport.request(
+                http.method, http.url, http.headers, http.content
+            )
+        except APIError as exc:
+            exc.provider = self.label
+            raise
+        if status >= 400:
+            raise self.decode_error(status, headers, body)
+        response = self.decode_chat(request, status, headers, body)
+        response.latency_ms = (time.perf_counter() - start) * 1000.0
+        return response
+
+    async def open_stream(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
+        http = self.encode_chat(request)
+        start = time.perf_counter()
+        try:
+            resp = await transport.stream(http.method, http.url, http.headers, http.content)
+        except APIError as exc:
+            exc.provider = self.label
+            raise
+        if resp.status >= 400:
+            try:
+                body = await resp.aread()
+            finally:
+                await resp.aclose()
+            raise self.decode_error(resp.status, resp.headers, body)
+        source = _SSESource(self, resp, self.stream_decoder(request), start)
+        stream = ChunkStream(source)
+        await stream.prefetch()
+        response = source.build_response()
+        response._stream = stream
+        return response
+
+    async def embed(
+        self, texts: list[str], model: str, transport: HTTPTransport, **params: Any
+    ) -> EmbeddingResponse:
+        http = self.encode_embed(texts, model, **params)
+        try:
+            status, headers, body = await transport.request(
+                http.method, http.url, http.headers, http.content
+            )
+        except APIError as exc:
+            exc.provider = self.label
+            raise
+        if status >= 400:
+            raise self.decode_error(status, headers, body)
+        return self.decode_embed(model, status, headers, body)
+
+
+class _SSESource:
+    """Feeds a streaming HTTP body through the SSE parser into a provider decoder."""
+
+    __slots__ = ("_decoder", "_iter", "_provider", "_resp", "_sse", "_start", "_ttft")
+
+    def __init__(
+        self,
+        provider: Provider,
+        resp: StreamingHTTPResponse,
+        decoder: StreamDecoder,
+        start: float,
+    ) -> None:
+        self._provider = provider
+        self._resp = resp
+        self._decoder = decoder
+        self._sse = SSEDecoder()
+        self._iter = resp.aiter_bytes().__aiter__()
+        self._start = start
+        self._ttft: float | None = None
+
+    async def next_chunks(self) -> list[ChatChunk] | None:
+        decoder = self._decoder
+        while True:
+            if decoder.done:
+                return None
+            try:
+                data = await self._iter.__anext__()
+            except StopAsyncIteration:
+                chunks: list[ChatChunk] = []
+                for event in self._sse.flush():
+                    chunks.extend(decoder.feed(event))
+                if decoder.done:
+                    return chunks or None
+                raise StreamError(
+                    "the stream ended before the provider's end-of-stream marker",
+                    provider=self._provider.label,
+                ) from None
+            except APIConnectionError as exc:
+                exc.provider = self._provider.label
+                raise StreamError(
+                    f"the stream broke off: {exc.message}", provider=self._provider.label
+                ) from exc
+            except APIResponseError as exc:
+                exc.provider = self._provider.label
+                raise
+            out: list[ChatChunk] = []
+            for event in self._sse.feed(data):
+                out.extend(decoder.feed(event))
+            if out:
+                if self._ttft is None:
+                    self._ttft = (time.perf_counter() - self._start) * 1000.0
+                return out
+
+    def build_response(self) -> ChatResponse:
+        response = self._decoder.build_response()
+        response.latency_ms = (time.perf_counter() - self._start) * 1000.0
+        return response
+
+    async def aclose(self) -> None:
+        await self._resp.aclose()

@@ -1,0 +1,191 @@
+"""The data that flows through aio_llm: requests, responses, chunks, usage.
+
+All models are pydantic v2. User input (``ChatRequest``, ``Message``) is
+validated; objects that aio_llm builds itself from a provider's answer are
+constructed without re-validation on the hot path (``model_construct``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+if TYPE_CHECKING:
+    from .streaming import ChunkStream
+
+__all__ = [
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "EmbeddingResponse",
+    "FinishReason",
+    "Message",
+    "MessageInput",
+    "Role",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+]
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+class ToolCall(BaseModel):
+    """A complete function call the model asked for; ``arguments`` is JSON text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments: str = ""
+
+
+class ToolCallDelta(BaseModel):
+    """A fragment of a tool call as it arrives in a stream."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+class Message(BaseModel):
+    """One chat message. Every API that takes messages also takes plain dicts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Role
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content_parts_are_typed(
+        cls, value: str | list[dict[str, Any]] | None
+    ) -> str | list[dict[str, Any]] | None:
+        if isinstance(value, list):
+            for part in value:
+                if not isinstance(part.get("type"), str):
+                    raise ValueError("every content part needs a string 'type'")
+        return value
+
+    @property
+    def text(self) -> str:
+        """The message's text: the string content, or its text parts joined."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+
+
+MessageInput = Message | Mapping[str, Any]
+
+
+class ChatRequest(BaseModel):
+    """Everything needed to ask a model for one chat completion.
+
+    ``timeout`` is the total deadline in seconds over the whole middleware
+    chain, retries and backoff included (``None``: the client's default).
+    ``extra`` is merged into the provider's request body unchanged.
+    ``cache`` and ``cache_ttl`` switch the exact/semantic cache off or change
+    its TTL for this request alone; they never change the cache key.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    stop: str | list[str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    seed: int | None = None
+    stream: bool = False
+    user: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0)
+    provider: str | None = None
+    cache: bool = True
+    cache_ttl: float | None = Field(default=None, gt=0)
+
+
+class Usage(BaseModel):
+    """Token counts for one response, normalised across providers.
+
+    ``input_tokens`` counts every prompt token, cached ones included;
+    ``cached_input_tokens`` and ``cache_creation_input_tokens`` say how many
+    of them were read from or written to the provider's prompt cache.
+    ``reasoning_tokens`` are part of ``output_tokens``.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    provider_cost: float | None = None
+    """The cost the provider itself reported (OpenRouter), in USD."""
+
+
+class ChatResponse(BaseModel):
+    """A model's answer, normalised across providers."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    id: str = ""
+    model: str = ""
+    provider: str = ""
+    content: str = ""
+    message: Message = Field(default_factory=lambda: Message(role="assistant", content=""))
+    finish_reason: FinishReason | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    cost: float | None = None
+    cached: bool = False
+    latency_ms: float = 0.0
+    reasoning: str | None = None
+    request_id: str | None = None
+    raw: Any = None
+
+    _stream: ChunkStream | None = PrivateAttr(default=None)
+
+    @property
+    def stream(self) -> ChunkStream | None:
+        """The chunk stream while a streaming response is being read, else ``None``."""
+        return self._stream
+
+
+class ChatChunk(BaseModel):
+    """One increment of a streamed answer."""
+
+    delta: str = ""
+    tool_calls: list[ToolCallDelta] = Field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    reasoning: str = ""
+
+
+class EmbeddingResponse(BaseModel):
+    """Vectors for a batch of input texts, in input order."""
+
+    vectors: list[list[float]]
+    model: str
+    usage: Usage = Field(default_factory=Usage)
+    provider: str = ""
+
+
+def _coerce_messages(messages: Sequence[MessageInput]) -> list[Message]:
+    return [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
