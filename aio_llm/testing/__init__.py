@@ -1,0 +1,27 @@
+"""Test doubles for aio_llm: a real fake LLM server on loopback and a fake clock.
+
+``FakeLLMServer`` speaks the OpenAI and Anthropic wire formats over real
+HTTP/1.1, with scripted ``Fault``s and a request log; ``FakeClock`` makes
+time-based policies testable without sleeping.
+"""
+
+from __future__ import annotations
+
+from ._spawn import SpawnedServer, run_fake_server, spawn_fake_server
+from .clock import FakeClock
+from .faults import DEFAULT_RANDOM_FAULTS, Fault
+from .records import RecordedRequest, RequestHeaders, ServerStatistics
+from .server import FakeLLMServer
+
+__all__ = [
+    "DEFAULT_RANDOM_FAULTS",
+    "FakeClock",
+    "FakeLLMServer",
+    "Fault",
+    "RecordedRequest",
+    "RequestHeaders",
+    "ServerStatistics",
+    "SpawnedServer",
+    "run_fake_server",
+    "spawn_fake_server",
+]
