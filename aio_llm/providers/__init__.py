@@ -1,0 +1,78 @@
+"""Provider adapters: sans-I/O codecs for each wire format, plus the mock.
+
+``create_provider(kind, ...)`` builds one by kind, reading the API key and
+base URL from the variables the official SDKs read when not given.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigurationError
+from .anthropic import AnthropicProvider
+from .base import HTTPRequest, Provider, StreamDecoder
+from .mock import MockProvider
+from .openai import OpenAICompatibleProvider, OpenAIProvider
+from .openrouter import OpenRouterProvider
+
+__all__ = [
+    "PROVIDER_KINDS",
+    "AnthropicProvider",
+    "HTTPRequest",
+    "MockProvider",
+    "OpenAICompatibleProvider",
+    "OpenAIProvider",
+    "OpenRouterProvider",
+    "Provider",
+    "StreamDecoder",
+    "create_provider",
+]
+
+PROVIDER_KINDS: Mapping[str, type[Provider]] = {
+    "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "openrouter": OpenRouterProvider,
+    "openai-compatible": OpenAICompatibleProvider,
+    "mock": MockProvider,
+}
+
+
+def create_provider(
+    kind: str,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    label: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    **options: Any,
+) -> Provider:
+    """Build a provider of ``kind``; a missing API key raises ``ConfigurationError``.
+
+    The key and base URL default to the provider's own variables
+    (``OPENAI_API_KEY``/``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY``/
+    ``ANTHROPIC_BASE_URL``, ``OPENROUTER_API_KEY``).
+    """
+    env = os.environ if environ is None else environ
+    normalized = kind.strip().lower().replace("_", "-")
+    if normalized in {"openai_compatible", "compatible"}:
+        normalized = "openai-compatible"
+    cls = PROVIDER_KINDS.get(normalized)
+    if cls is None:
+        known = ", ".join(sorted(PROVIDER_KINDS))
+        raise ConfigurationError(f"unknown provider {kind!r}; known providers: {known}")
+    if base_url is None and cls.base_url_env:
+        base_url = env.get(cls.base_url_env) or None
+    if api_key is None and cls.api_key_env:
+        api_key = env.get(cls.api_key_env) or None
+        if api_key is None:
+            raise ConfigurationError(
+                f"no API key for provider {label or normalized!r}: set {cls.api_key_env} "
+                "or pass api_key="
+            )
+    if cls is OpenAICompatibleProvider and base_url is None:
+        raise ConfigurationError("provider 'openai-compatible' needs base_url")
+    if cls is MockProvider:
+        return MockProvider(label=label, **options)
+    return cls(api_key=api_key, base_url=base_url, label=label, **options)

@@ -145,6 +145,7 @@ class Provider:
             raise self.decode_error(status, headers, body)
         response = self.decode_chat(request, status, headers, body)
         response.latency_ms = (time.perf_counter() - start) * 1000.0
+        response._headers = headers
         return response
 
     async def open_stream(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
@@ -166,6 +167,7 @@ class Provider:
         await stream.prefetch()
         response = source.build_response()
         response._stream = stream
+        response._headers = resp.headers
         return response
 
     async def embed(
@@ -220,6 +222,8 @@ class _SSESource:
                 raise StreamError(
                     "the stream ended before the provider's end-of-stream marker",
                     provider=self._provider.label,
+                    # cut before anything arrived: as transient as a reset
+                    should_retry=self._ttft is None or None,
                 ) from None
             except APIConnectionError as exc:
                 exc.provider = self._provider.label

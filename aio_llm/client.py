@@ -1,0 +1,618 @@
+"""``AsyncLLMClient``: one object that owns the transport, the chain and its lifetime."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+import sys
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+from pydantic import ValidationError
+
+from .clock import SYSTEM_CLOCK, Clock
+from .config import ClientConfig
+from .errors import APITimeoutError, ConfigurationError, InvalidRequestError, LLMError
+from .pipeline import MiddlewareLike, Next, build_chain
+from .providers import MockProvider, Provider, create_provider
+from .streaming import ChunkStream
+from .transports import HTTPTransport, create_transport
+from .types import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, MessageInput
+
+__all__ = ["USE_CLIENT_DEFAULT", "AsyncLLMClient", "ChatStream", "UseClientDefault"]
+
+
+class UseClientDefault(enum.Enum):
+    """The type of ``USE_CLIENT_DEFAULT``: "not given", as opposed to ``None``."""
+
+    USE_CLIENT_DEFAULT = enum.auto()
+
+    def __repr__(self) -> str:
+        return "USE_CLIENT_DEFAULT"
+
+
+USE_CLIENT_DEFAULT = UseClientDefault.USE_CLIENT_DEFAULT
+"""Pass nothing: use the client's default (``None`` means "no timeout")."""
+
+Timeout = float | None | UseClientDefault
+RequestLike = ChatRequest | Mapping[str, Any]
+Progress = bool | Callable[[int, int], object]
+
+
+class _State(enum.Enum):
+    UNOPENED = 1
+    OPENED = 2
+    CLOSED = 3
+
+
+class AsyncLLMClient:
+    """An asyncio-native LLM client; use it as ``async with AsyncLLMClient() as c``.
+
+    ``provider`` is the default provider kind (``LLM_PROVIDER``, default
+    ``openrouter``; ``LLM_FORCE_MOCK=1`` forces ``mock``). ``providers`` adds
+    more by name, as instances or settings dicts (``{"api_key", "base_url",
+    "kind"}``), so one client can route and fall back across providers.
+    ``middleware=None`` builds the default chain from ``config``; a list
+    replaces it (first entry outermost).
+    """
+
+    def __init__(
+        self,
+        provider: str | Provider | None = None,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        middleware: Sequence[MiddlewareLike] | None = None,
+        config: ClientConfig | None = None,
+        http_client: object = None,
+        providers: Mapping[str, Provider | Mapping[str, Any]] | None = None,
+        cost_manager: Any = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config = config if config is not None else ClientConfig.from_env()
+        self.clock = clock or SYSTEM_CLOCK
+        self.model = model or config.model
+        self._providers: dict[str, Provider] = {}
+        if isinstance(provider, Provider):
+            default = provider
+        else:
+            kind = "mock" if config.force_mock else (provider or config.provider)
+            default = create_provider(kind, api_key=api_key, base_url=base_url or config.base_url)
+        self._default_provider = default.label
+        self._providers[default.label] = default
+        for name, spec in (providers or {}).items():
+            if isinstance(spec, Provider):
+                spec.label = name
+                self._providers[name] = spec
+            else:
+                settings = dict(spec)
+                kind = str(settings.pop("kind", name))
+                if config.force_mock:
+                    kind = "mock"
+                self._providers[name] = create_provider(kind, label=name, **settings)
+        self._http_client = http_client
+        self._user_middleware = list(middleware) if middleware is not None else None
+        if cost_manager is None:
+            from .cost import CostManager
+
+            cost_manager = CostManager(clock=self.clock)
+        self.cost_manager = cost_manager
+        self._state = _State.UNOPENED
+        self._transport: HTTPTransport | None = None
+        self._handler: Next | None = None
+        self._middleware: list[MiddlewareLike] = []
+        self._exit_stack: AsyncExitStack | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._requests = 0
+        self._errors = 0
+        self._in_flight = 0
+
+    # -- lifecycle -------------------------------------------------------------
+    async def __aenter__(self) -> AsyncLLMClient:
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError("an AsyncLLMClient can be opened once; create a new one")
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            self._transport = create_transport(
+                self.config.transport,
+                self._http_client,
+                max_connections=self.config.max_connections,
+                max_body_size=self.config.max_response_bytes,
+            )
+            stack.push_async_callback(self._transport.aclose)
+            self._task_group = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(self._task_group.cancel_scope.cancel)
+            if self._user_middleware is not None:
+                self._middleware = list(self._user_middleware)
+            else:
+                from .middleware import default_middleware
+
+                self._middleware = default_middleware(
+                    self.config,
+                    clock=self.clock,
+                    cost_manager=self.cost_manager,
+                    providers=self._providers,
+                )
+            for mw in self._middleware:
+                enter = getattr(mw, "__aenter__", None)
+                if enter is not None and getattr(mw, "__aexit__", None) is not None:
+                    await stack.enter_async_context(mw)  # type: ignore[arg-type]
+                bind = getattr(mw, "bind", None)
+                if callable(bind):
+                    bind(self._task_group)
+            self._handler = build_chain(self._middleware, self._dispatch)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._exit_stack = stack
+        self._state = _State.OPENED
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel background work and close every connection."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        self._handler = None
+        stack, self._exit_stack = self._exit_stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    @property
+    def middleware(self) -> tuple[MiddlewareLike, ...]:
+        """The chain, outermost first (read-only once the client is open)."""
+        return tuple(self._middleware if self._state is _State.OPENED else ())
+
+    @property
+    def providers(self) -> Mapping[str, Provider]:
+        return dict(self._providers)
+
+    def __repr__(self) -> str:
+        return (
+            f"<AsyncLLMClient {self._state.name.lower()} provider={self._default_provider!r} "
+            f"requests={self._requests} in_flight={self._in_flight}>"
+        )
+
+    # -- the innermost handler ------------------------------------------------
+    async def _dispatch(self, request: ChatRequest) -> ChatResponse:
+        name = request.provider or self._default_provider
+        provider = self._providers.get(name)
+        if provider is None:
+            raise InvalidRequestError(
+                f"unknown provider {name!r}; this client has {sorted(self._providers)}"
+            )
+        transport = self._transport
+        assert transport is not None
+        return await provider.send(request, transport)
+
+    def _require_open(self) -> Next:
+        handler = self._handler
+        if handler is None:
+            if self._state is _State.UNOPENED:
+                raise RuntimeError("use the client as `async with AsyncLLMClient() as client:`")
+            raise RuntimeError("the client is closed")
+        return handler
+
+    # -- building requests ----------------------------------------------------
+    def build_request(
+        self,
+        messages: Sequence[MessageInput] | None = None,
+        *,
+        model: str | None = None,
+        request: RequestLike | None = None,
+        **params: Any,
+    ) -> ChatRequest:
+        """Validate input into a ``ChatRequest``; ``InvalidRequestError`` if it is not one."""
+        try:
+            if request is not None:
+                if messages is not None or params:
+                    raise InvalidRequestError("pass either request= or messages and parameters")
+                req = (
+                    request
+                    if isinstance(request, ChatRequest)
+                    else ChatRequest.model_validate(request)
+                )
+                if model is not None:
+                    req = req.model_copy(update={"model": model})
+            else:
+                if messages is None:
+                    raise InvalidRequestError("messages are required")
+                chosen = model or params.pop("model", None) or self.model
+                if chosen is None:
+                    raise InvalidRequestError("no model: pass model= or set LLM_MODEL")
+                req = ChatRequest(model=chosen, messages=messages, **params)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise InvalidRequestError(_describe_validation(exc)) from None
+        except TypeError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        if req.provider is not None and req.provider not in self._providers:
+            raise InvalidRequestError(
+                f"unknown provider {req.provider!r}; this client has {sorted(self._providers)}"
+            )
+        return req
+
+    def _coerce(self, item: RequestLike) -> ChatRequest:
+        if isinstance(item, ChatRequest):
+            return item
+        if isinstance(item, Mapping):
+            data = dict(item)
+            if "model" not in data and self.model is not None:
+                data["model"] = self.model
+            return self.build_request(request=data)
+        raise InvalidRequestError(
+            f"requests must be ChatRequest objects or dicts, not {type(item).__name__}"
+        )
+
+    def _deadline(self, request: ChatRequest, timeout: Timeout) -> float:
+        if timeout is USE_CLIENT_DEFAULT:
+            value = request.timeout if request.timeout is not None else self.config.timeout
+        else:
+            value = timeout
+        if value is None:
+            return math.inf
+        return anyio.current_time() + value
+
+    # -- chat -----------------------------------------------------------------
+    async def chat(
+        self,
+        messages: Sequence[MessageInput] | None = None,
+        *,
+        model: str | None = None,
+        request: RequestLike | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        **params: Any,
+    ) -> ChatResponse:
+        """One chat completion through the whole chain.
+
+        ``timeout`` (seconds) is one deadline over every retry and backoff;
+        omitted, the request's or the client's default applies; ``None``
+        disables it.
+        """
+        handler = self._require_open()
+        req = self.build_request(messages, model=model, request=request, **params)
+        if req.stream:
+            req = req.model_copy(update={"stream": False})
+        return await self._call(handler, req, self._deadline(req, timeout))
+
+    async def _call(self, handler: Next, request: ChatRequest, deadline: float) -> ChatResponse:
+        self._requests += 1
+        self._in_flight += 1
+        try:
+            if deadline == math.inf:
+                return await handler(request)
+            with anyio.CancelScope(deadline=deadline) as scope:
+                return await handler(request)
+            raise APITimeoutError(_deadline_message(request), provider=request.provider)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                self._errors += 1
+            raise
+        finally:
+            self._in_flight -= 1
+
+    def stream(
+        self,
+        messages: Sequence[MessageInput] | None = None,
+        *,
+        model: str | None = None,
+        request: RequestLike | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        **params: Any,
+    ) -> ChatStream:
+        """A streamed chat: ``async with client.stream(...) as s: async for chunk in s``.
+
+        The deadline covers the whole ``async with`` block. Leaving the block
+        early closes the HTTP response.
+        """
+        handler = self._require_open()
+        req = self.build_request(messages, model=model, request=request, **params)
+        if not req.stream:
+            req = req.model_copy(update={"stream": True})
+        return ChatStream(self, handler, req, self._deadline(req, timeout))
+
+    # -- embeddings -------------------------------------------------------------
+    async def embed(
+        self,
+        texts: str | Sequence[str],
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Embed ``texts`` (one string or a list) with an OpenAI-compatible provider."""
+        self._require_open()
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not items or not all(isinstance(t, str) for t in items):
+            raise InvalidRequestError("texts must be a non-empty string or list of strings")
+        chosen = model or self.model
+        if not chosen:
+            raise InvalidRequestError("no embedding model: pass model=")
+        name = provider or self._default_provider
+        prov = self._providers.get(name)
+        if prov is None:
+            raise InvalidRequestError(f"unknown provider {name!r}")
+        value = self.config.timeout if timeout is USE_CLIENT_DEFAULT else timeout
+        transport = self._transport
+        assert transport is not None
+        with anyio.fail_after(value if value is not None else math.inf):
+            return await prov.embed(items, chosen, transport, **params)
+
+    # -- fan-out --------------------------------------------------------------
+    async def gather(
+        self,
+        requests: Iterable[RequestLike],
+        *,
+        concurrency: int = 16,
+        return_exceptions: bool = False,
+        progress: Progress = False,
+    ) -> list[ChatResponse | BaseException]:
+        """Run ``requests`` with at most ``concurrency`` in flight; results in input order.
+
+        Every request is validated before the first is sent. With
+        ``return_exceptions=False`` the first failure cancels the others and
+        is raised as itself; no task or connection outlives the call.
+        """
+        handler = self._require_open()
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        reqs = [self._coerce(r) for r in requests]
+        total = len(reqs)
+        results: list[ChatResponse | BaseException | None] = [None] * total
+        report = _progress_reporter(progress, total)
+        state = _GatherState()
+        indices = iter(range(total))
+
+        async def worker() -> None:
+            for i in indices:
+                req = reqs[i]
+                if req.stream:
+                    req = req.model_copy(update={"stream": False})
+                try:
+                    results[i] = await self._call(
+                        handler, req, self._deadline(req, USE_CLIENT_DEFAULT)
+                    )
+                except Exception as exc:
+                    if not return_exceptions:
+                        if state.error is None:
+                            state.error = exc
+                        tg.cancel_scope.cancel()
+                        return
+                    results[i] = exc
+                state.done += 1
+                if report is not None:
+                    report(state.done, total)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(concurrency, total)):
+                tg.start_soon(worker)
+        if report is not None:
+            report(state.done, total, final=True)  # type: ignore[call-arg]
+        if state.error is not None:
+            raise state.error
+        return results  # type: ignore[return-value]
+
+    async def as_completed(
+        self,
+        requests: Iterable[RequestLike],
+        *,
+        concurrency: int = 16,
+    ) -> AsyncIterator[tuple[int, ChatResponse | BaseException]]:
+        """Yield ``(index, response or exception)`` as each request finishes.
+
+        The requests run in the client's task group; leaving the loop early
+        (or closing the iterator) cancels the ones still running.
+        """
+        self._require_open()
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        handler = self._require_open()
+        reqs = [self._coerce(r) for r in requests]
+        total = len(reqs)
+        if total == 0:
+            return
+        send, receive = anyio.create_memory_object_stream[
+            tuple[int, ChatResponse | BaseException]
+        ](max_buffer_size=total)
+        scopes: list[anyio.CancelScope] = []
+        indices = iter(range(total))
+
+        async def worker() -> None:
+            scope = anyio.CancelScope()
+            scopes.append(scope)
+            with scope:
+                for i in indices:
+                    req = reqs[i]
+                    if req.stream:
+                        req = req.model_copy(update={"stream": False})
+                    try:
+                        out: ChatResponse | BaseException = await self._call(
+                            handler, req, self._deadline(req, USE_CLIENT_DEFAULT)
+                        )
+                    except Exception as exc:
+                        out = exc
+                    send.send_nowait((i, out))
+
+        tg = self._task_group
+        assert tg is not None
+        for _ in range(min(concurrency, total)):
+            tg.start_soon(worker)
+        try:
+            for _ in range(total):
+                yield await receive.receive()
+        finally:
+            for scope in scopes:
+                scope.cancel()
+            send.close()
+            receive.close()
+
+    # -- introspection -------------------------------------------------------------
+    def metrics(self) -> dict[str, Any]:
+        """A snapshot: requests, errors, cache/dedup hits, retries, breaker states, cost."""
+        snapshot: dict[str, Any] = {
+            "requests": self._requests,
+            "errors": self._errors,
+            "in_flight": self._in_flight,
+        }
+        for mw in self._middleware:
+            collect = getattr(mw, "metrics", None)
+            if callable(collect):
+                snapshot.update(collect())
+        cm = self.cost_manager
+        if cm is not None and hasattr(cm, "get_metrics"):
+            m = cm.get_metrics()
+            snapshot.setdefault("cost.total", getattr(m, "total_cost", 0.0))
+        return snapshot
+
+    def tenant_of(self, request: ChatRequest) -> str:
+        """A tenant id for cache isolation: the end user and a hash of the API key."""
+        provider = self._providers.get(request.provider or self._default_provider)
+        key = provider.api_key if provider is not None else None
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16] if key else "-"
+        return f"{request.user or ''}|{digest}"
+
+
+class _GatherState:
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.error: Exception | None = None
+
+
+class ChatStream:
+    """The ``async with`` side of ``client.stream``: iterate chunks, then read ``.response``."""
+
+    __slots__ = ("_client", "_deadline", "_handler", "_request", "_response", "_scope", "_stream")
+
+    def __init__(
+        self, client: AsyncLLMClient, handler: Next, request: ChatRequest, deadline: float
+    ) -> None:
+        self._client = client
+        self._handler = handler
+        self._request = request
+        self._deadline = deadline
+        self._scope: anyio.CancelScope | None = None
+        self._stream: ChunkStream | None = None
+        self._response: ChatResponse | None = None
+
+    async def __aenter__(self) -> ChatStream:
+        self._scope = scope = anyio.CancelScope(deadline=self._deadline)
+        scope.__enter__()
+        try:
+            response = await self._client._call(self._handler, self._request, math.inf)
+        except BaseException as exc:
+            if scope.__exit__(type(exc), exc, exc.__traceback__):
+                raise APITimeoutError(_deadline_message(self._request)) from None
+            raise
+        stream = response.stream
+        if stream is None:  # a middleware answered without a stream: replay it
+            from .streaming import replay_as_stream
+
+            response = replay_as_stream(response)
+            stream = response.stream
+            assert stream is not None
+        self._stream = stream
+        self._response = response
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool | None:
+        scope = self._scope
+        assert scope is not None
+        try:
+            if self._stream is not None:
+                await self._stream.aclose()
+        finally:
+            swallowed = scope.__exit__(exc_type, exc, tb)
+        if swallowed and scope.cancelled_caught:
+            raise APITimeoutError(_deadline_message(self._request))
+        return swallowed
+
+    def __aiter__(self) -> AsyncIterator[ChatChunk]:
+        return self
+
+    async def __anext__(self) -> ChatChunk:
+        stream = self._stream
+        if stream is None:
+            raise RuntimeError("use the stream as `async with client.stream(...) as s:`")
+        return await stream.__anext__()
+
+    async def text(self) -> str:
+        """Read to the end and return the whole text."""
+        parts = [chunk.delta async for chunk in self]
+        return "".join(parts)
+
+    @property
+    def response(self) -> ChatResponse | None:
+        """The rebuilt final response once the stream ended (``None`` before)."""
+        stream = self._stream
+        if stream is None or not stream.closed:
+            return None
+        return stream.response
+
+    @property
+    def completed(self) -> bool:
+        return self._stream is not None and self._stream.completed
+
+
+def _deadline_message(request: ChatRequest) -> str:
+    return f"the request to {request.model!r} did not finish before its deadline"
+
+
+def _describe_validation(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    return "invalid request: " + "; ".join(parts)
+
+
+class _ProgressBar:
+    """A dependency-free progress bar on stderr."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._last = -1
+
+    def __call__(self, done: int, total: int, final: bool = False) -> None:
+        width = 30
+        pct = int(100 * done / total) if total else 100
+        if pct == self._last and not final:
+            return
+        self._last = pct
+        filled = int(width * done / total) if total else width
+        bar = "#" * filled + "-" * (width - filled)
+        sys.stderr.write(f"\r[{bar}] {done}/{total} ({pct}%)")
+        if final:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _progress_reporter(progress: Progress, total: int) -> Callable[..., object] | None:
+    if progress is False or progress is None:
+        return None
+    if progress is True:
+        return _ProgressBar(total)
+    if callable(progress):
+        user = progress
+
+        def call(done: int, total: int, final: bool = False) -> None:
+            if not final:
+                user(done, total)
+
+        return call
+    raise TypeError("progress must be a bool or a callable (done, total)")
+
+
+_ = (Literal, LLMError, ConfigurationError, MockProvider)
