@@ -1,0 +1,153 @@
+"""Spend totals: ``CostMetrics`` (a frozen snapshot) and the book that keeps them."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .ledger import UsageRecord
+
+__all__ = ["CostMetrics", "MetricsBook"]
+
+
+@dataclass(frozen=True, slots=True)
+class CostMetrics:
+    """Totals since the manager was created; costs in USD.
+
+    ``unpriced_requests`` counts requests whose model had no price (their
+    tokens are counted, their cost is not). Item access works with the same
+    names (``metrics["total_cost"]``) for dashboards that expect a dict.
+    """
+
+    total_cost: float = 0.0
+    total_requests: int = 0
+    total_input_tokens: int = 0
+    total_output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    unpriced_requests: int = 0
+    estimated_requests: int = 0
+    by_model: dict[str, float] = field(default_factory=dict)
+    by_user: dict[str, float] = field(default_factory=dict)
+    by_project: dict[str, float] = field(default_factory=dict)
+    requests_by_model: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def average_cost(self) -> float:
+        priced = self.total_requests - self.unpriced_requests
+        return self.total_cost / priced if priced else 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.total_input_tokens + self.total_output_tokens
+
+    def __getitem__(self, name: str) -> Any:
+        if name in ("average_cost", "total_tokens"):
+            return getattr(self, name)
+        if name == "requests":
+            return self.total_requests
+        return asdict(self)[name]
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["average_cost"] = self.average_cost
+        out["total_tokens"] = self.total_tokens
+        return out
+
+
+class MetricsBook:
+    """Running totals plus the most recent records (for recommendations)."""
+
+    __slots__ = (
+        "by_model",
+        "by_project",
+        "by_user",
+        "cached_input_tokens",
+        "estimated",
+        "input_tokens",
+        "ledger_errors",
+        "output_tokens",
+        "reasoning_tokens",
+        "records",
+        "refused",
+        "released",
+        "requests",
+        "requests_by_model",
+        "reserved",
+        "total_cost",
+        "unpriced",
+    )
+
+    def __init__(self, max_records: int) -> None:
+        self.records: deque[UsageRecord] = deque(maxlen=max_records)
+        self.total_cost = 0.0
+        self.requests = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cached_input_tokens = 0
+        self.reasoning_tokens = 0
+        self.unpriced = 0
+        self.estimated = 0
+        self.reserved = 0
+        self.refused = 0
+        self.released = 0
+        self.ledger_errors = 0
+        self.by_model: dict[str, float] = {}
+        self.by_user: dict[str, float] = {}
+        self.by_project: dict[str, float] = {}
+        self.requests_by_model: dict[str, int] = {}
+
+    def add(self, record: UsageRecord) -> None:
+        self.records.append(record)
+        self.requests += 1
+        self.input_tokens += record.input_tokens
+        self.output_tokens += record.output_tokens
+        self.cached_input_tokens += record.cached_input_tokens
+        self.reasoning_tokens += record.reasoning_tokens
+        model = record.model
+        self.requests_by_model[model] = self.requests_by_model.get(model, 0) + 1
+        if record.estimated:
+            self.estimated += 1
+        cost = record.cost
+        if cost is None:
+            self.unpriced += 1
+            cost = 0.0
+        self.total_cost += cost
+        self.by_model[model] = self.by_model.get(model, 0.0) + cost
+        if record.user_id is not None:
+            self.by_user[record.user_id] = self.by_user.get(record.user_id, 0.0) + cost
+        if record.project is not None:
+            self.by_project[record.project] = self.by_project.get(record.project, 0.0) + cost
+
+    def snapshot(self) -> CostMetrics:
+        return CostMetrics(
+            total_cost=self.total_cost,
+            total_requests=self.requests,
+            total_input_tokens=self.input_tokens,
+            total_output_tokens=self.output_tokens,
+            cached_input_tokens=self.cached_input_tokens,
+            reasoning_tokens=self.reasoning_tokens,
+            unpriced_requests=self.unpriced,
+            estimated_requests=self.estimated,
+            by_model=dict(self.by_model),
+            by_user=dict(self.by_user),
+            by_project=dict(self.by_project),
+            requests_by_model=dict(self.requests_by_model),
+        )
+
+    def metric_dict(self) -> dict[str, object]:
+        return {
+            "cost.total": self.total_cost,
+            "cost.by_model": dict(self.by_model),
+            "cost.by_user": dict(self.by_user),
+            "cost.by_project": dict(self.by_project),
+            "cost.requests": self.requests,
+            "cost.tokens.input": self.input_tokens,
+            "cost.tokens.output": self.output_tokens,
+            "cost.unpriced_requests": self.unpriced,
+            "budget.reserved": self.reserved,
+            "budget.refused": self.refused,
+            "budget.released": self.released,
+            "budget.ledger_errors": self.ledger_errors,
+        }

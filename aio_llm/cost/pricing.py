@@ -1,0 +1,297 @@
+"""Model prices: the packaged table (``pricing.json``), lookups and the cost of a ``Usage``.
+
+The table lists USD per million input, cached-input, cache-write and output
+tokens and the context window of the current OpenAI and Anthropic models
+and popular OpenRouter ones, with the date the prices were checked
+(``PricingTable.checked``). Model names are matched leniently: dated
+snapshots (``gpt-4o-2024-08-06``, ``claude-3-5-sonnet-20241022``),
+``-latest`` aliases, OpenRouter ids (``anthropic/claude-3.5-sonnet``,
+``openai/gpt-4o``) and ``:variant`` suffixes all resolve to their base
+entry. An unknown model has no price: its cost is ``None`` and one log
+line says so. Users add or override prices with ``PricingTable.register``.
+
+How a ``Usage`` is charged: ``input_tokens`` counts every prompt token;
+``cached_input_tokens`` of them are billed at the cached price,
+``cache_creation_input_tokens`` at the cache-write price and the rest at
+the input price; ``output_tokens`` (reasoning tokens included) at the
+output price. A cost the provider reported itself (``Usage.provider_cost``,
+OpenRouter) wins over the table.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Any
+
+from ..types import Usage
+
+__all__ = ["ModelPrice", "PricingTable", "default_pricing"]
+
+logger = logging.getLogger("aio_llm.cost")
+
+_PER_TOKEN = 1e-6
+_DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{2}-\d{4}|\d{4})$")
+_MAX_RESOLVED = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """Prices of one model in USD per million tokens, plus its limits.
+
+    ``cached_input`` and ``cache_write`` default to ``input`` (no discount,
+    no surcharge). ``long_context`` is the price used for every token of a
+    request whose prompt exceeds ``long_context_above`` tokens.
+    """
+
+    model: str
+    input: float
+    output: float
+    cached_input: float | None = None
+    cache_write: float | None = None
+    context_window: int | None = None
+    max_output: int | None = None
+    provider: str | None = None
+    source: str | None = None
+    cheaper: str | None = None
+    long_context: ModelPrice | None = None
+    long_context_above: int | None = None
+
+    def __post_init__(self) -> None:
+        for field in ("input", "output", "cached_input", "cache_write"):
+            value = getattr(self, field)
+            if value is not None and value < 0:
+                raise ValueError(f"{field} price must not be negative")
+
+    def tier(self, input_tokens: int) -> ModelPrice:
+        """The prices that apply to a request with ``input_tokens`` prompt tokens."""
+        above = self.long_context_above
+        if self.long_context is not None and above is not None and input_tokens > above:
+            return self.long_context
+        return self
+
+    def cost(self, usage: Usage) -> float:
+        """USD for ``usage`` at these prices (see the module docstring)."""
+        p = self.tier(usage.input_tokens)
+        total_in = max(usage.input_tokens, 0)
+        cached = min(max(usage.cached_input_tokens, 0), total_in)
+        written = min(max(usage.cache_creation_input_tokens, 0), total_in - cached)
+        fresh = total_in - cached - written
+        cached_price = p.input if p.cached_input is None else p.cached_input
+        write_price = p.input if p.cache_write is None else p.cache_write
+        return (
+            fresh * p.input
+            + cached * cached_price
+            + written * write_price
+            + max(usage.output_tokens, 0) * p.output
+        ) * _PER_TOKEN
+
+    def worst_case(self, input_tokens: int, output_tokens: int) -> float:
+        """USD for a request if nothing is cached: the amount a budget reserves."""
+        p = self.tier(input_tokens)
+        write = p.input if p.cache_write is None else max(p.cache_write, p.input)
+        return (input_tokens * write + output_tokens * p.output) * _PER_TOKEN
+
+
+def _canonical(name: str) -> str:
+    return name.strip().lower().replace(".", "-")
+
+
+def _candidates(name: str) -> list[str]:
+    """Names to try for ``name``, most specific first (all canonical)."""
+    base = _canonical(name)
+    out: list[str] = []
+    variants = [base]
+    if ":" in base:
+        variants.append(base.split(":", 1)[0])
+    for v in list(variants):
+        if "/" in v:
+            variants.append(v.split("/", 1)[1])
+    for v in variants:
+        out.append(v)
+        stripped = v.removesuffix("-latest")
+        while True:
+            shorter = _DATE_SUFFIX.sub("", stripped)
+            if shorter == stripped:
+                break
+            stripped = shorter
+        if stripped != v:
+            out.append(stripped)
+    return out
+
+
+def _price_from(model: str, data: Mapping[str, Any]) -> ModelPrice:
+    long = data.get("long_context")
+    tier = None
+    above = None
+    if long is not None:
+        above = int(long["above"])
+        tier = ModelPrice(
+            model=model,
+            input=float(long["input"]),
+            output=float(long["output"]),
+            cached_input=_opt(long.get("cached_input")),
+            cache_write=_opt(long.get("cache_write")),
+        )
+    return ModelPrice(
+        model=model,
+        input=float(data["input"]),
+        output=float(data["output"]),
+        cached_input=_opt(data.get("cached_input")),
+        cache_write=_opt(data.get("cache_write")),
+        context_window=data.get("context_window"),
+        max_output=data.get("max_output"),
+        provider=data.get("provider"),
+        source=data.get("source"),
+        cheaper=data.get("cheaper"),
+        long_context=tier,
+        long_context_above=above,
+    )
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@functools.lru_cache(maxsize=1)
+def _packaged() -> tuple[str, dict[str, ModelPrice], dict[str, str]]:
+    raw = json.loads(resources.files(__package__).joinpath("pricing.json").read_text("utf-8"))
+    prices: dict[str, ModelPrice] = {}
+    aliases: dict[str, str] = {}
+    for model, data in raw["models"].items():
+        key = _canonical(model)
+        prices[key] = _price_from(model, data)
+        for alias in data.get("aliases", ()):
+            aliases[_canonical(alias)] = key
+    return str(raw["checked"]), prices, aliases
+
+
+class PricingTable:
+    """Prices by model name: the packaged table plus prices registered here.
+
+    Each ``CostManager`` owns one, so prices registered for one client do not
+    leak into another. Lookups are cached per model name.
+    """
+
+    __slots__ = ("_aliases", "_own", "_prices", "_resolved", "_warned", "checked")
+
+    def __init__(self, *, packaged: bool = True) -> None:
+        checked, prices, aliases = _packaged() if packaged else ("", {}, {})
+        self.checked = checked
+        """The date (ISO) the packaged prices were checked."""
+        self._prices = dict(prices)
+        self._aliases = dict(aliases)
+        self._own: set[str] = set()
+        self._resolved: dict[str, ModelPrice | None] = {}
+        self._warned: set[str] = set()
+
+    def register(
+        self,
+        model: str,
+        *,
+        input: float,
+        output: float,
+        cached_input: float | None = None,
+        cache_write: float | None = None,
+        context_window: int | None = None,
+        max_output: int | None = None,
+        cheaper: str | None = None,
+    ) -> ModelPrice:
+        """Add or replace the price of ``model`` (USD per million tokens)."""
+        price = ModelPrice(
+            model=model,
+            input=input,
+            output=output,
+            cached_input=cached_input,
+            cache_write=cache_write,
+            context_window=context_window,
+            max_output=max_output,
+            source="user",
+            cheaper=cheaper,
+        )
+        key = _canonical(model)
+        self._prices[key] = price
+        self._own.add(key)
+        self._resolved.clear()
+        return price
+
+    def get(self, model: str) -> ModelPrice | None:
+        """The price of ``model`` or ``None`` when the table does not know it."""
+        try:
+            return self._resolved[model]
+        except KeyError:
+            pass
+        found = self._resolve(model)
+        if len(self._resolved) >= _MAX_RESOLVED:
+            self._resolved.clear()
+        self._resolved[model] = found
+        return found
+
+    def _resolve(self, model: str) -> ModelPrice | None:
+        free = model.strip().lower().endswith(":free")
+        for key in _candidates(model):
+            key = self._aliases.get(key, key)
+            price = self._prices.get(key)
+            if price is not None:
+                if free:
+                    return replace(
+                        price,
+                        input=0.0,
+                        output=0.0,
+                        cached_input=0.0,
+                        cache_write=0.0,
+                        long_context=None,
+                        long_context_above=None,
+                    )
+                return price
+        return None
+
+    def __contains__(self, model: object) -> bool:
+        return isinstance(model, str) and self.get(model) is not None
+
+    def models(self) -> list[str]:
+        """Every model name the table prices (canonical spelling)."""
+        return sorted(p.model for p in self._prices.values())
+
+    def cost(self, model: str, usage: Usage) -> float | None:
+        """USD for ``usage`` on ``model``; the provider's own figure wins; ``None`` if unknown."""
+        if usage.provider_cost is not None:
+            return usage.provider_cost
+        price = self.get(model)
+        if price is None:
+            self._warn_unknown(model)
+            return None
+        return price.cost(usage)
+
+    def worst_case(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+        """The most a request could cost (no cache discounts); ``None`` if unknown."""
+        price = self.get(model)
+        if price is None:
+            self._warn_unknown(model)
+            return None
+        return price.worst_case(input_tokens, output_tokens)
+
+    def _warn_unknown(self, model: str) -> None:
+        if model not in self._warned:
+            self._warned.add(model)
+            logger.warning(
+                "aio_llm has no price for model %r: its cost is None (register one with "
+                "PricingTable.register)",
+                model,
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"<PricingTable models={len(self._prices)} registered={len(self._own)} "
+            f"checked={self.checked or '-'}>"
+        )
+
+
+def default_pricing() -> PricingTable:
+    """A fresh table with the packaged prices (each caller gets its own copy)."""
+    return PricingTable()

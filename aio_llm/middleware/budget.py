@@ -1,0 +1,252 @@
+"""Budget middleware: reserve the worst case before sending, settle the real cost after.
+
+Before a request leaves, its worst-case cost (estimated prompt tokens at
+the full input price, plus ``max_tokens`` of output or the model's output
+limit) is reserved in every budget that applies; a hard limit that would be
+crossed raises ``BudgetExceededError`` before any byte is sent. Concurrent
+requests therefore cannot overshoot a limit together. After the response,
+the reservation is settled at the real cost from the price table (or the
+provider's own figure) and the usage is recorded in the ``CostManager``;
+on failure it is released. Every response that passes gets ``cost`` set.
+
+Streams settle when they end (``stream.on_close``) from the final usage;
+a stream closed early without usage is charged an estimate from the text
+received. With no budget configured the middleware only prices and records
+responses, without touching the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anyio
+
+from ..cost.ledger import Reservation, UsageRecord
+from ..cost.manager import CostManager
+from ..cost.pricing import ModelPrice
+from ..pipeline import Next
+from ..streaming import ChunkStream
+from ..tokens import estimate_request_tokens, estimate_tokens
+from ..types import ChatRequest, ChatResponse, Usage
+
+__all__ = ["BudgetMiddleware", "BudgetStatistics"]
+
+_DEFAULT_OUTPUT = 4096
+"""Output tokens assumed for a request without ``max_tokens`` on a model of unknown limits."""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatistics:
+    requests: int
+    refused: int
+    settled: int
+    released: int
+    streams_estimated: int
+
+
+class BudgetMiddleware:
+    """Prices every response, records usage and enforces the manager's budgets.
+
+    ``track_prompts`` hashes each prompt so that the optimisation report can
+    find repeated prompts and repeated context (a few µs per request).
+    """
+
+    __slots__ = (
+        "_estimated",
+        "_manager",
+        "_refused",
+        "_released",
+        "_requests",
+        "_settled",
+        "track_prompts",
+    )
+
+    def __init__(self, cost_manager: CostManager | None = None, *, track_prompts: bool = True):
+        self._manager = cost_manager if cost_manager is not None else CostManager()
+        self.track_prompts = track_prompts
+        self._requests = self._refused = self._settled = self._released = self._estimated = 0
+
+    @property
+    def cost_manager(self) -> CostManager:
+        return self._manager
+
+    def worst_case(self, request: ChatRequest, input_tokens: int | None = None) -> float:
+        """The most ``request`` can cost in USD (0.0 when its model has no price)."""
+        price = self._manager.pricing.get(request.model)
+        if price is None:
+            return 0.0
+        if input_tokens is None:
+            input_tokens = estimate_request_tokens(request)
+        return price.worst_case(input_tokens, _max_output(request, price, input_tokens))
+
+    async def __call__(self, request: ChatRequest, next: Next) -> ChatResponse:
+        manager = self._manager
+        self._requests += 1
+        reservation = None
+        input_tokens = None
+        if manager.has_budgets:
+            input_tokens = estimate_request_tokens(request)
+            try:
+                reservation = await manager.reserve(
+                    request.model,
+                    self.worst_case(request, input_tokens),
+                    user_id=request.user,
+                    project=request.metadata.get("project"),
+                )
+            except BaseException:
+                self._refused += 1
+                raise
+        try:
+            response = await next(request)
+        except BaseException:
+            if reservation is not None:
+                self._released += 1
+                with anyio.CancelScope(shield=True):
+                    await manager.release(reservation)
+            raise
+        stream = response.stream
+        if stream is not None:
+            stream.on_close(_StreamSettler(self, request, response, reservation, input_tokens))
+            return response
+        record = self._record(request, response, response.usage, estimated=False)
+        self._settled += 1
+        if manager.shared_ledger:  # I/O: finish it even if the caller is cancelled now
+            with anyio.CancelScope(shield=True):
+                await manager.settle(reservation, record)
+        else:
+            await manager.settle(reservation, record)  # never suspends
+        return response
+
+    def _record(
+        self, request: ChatRequest, response: ChatResponse, usage: Usage, *, estimated: bool
+    ) -> UsageRecord:
+        pricing = self._manager.pricing
+        model = response.model or request.model
+        if usage.provider_cost is not None:
+            cost: float | None = usage.provider_cost
+        else:
+            price = pricing.get(model) if response.model else None
+            if price is None:
+                model = request.model
+            cost = pricing.cost(model, usage)
+        response.cost = cost
+        prompt_hash = prefix_hash = None
+        prefix_tokens = 0
+        if self.track_prompts:
+            parts = tuple((m.role, m.text) for m in request.messages)
+            prompt_hash = hash(
+                (
+                    request.model,
+                    parts,
+                    request.temperature,
+                    request.top_p,
+                    request.seed,
+                    request.max_tokens,
+                    repr(request.stop),
+                    repr(request.tools) if request.tools else None,
+                    repr(request.response_format) if request.response_format else None,
+                )
+            )
+            if len(parts) > 1:
+                prefix_hash = hash(parts[:-1])
+                prefix_tokens = sum(len(t) for _, t in parts[:-1]) // 4
+        return UsageRecord(
+            request.model,
+            usage.input_tokens,
+            usage.output_tokens,
+            cost,
+            self._manager.clock.time(),
+            user_id=request.user,
+            project=request.metadata.get("project"),
+            cached_input_tokens=usage.cached_input_tokens,
+            cache_creation_input_tokens=usage.cache_creation_input_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            response_id=response.id or None,
+            provider=response.provider or None,
+            estimated=estimated,
+            prompt_hash=prompt_hash,
+            prefix_hash=prefix_hash,
+            prefix_tokens=prefix_tokens,
+        )
+
+    def statistics(self) -> BudgetStatistics:
+        return BudgetStatistics(
+            self._requests, self._refused, self._settled, self._released, self._estimated
+        )
+
+    def metrics(self) -> dict[str, object]:
+        """The manager's ``cost.*`` / ``budget.*`` metrics."""
+        return self._manager.metrics()
+
+    def __repr__(self) -> str:
+        return (
+            f"<BudgetMiddleware requests={self._requests} refused={self._refused} "
+            f"budgets={sorted(self._manager.budgets())}>"
+        )
+
+
+class _StreamSettler:
+    """Settles a streamed response's reservation when its stream closes."""
+
+    __slots__ = ("_input", "_mw", "_request", "_reservation", "_response")
+
+    def __init__(
+        self,
+        mw: BudgetMiddleware,
+        request: ChatRequest,
+        response: ChatResponse,
+        reservation: Reservation | None,
+        input_tokens: int | None,
+    ) -> None:
+        self._mw = mw
+        self._request = request
+        self._response = response
+        self._reservation = reservation
+        self._input = input_tokens
+
+    async def __call__(self, stream: ChunkStream) -> None:
+        mw, manager = self._mw, self._mw._manager
+        final = stream.response
+        usage = final.usage if final is not None else None
+        has_usage = usage is not None and (
+            usage.input_tokens or usage.output_tokens or usage.provider_cost is not None
+        )
+        if not has_usage and stream.error is not None and stream.chunks_received == 0:
+            mw._released += 1
+            await manager.release(self._reservation)
+            return
+        estimated = not has_usage
+        if estimated or usage is None:
+            text = final.content if final is not None else ""
+            inp = self._input if self._input is not None else estimate_request_tokens(self._request)
+            out = estimate_tokens(text) + estimate_tokens(final.reasoning or "") if final else 0
+            usage = Usage.model_construct(
+                input_tokens=inp,
+                output_tokens=out,
+                total_tokens=inp + out,
+                cached_input_tokens=0,
+                cache_creation_input_tokens=0,
+                reasoning_tokens=0,
+                provider_cost=None,
+            )
+            mw._estimated += 1
+        target = final if final is not None else self._response
+        record = mw._record(self._request, target, usage, estimated=estimated)
+        self._response.cost = record.cost
+        mw._settled += 1
+        await manager.settle(self._reservation, record)
+
+
+def _max_output(request: ChatRequest, price: ModelPrice, input_tokens: int) -> int:
+    if request.max_tokens is not None:
+        return request.max_tokens
+    extra = request.extra
+    for name in ("max_completion_tokens", "max_output_tokens"):
+        value = extra.get(name)
+        if isinstance(value, int) and value > 0:
+            return value
+    if price.max_output is not None:
+        return price.max_output
+    if price.context_window is not None:
+        return max(price.context_window - input_tokens, 0)
+    return _DEFAULT_OUTPUT
