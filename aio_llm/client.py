@@ -73,6 +73,7 @@ class AsyncLLMClient:
         providers: Mapping[str, Provider | Mapping[str, Any]] | None = None,
         cost_manager: Any = None,
         clock: Clock | None = None,
+        observability: Any = None,
     ) -> None:
         self.config = config = config if config is not None else ClientConfig.from_env()
         self.clock = clock or SYSTEM_CLOCK
@@ -97,11 +98,13 @@ class AsyncLLMClient:
                 self._providers[name] = create_provider(kind, label=name, **settings)
         self._http_client = http_client
         self._user_middleware = list(middleware) if middleware is not None else None
+        self._owns_cost_manager = cost_manager is None
         if cost_manager is None:
             from .cost import CostManager
 
-            cost_manager = CostManager(clock=self.clock)
+            cost_manager = CostManager.from_config(config, clock=self.clock)
         self.cost_manager = cost_manager
+        self.observability = observability
         self._state = _State.UNOPENED
         self._transport: HTTPTransport | None = None
         self._handler: Next | None = None
@@ -133,12 +136,30 @@ class AsyncLLMClient:
             else:
                 from .middleware import default_middleware
 
+                if self.observability is None:
+                    from .observability import Observability
+
+                    self.observability = Observability(name=f"client-{id(self):x}")
                 self._middleware = default_middleware(
                     self.config,
                     clock=self.clock,
                     cost_manager=self.cost_manager,
                     providers=self._providers,
+                    default_provider=self._default_provider,
+                    tenant=self.tenant_of,
+                    observability=self.observability,
                 )
+                for mw in self._middleware:
+                    collect = getattr(mw, "metrics", None)
+                    if callable(collect):
+                        unregister = self.observability.register_source(
+                            type(mw).__name__, _strong(collect)
+                        )
+                        stack.callback(unregister)
+            if self._owns_cost_manager:
+                closer = getattr(self.cost_manager, "aclose", None)
+                if closer is not None:
+                    stack.push_async_callback(closer)
             for mw in self._middleware:
                 enter = getattr(mw, "__aenter__", None)
                 if enter is not None and getattr(mw, "__aexit__", None) is not None:
@@ -479,6 +500,15 @@ class AsyncLLMClient:
         key = provider.api_key if provider is not None else None
         digest = hashlib.sha256(key.encode()).hexdigest()[:16] if key else "-"
         return f"{request.user or ''}|{digest}"
+
+
+def _strong(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """A plain function around ``fn`` (bound methods are held weakly by observers)."""
+
+    def call() -> Any:
+        return fn()
+
+    return call
 
 
 class _GatherState:

@@ -15,9 +15,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.streams.memory import MemoryObjectReceiveStream
 
-from .client import USE_CLIENT_DEFAULT, AsyncLLMClient, ChatStream, RequestLike, Timeout
+from .client import USE_CLIENT_DEFAULT, AsyncLLMClient, RequestLike, Timeout
 from .types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput
 
 __all__ = ["LLMClient", "invoke_chat"]
@@ -37,7 +39,10 @@ class LLMClient:
         self._portal = self._portal_cm.__enter__()
         try:
             self._client = self._portal.call(_make_client, args, kwargs)
-            self._portal.call(self._client.__aenter__)
+            # entered and exited in one task of the portal: the client's task
+            # group must not span tasks
+            self._client_cm = self._portal.wrap_async_context_manager(self._client)
+            self._client_cm.__enter__()
         except BaseException:
             self._portal_cm.__exit__(None, None, None)
             self._portal_cm = None
@@ -68,7 +73,7 @@ class LLMClient:
             return
         atexit.unregister(self.close)
         try:
-            self._portal.call(self._client.aclose)
+            self._client_cm.__exit__(None, None, None)
         finally:
             cm.__exit__(None, None, None)
 
@@ -104,17 +109,37 @@ class LLMClient:
         timeout: Timeout = USE_CLIENT_DEFAULT,
         **params: Any,
     ) -> Iterator[ChatChunk]:
-        """Iterate the chunks of a streamed answer (the connection closes when done)."""
+        """Iterate the chunks of a streamed answer (the connection closes when done).
+
+        The stream is read by one task in the client's event loop (so its
+        deadline scope stays in one task) and handed over chunk by chunk.
+        """
         portal = self._check()
-        chat_stream: ChatStream = self._client.stream(
-            messages, model=model, request=request, timeout=timeout, **params
-        )
-        with portal.wrap_async_context_manager(chat_stream) as s:
+        client = self._client
+        send, receive = anyio.create_memory_object_stream[ChatChunk](0)
+
+        async def produce() -> None:
+            async with send:
+                async with client.stream(
+                    messages, model=model, request=request, timeout=timeout, **params
+                ) as s:
+                    async for chunk in s:
+                        await send.send(chunk)
+
+        future = portal.start_task_soon(produce)
+        try:
             while True:
                 try:
-                    yield portal.call(s.__anext__)
-                except StopAsyncIteration:
-                    return
+                    chunk = portal.call(receive.receive)
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    break
+                yield chunk
+        finally:
+            if not future.done():
+                future.cancel()
+            portal.call(_aclose_receiver, receive)
+            if not future.cancelled():
+                future.result()
 
     def embed(self, texts: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
         portal = self._check()
@@ -151,6 +176,10 @@ class LLMClient:
     def __repr__(self) -> str:
         state = "closed" if self._portal_cm is None else "open"
         return f"<LLMClient {state} {self._client!r}>"
+
+
+async def _aclose_receiver(receive: MemoryObjectReceiveStream[ChatChunk]) -> None:
+    receive.close()
 
 
 async def _make_client(args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncLLMClient:
