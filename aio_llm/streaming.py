@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from .types import ChatChunk, ChatResponse, FinishReason, Message, ToolCall, Usage
+from .types import ChatChunk, ChatResponse, FinishReason, Message, ToolCall, Usage, fast_construct
 
 __all__ = ["ChunkAccumulator", "ChunkSource", "ChunkStream", "CloseCallback"]
 
@@ -184,10 +184,11 @@ class ChunkAccumulator:
     def build(self, *, provider: str, raw: Any = None) -> ChatResponse:
         text = "".join(self._text)
         tool_calls = [
-            ToolCall.model_construct(id=s[0], name=s[1], arguments=s[2])
+            fast_construct(ToolCall, id=s[0], name=s[1], arguments=s[2])
             for _, s in sorted(self._tools.items())
         ]
-        message = Message.model_construct(
+        message = fast_construct(
+            Message,
             role="assistant",
             content=text,
             name=None,
@@ -197,7 +198,8 @@ class ChunkAccumulator:
         usage = self.usage
         if usage is None:
             usage = Usage()
-        return ChatResponse.model_construct(
+        return fast_construct(
+            ChatResponse,
             id=self.id,
             model=self.model,
             provider=provider,
@@ -232,11 +234,12 @@ class ReplaySource:
         from .types import ToolCallDelta
 
         deltas = [
-            ToolCallDelta.model_construct(index=i, id=tc.id, name=tc.name, arguments=tc.arguments)
+            fast_construct(ToolCallDelta, index=i, id=tc.id, name=tc.name, arguments=tc.arguments)
             for i, tc in enumerate(r.tool_calls)
         ]
         return [
-            ChatChunk.model_construct(
+            fast_construct(
+                ChatChunk,
                 delta=r.content,
                 tool_calls=deltas,
                 finish_reason=r.finish_reason,

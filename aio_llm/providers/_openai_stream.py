@@ -13,7 +13,7 @@ from .. import _json
 from ..errors import StreamError
 from ..streaming import ChunkAccumulator
 from ..transports.sse import SSEEvent
-from ..types import ChatChunk, ChatResponse, FinishReason, ToolCallDelta
+from ..types import ChatChunk, ChatResponse, FinishReason, ToolCallDelta, fast_construct
 from ._openai_wire import (
     error_from_payload,
     finish_reason,
@@ -98,7 +98,8 @@ class OpenAIStreamDecoder:
                         deltas = self._tool_deltas(tcs)
         if not (delta_text or reasoning or deltas or reason or usage):
             return []
-        chunk = ChatChunk.model_construct(
+        chunk = fast_construct(
+            ChatChunk,
             delta=delta_text,
             tool_calls=deltas,
             finish_reason=reason,
@@ -122,7 +123,8 @@ class OpenAIStreamDecoder:
             name = fn.get("name")
             tc_id = tc.get("id")
             out.append(
-                ToolCallDelta.model_construct(
+                fast_construct(
+                    ToolCallDelta,
                     index=index if isinstance(index, int) else pos,
                     id=tc_id if isinstance(tc_id, str) and tc_id else None,
                     name=name if isinstance(name, str) and name else None,

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import _json
 from ..errors import APIError, StreamError, error_for_status
-from ..types import ChatResponse, FinishReason, Message, ToolCall, Usage
+from ..types import ChatResponse, FinishReason, Message, ToolCall, Usage, fast_construct
 
 __all__ = [
     "decode_embeddings",
@@ -86,7 +86,8 @@ def _int(value: object) -> int:
 def usage_from_wire(data: object) -> Usage:
     """``Usage`` from an OpenAI/OpenRouter ``usage`` object (missing fields are 0)."""
     if not isinstance(data, dict):
-        return Usage.model_construct(
+        return fast_construct(
+            Usage,
             input_tokens=0,
             output_tokens=0,
             total_tokens=0,
@@ -107,7 +108,8 @@ def usage_from_wire(data: object) -> Usage:
     if isinstance(details, dict):
         reasoning = _int(details.get("reasoning_tokens"))
     cost = data.get("cost")
-    return Usage.model_construct(
+    return fast_construct(
+        Usage,
         input_tokens=prompt,
         output_tokens=completion,
         total_tokens=total,
@@ -180,20 +182,23 @@ def parse_chat(
             for i, tc in enumerate(raw_calls):
                 fn = tc["function"]
                 tool_calls.append(
-                    ToolCall.model_construct(
+                    fast_construct(
+                        ToolCall,
                         id=str(tc.get("id") or f"call_{i}"),
                         name=str(fn["name"]),
                         arguments=tool_call_arguments(fn.get("arguments")),
                     )
                 )
-    message = Message.model_construct(
+    message = fast_construct(
+        Message,
         role="assistant",
         content=content,
         name=None,
         tool_calls=tool_calls or None,
         tool_call_id=None,
     )
-    return ChatResponse.model_construct(
+    return fast_construct(
+        ChatResponse,
         id=str(data.get("id") or ""),
         model=str(data.get("model") or ""),
         provider=provider,

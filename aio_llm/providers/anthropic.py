@@ -37,6 +37,7 @@ from ..types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    fast_construct,
 )
 from .base import HTTPRequest, Provider, StreamDecoder, redact
 
@@ -161,7 +162,7 @@ class AnthropicProvider(Provider):
                 if not isinstance(ident, str) or not isinstance(name, str):
                     raise self._shape("a tool_use block lacks id or name", data)
                 args = _json.dumps(block.get("input") or {}).decode()
-                calls.append(ToolCall.model_construct(id=ident, name=name, arguments=args))
+                calls.append(fast_construct(ToolCall, id=ident, name=name, arguments=args))
             elif kind == "thinking":
                 thought = block.get("thinking")
                 if isinstance(thought, str):
@@ -172,10 +173,16 @@ class AnthropicProvider(Provider):
             raise self._shape("'usage' is not an object", data)
         text = "".join(texts)
         stop = data.get("stop_reason")
-        message = Message.model_construct(
-            role="assistant", content=text, name=None, tool_calls=calls or None, tool_call_id=None
+        message = fast_construct(
+            Message,
+            role="assistant",
+            content=text,
+            name=None,
+            tool_calls=calls or None,
+            tool_call_id=None,
         )
-        return ChatResponse.model_construct(
+        return fast_construct(
+            ChatResponse,
             id=_str(data.get("id")),
             model=_str(data.get("model")) or request.model,
             provider=self.label,
@@ -382,7 +389,7 @@ class _AnthropicStreamDecoder:
             ordinal = self._tools
             self._tools += 1
             self._blocks[index] = [_TOOL, ordinal, False, block.get("input")]
-            tc = ToolCallDelta.model_construct(index=ordinal, id=ident, name=name, arguments="")
+            tc = fast_construct(ToolCallDelta, index=ordinal, id=ident, name=name, arguments="")
             return [_chunk(tool_calls=[tc])]
         # redacted_thinking, server_tool_use and its results, unknown types
         self._blocks[index] = [_SKIP, -1, False, None]
@@ -405,7 +412,7 @@ class _AnthropicStreamDecoder:
             if state is None or state[0] != _TOOL or not isinstance(part, str) or not part:
                 return None
             state[2] = True
-            tc = ToolCallDelta.model_construct(index=state[1], id=None, name=None, arguments=part)
+            tc = fast_construct(ToolCallDelta, index=state[1], id=None, name=None, arguments=part)
             return _chunk(tool_calls=[tc])
         return None  # signature_delta, citations_delta, unknown deltas
 
@@ -416,7 +423,7 @@ class _AnthropicStreamDecoder:
         # a tool call streamed without argument fragments: its input came whole
         args = _json.dumps(state[3] if isinstance(state[3], dict) else {}).decode()
         state[2] = True
-        tc = ToolCallDelta.model_construct(index=state[1], id=None, name=None, arguments=args)
+        tc = fast_construct(ToolCallDelta, index=state[1], id=None, name=None, arguments=args)
         return [_chunk(tool_calls=[tc])]
 
     def _block(self, data: dict[str, Any]) -> list[Any] | None:
@@ -438,7 +445,8 @@ def _chunk(
     finish_reason: FinishReason | None = None,
     usage: Usage | None = None,
 ) -> ChatChunk:
-    return ChatChunk.model_construct(
+    return fast_construct(
+        ChatChunk,
         delta=delta,
         tool_calls=tool_calls if tool_calls is not None else [],
         finish_reason=finish_reason,
@@ -463,7 +471,8 @@ def _usage(raw: Mapping[str, Any]) -> Usage:
     output = _int(raw.get("output_tokens"))
     details = raw.get("output_tokens_details")
     thinking = _int(details.get("thinking_tokens")) if isinstance(details, dict) else 0
-    return Usage.model_construct(
+    return fast_construct(
+        Usage,
         input_tokens=prompt,
         output_tokens=output,
         total_tokens=prompt + output,

@@ -13,7 +13,15 @@ import anyio
 
 from ..streaming import ChunkAccumulator, ChunkStream
 from ..transports.base import HTTPTransport
-from ..types import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, Message, Usage
+from ..types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    Message,
+    Usage,
+    fast_construct,
+)
 from .base import Provider
 
 __all__ = ["MockProvider"]
@@ -61,7 +69,8 @@ class MockProvider(Provider):
     def _usage(self, request: ChatRequest, text: str) -> Usage:
         prompt = sum(len(m.text.split()) for m in request.messages) + 3 * len(request.messages)
         completion = len(text.split())
-        return Usage.model_construct(
+        return fast_construct(
+            Usage,
             input_tokens=prompt,
             output_tokens=completion,
             total_tokens=prompt + completion,
@@ -87,13 +96,19 @@ class MockProvider(Provider):
             response = source.build_response()
             response._stream = stream
             return response
-        return ChatResponse.model_construct(
+        return fast_construct(
+            ChatResponse,
             id=rid,
             model=request.model,
             provider=self.label,
             content=text,
-            message=Message.model_construct(
-                role="assistant", content=text, name=None, tool_calls=None, tool_call_id=None
+            message=fast_construct(
+                Message,
+                role="assistant",
+                content=text,
+                name=None,
+                tool_calls=None,
+                tool_call_id=None,
             ),
             finish_reason="stop",
             tool_calls=[],
@@ -142,12 +157,22 @@ class _MockSource:
         if not self._parts and self._acc.finish_reason is not None:
             return None
         if self._parts:
-            chunk = ChatChunk.model_construct(
-                delta=self._parts.pop(0), tool_calls=[], finish_reason=None, usage=None, reasoning=""
+            chunk = fast_construct(
+                ChatChunk,
+                delta=self._parts.pop(0),
+                tool_calls=[],
+                finish_reason=None,
+                usage=None,
+                reasoning="",
             )
         else:
-            chunk = ChatChunk.model_construct(
-                delta="", tool_calls=[], finish_reason="stop", usage=self._usage, reasoning=""
+            chunk = fast_construct(
+                ChatChunk,
+                delta="",
+                tool_calls=[],
+                finish_reason="stop",
+                usage=self._usage,
+                reasoning="",
             )
         self._acc.add(chunk)
         return [chunk]
