@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import time
@@ -133,7 +132,7 @@ def _demo_requests(n: int, seed: int) -> list[dict[str, Any]]:
 async def _demo(args: argparse.Namespace) -> int:
     from .client import AsyncLLMClient
     from .config import ClientConfig
-    from .testing import Fault, FakeLLMServer
+    from .testing import FakeLLMServer, Fault
 
     kinds = [Fault.status(429, retry_after=0.05), Fault.status(503), Fault.reset()]
     async with FakeLLMServer(latency=args.latency, ratelimit_headers=True, seed=args.seed) as srv:
@@ -176,9 +175,7 @@ async def _run_watched(client: Any, requests: list[dict[str, Any]], concurrency:
     out: list[Any] = []
 
     async def run() -> None:
-        out.extend(
-            await client.gather(requests, concurrency=concurrency, return_exceptions=True)
-        )
+        out.extend(await client.gather(requests, concurrency=concurrency, return_exceptions=True))
         done.set()
 
     async with anyio.create_task_group() as tg:

@@ -441,9 +441,9 @@ class AsyncLLMClient:
         total = len(reqs)
         if total == 0:
             return
-        send, receive = anyio.create_memory_object_stream[
-            tuple[int, ChatResponse | BaseException]
-        ](max_buffer_size=total)
+        send, receive = anyio.create_memory_object_stream[tuple[int, ChatResponse | BaseException]](
+            max_buffer_size=total
+        )
         scopes: list[anyio.CancelScope] = []
         indices = iter(range(total))
 

@@ -123,9 +123,7 @@ class ClientConfig(BaseModel):
         return value.strip().lower()
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> ClientConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:
         """Settings from ``LLM_*`` variables, then ``overrides``."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -139,7 +137,9 @@ class ClientConfig(BaseModel):
         try:
             return cls(**values)
         except ValidationError as exc:
-            raise ConfigurationError(_describe(exc, from_env=set(values) - set(overrides))) from None
+            raise ConfigurationError(
+                _describe(exc, from_env=set(values) - set(overrides))
+            ) from None
 
     def backend_url(self, backend: str) -> str:
         """Resolve ``redis`` to ``redis_url``; other values pass through."""

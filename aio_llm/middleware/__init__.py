@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         CircuitBreakerStatistics,
         CircuitState,
     )
-    from .dedup import Dedup, DedupStatistics, Deduplicator
+    from .dedup import Dedup, Deduplicator, DedupStatistics
     from .fallback import Fallback, FallbackStatistics, should_fall_back
     from .ratelimit import RateLimit, RateLimitConfig, RateLimitStatistics
     from .retry import (

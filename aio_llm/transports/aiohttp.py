@@ -38,7 +38,9 @@ class _AiohttpStream:
         except asyncio.TimeoutError as exc:
             raise APITimeoutError("timed out reading the response") from exc
         except aiohttp.ClientError as exc:
-            raise APIConnectionError(f"connection lost while reading: {type(exc).__name__}") from exc
+            raise APIConnectionError(
+                f"connection lost while reading: {type(exc).__name__}"
+            ) from exc
 
     async def aread(self) -> bytes:
         parts = [chunk async for chunk in self.aiter_bytes()]

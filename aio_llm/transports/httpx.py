@@ -38,7 +38,9 @@ class _HttpxStream:
             async for chunk in self._resp.aiter_raw():
                 seen += len(chunk)
                 if seen > self._limit:
-                    raise APIResponseError(f"response body exceeds the limit of {self._limit} bytes")
+                    raise APIResponseError(
+                        f"response body exceeds the limit of {self._limit} bytes"
+                    )
                 yield chunk
         except httpx.TransportError as exc:
             raise _map(exc) from exc

@@ -72,7 +72,9 @@ class SSEDecoder:
             if not raw:
                 if self._data:
                     events.append(
-                        SSEEvent(self._event or "message", "\n".join(self._data), self._id, self._retry)
+                        SSEEvent(
+                            self._event or "message", "\n".join(self._data), self._id, self._retry
+                        )
                     )
                 self._event = ""
                 self._data = []
