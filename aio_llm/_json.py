@@ -10,7 +10,7 @@ __all__ = ["JSONDecodeError", "dumps", "loads"]
 try:
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised where orjson is absent
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 JSONDecodeError: tuple[type[Exception], ...]
 

@@ -250,7 +250,7 @@ class AsyncLLMClient:
                 chosen = model or params.pop("model", None) or self.model
                 if chosen is None:
                     raise InvalidRequestError("no model: pass model= or set LLM_MODEL")
-                req = ChatRequest(model=chosen, messages=messages, **params)  # type: ignore[arg-type]
+                req = ChatRequest(model=chosen, messages=messages, **params)
         except ValidationError as exc:
             raise InvalidRequestError(_describe_validation(exc)) from None
         except TypeError as exc:
@@ -310,7 +310,7 @@ class AsyncLLMClient:
         try:
             if deadline == math.inf:
                 return await handler(request)
-            with anyio.CancelScope(deadline=deadline) as scope:
+            with anyio.CancelScope(deadline=deadline):
                 return await handler(request)
             raise APITimeoutError(_deadline_message(request), provider=request.provider)
         except BaseException as exc:
@@ -417,7 +417,7 @@ class AsyncLLMClient:
             for _ in range(min(concurrency, total)):
                 tg.start_soon(worker)
         if report is not None:
-            report(state.done, total, final=True)  # type: ignore[call-arg]
+            report(state.done, total, final=True)
         if state.error is not None:
             raise state.error
         return results  # type: ignore[return-value]

@@ -3,28 +3,29 @@
 The hierarchy::
 
     LLMError
-    ├── ConfigurationError (+ ValueError)     bad settings, missing API key: raised before any request
-    ├── InvalidRequestError (+ ValueError)    the caller's input is invalid: nothing was sent
-    ├── BudgetExceededError                   a hard budget would be exceeded: nothing was sent
-    ├── CircuitOpenError                      the breaker is open: nothing was sent (alias CircuitBreakerOpenError)
-    ├── RateLimitExceededError                the local limiter could not admit the request in time
-    └── APIError                              anything that went wrong talking to a provider
-        ├── APIConnectionError                connect failed, connection reset, DNS
-        │   └── APITimeoutError (+ TimeoutError)  read timeout or the request's deadline passed
-        ├── APIResponseError                  a 2xx answer aio_llm could not read (malformed JSON, ...)
-        │   └── StreamError                   a stream that broke off or carried an in-band error
-        └── APIStatusError                    the provider answered with an error status
-            ├── BadRequestError               400
+    ├── ConfigurationError (+ ValueError)   bad settings, a missing API key: before any request
+    ├── InvalidRequestError (+ ValueError)  the caller's input is invalid: nothing was sent
+    ├── BudgetExceededError                 a hard budget would be exceeded: nothing was sent
+    ├── CircuitOpenError                    the breaker is open: nothing was sent
+    │                                       (alias CircuitBreakerOpenError)
+    ├── RateLimitExceededError              the local limiter could not admit it in time
+    └── APIError                            anything that went wrong talking to a provider
+        ├── APIConnectionError              connect failed, connection reset, DNS
+        │   └── APITimeoutError (+ TimeoutError)  a read timed out or the deadline passed
+        ├── APIResponseError                a 2xx answer that could not be read (bad JSON)
+        │   └── StreamError                 a stream that broke off or sent an in-band error
+        └── APIStatusError                  the provider answered with an error status
+            ├── BadRequestError             400
             │   └── ContextWindowExceededError  the prompt does not fit the model
-            ├── AuthenticationError           401
-            ├── PermissionDeniedError         403
-            ├── NotFoundError                 404
-            ├── RequestTimeoutError           408
-            ├── ConflictError                 409
-            ├── UnprocessableEntityError      422
-            ├── RateLimitError                429
-            └── ServerError                   5xx
-                └── OverloadedError           529 (and Anthropic's overloaded_error)
+            ├── AuthenticationError         401
+            ├── PermissionDeniedError       403
+            ├── NotFoundError               404
+            ├── RequestTimeoutError         408
+            ├── ConflictError               409
+            ├── UnprocessableEntityError    422
+            ├── RateLimitError              429
+            └── ServerError                 5xx
+                └── OverloadedError         529 (and Anthropic's overloaded_error)
 
 ``APIError`` carries ``status_code``, ``provider``, ``request_id`` and
 ``retry_after`` (seconds, from ``Retry-After``/``retry-after-ms``), plus

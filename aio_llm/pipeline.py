@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from .types import ChatRequest, ChatResponse
 
@@ -41,5 +41,5 @@ def build_chain(middleware: Sequence[MiddlewareLike], handler: Next) -> Next:
     for mw in reversed(middleware):
         if not callable(mw):
             raise TypeError(f"middleware must be callable, got {type(mw).__name__}")
-        handler = functools.partial(mw, next=handler)
+        handler = cast(Next, functools.partial(cast(Any, mw), next=handler))
     return handler

@@ -38,7 +38,7 @@ class LLMClient:
         )
         self._portal = self._portal_cm.__enter__()
         try:
-            self._client = self._portal.call(_make_client, args, kwargs)
+            self._client: AsyncLLMClient = self._portal.call(_make_client, args, kwargs)
             # entered and exited in one task of the portal: the client's task
             # group must not span tasks
             self._client_cm = self._portal.wrap_async_context_manager(self._client)

@@ -24,7 +24,7 @@ from aio_llm import (
     ServerError,
     StreamError,
 )
-from aio_llm.testing import Fault, FakeLLMServer
+from aio_llm.testing import FakeLLMServer, Fault
 
 API_KEY = "sk-test-SECRET-0123456789"
 HELLO = [{"role": "user", "content": "Hello"}]

@@ -22,7 +22,7 @@ from aio_llm import (
     NotFoundError,
     RateLimitError,
 )
-from aio_llm.testing import Fault, FakeLLMServer
+from aio_llm.testing import FakeLLMServer, Fault
 from aio_llm.transports.sse import SSEDecoder
 from tests.conftest import all_fixtures, load_fixture
 
@@ -206,7 +206,7 @@ async def test_replay(name: str, server: FakeLLMServer, transport: str) -> None:
             assert final.finish_reason == exp["finish"]
             assert [t.id for t in final.tool_calls] == [t["id"] for t in exp["tools"]]
             assert [t.name for t in final.tool_calls] == [t["name"] for t in exp["tools"]]
-            for got, want in zip(final.tool_calls, exp["tools"]):
+            for got, want in zip(final.tool_calls, exp["tools"], strict=False):
                 assert same_json(got.arguments, want["arguments"])
             return
 
@@ -222,7 +222,9 @@ async def test_replay(name: str, server: FakeLLMServer, transport: str) -> None:
             u = raw["usage"]
             assert r.usage.output_tokens == u["output_tokens"]
             assert r.usage.cached_input_tokens == (u.get("cache_read_input_tokens") or 0)
-            assert r.usage.cache_creation_input_tokens == (u.get("cache_creation_input_tokens") or 0)
+            assert r.usage.cache_creation_input_tokens == (
+                u.get("cache_creation_input_tokens") or 0
+            )
             assert r.usage.input_tokens == (
                 u["input_tokens"]
                 + (u.get("cache_read_input_tokens") or 0)
@@ -236,7 +238,9 @@ async def test_replay(name: str, server: FakeLLMServer, transport: str) -> None:
             calls = msg.get("tool_calls") or []
             assert [t.id for t in r.tool_calls] == [c["id"] for c in calls]
             assert [t.name for t in r.tool_calls] == [c["function"]["name"] for c in calls]
-            assert [t.arguments for t in r.tool_calls] == [c["function"]["arguments"] for c in calls]
+            assert [t.arguments for t in r.tool_calls] == [
+                c["function"]["arguments"] for c in calls
+            ]
             u = raw["usage"]
             assert r.usage.input_tokens == u["prompt_tokens"]
             assert r.usage.output_tokens == u["completion_tokens"]

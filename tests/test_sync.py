@@ -25,7 +25,11 @@ def served() -> Iterator[str]:
 
 def test_llmclient_from_plain_code(served: str) -> None:
     with LLMClient(
-        "openai", api_key="sk-x", base_url=served + "/v1", model="gpt-4o-mini", config=ClientConfig()
+        "openai",
+        api_key="sk-x",
+        base_url=served + "/v1",
+        model="gpt-4o-mini",
+        config=ClientConfig(),
     ) as c:
         assert c.chat(HELLO).content == "Echo: Hello"
         chunks = list(c.stream(HELLO))
