@@ -111,6 +111,7 @@ class AsyncLLMClient:
         self._middleware: list[MiddlewareLike] = []
         self._exit_stack: AsyncExitStack | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._batchers: dict[str, Any] = {}
         self._requests = 0
         self._errors = 0
         self._in_flight = 0
@@ -366,7 +367,26 @@ class AsyncLLMClient:
         transport = self._transport
         assert transport is not None
         with anyio.fail_after(value if value is not None else math.inf):
-            return await prov.embed(items, chosen, transport, **params)
+            if params:  # batches share one parameter set: send these on their own
+                return await prov.embed(items, chosen, transport, **params)
+            return await self._batcher(name).embed(items, chosen)
+
+    def _batcher(self, name: str) -> Any:
+        """The embedding micro-batcher of provider ``name`` (calls within ~5 ms share one)."""
+        batcher = self._batchers.get(name)
+        if batcher is None:
+            from .embeddings import EmbeddingBatcher
+
+            provider = self._providers[name]
+            transport = self._transport
+            assert transport is not None and self._task_group is not None
+
+            async def send(texts: list[str], model: str) -> EmbeddingResponse:
+                return await provider.embed(texts, model, transport)
+
+            batcher = self._batchers[name] = EmbeddingBatcher(send)
+            batcher.bind(self._task_group)
+        return batcher
 
     # -- fan-out --------------------------------------------------------------
     async def gather(
@@ -488,6 +508,9 @@ class AsyncLLMClient:
             collect = getattr(mw, "metrics", None)
             if callable(collect):
                 snapshot.update(collect())
+        for batcher in self._batchers.values():
+            for key, value in batcher.metrics().items():
+                snapshot[key] = snapshot.get(key, 0) + value
         cm = self.cost_manager
         if cm is not None and hasattr(cm, "get_metrics"):
             m = cm.get_metrics()

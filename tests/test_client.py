@@ -292,3 +292,24 @@ async def test_mock_provider_needs_no_network(monkeypatch: pytest.MonkeyPatch) -
             text = await s.text()
     assert r.provider == "mock" and r.content == "Test response"
     assert text == "Test response"
+
+
+@pytest.mark.anyio
+async def test_concurrent_embeds_are_micro_batched(server: FakeLLMServer, transport: str) -> None:
+    results: dict[int, list[list[float]]] = {}
+    async with make_client(server, transport) as c:
+
+        async def one(i: int) -> None:
+            e = await c.embed([f"text {i}", f"more {i}"], model="text-embedding-3-small")
+            results[i] = e.vectors
+
+        async with anyio.create_task_group() as tg:
+            for i in range(10):
+                tg.start_soon(one, i)
+        alone = await c.embed(["text 3", "more 3"], model="text-embedding-3-small")
+        metrics = c.metrics()
+    embed_calls = [r for r in server.requests if r.path.endswith("/embeddings")]
+    assert len(embed_calls) == 2  # ten concurrent calls went up as one request
+    assert len(embed_calls[0].json()["input"]) == 20
+    assert results[3] == alone.vectors  # each caller got its own vectors back
+    assert metrics["embeddings.batches"] == 2
