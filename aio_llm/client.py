@@ -8,7 +8,7 @@ import math
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.abc
@@ -22,6 +22,9 @@ from .providers import MockProvider, Provider, create_provider
 from .streaming import ChunkStream
 from .transports import HTTPTransport, create_transport
 from .types import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, MessageInput
+
+if TYPE_CHECKING:
+    from .embeddings import EmbeddingBatcher
 
 __all__ = ["USE_CLIENT_DEFAULT", "AsyncLLMClient", "ChatStream", "UseClientDefault"]
 
@@ -111,7 +114,7 @@ class AsyncLLMClient:
         self._middleware: list[MiddlewareLike] = []
         self._exit_stack: AsyncExitStack | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._batchers: dict[str, Any] = {}
+        self._batchers: dict[str, EmbeddingBatcher] = {}
         self._requests = 0
         self._errors = 0
         self._in_flight = 0
@@ -371,7 +374,7 @@ class AsyncLLMClient:
                 return await prov.embed(items, chosen, transport, **params)
             return await self._batcher(name).embed(items, chosen)
 
-    def _batcher(self, name: str) -> Any:
+    def _batcher(self, name: str) -> EmbeddingBatcher:
         """The embedding micro-batcher of provider ``name`` (calls within ~5 ms share one)."""
         batcher = self._batchers.get(name)
         if batcher is None:
