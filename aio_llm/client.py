@@ -8,7 +8,7 @@ import math
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ClientConfig
-from .errors import APITimeoutError, ConfigurationError, InvalidRequestError, LLMError
+from .errors import APITimeoutError, InvalidRequestError
 from .pipeline import MiddlewareLike, Next, build_chain
-from .providers import MockProvider, Provider, create_provider
+from .providers import Provider, create_provider
 from .streaming import ChunkStream
 from .transports import HTTPTransport, create_transport
 from .types import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, MessageInput
@@ -670,5 +670,3 @@ def _progress_reporter(progress: Progress, total: int) -> Callable[..., object] 
         return call
     raise TypeError("progress must be a bool or a callable (done, total)")
 
-
-_ = (Literal, LLMError, ConfigurationError, MockProvider)
