@@ -216,6 +216,14 @@ def _redraw(rows: list[tuple[str, str]], previous: int) -> int:
     return len(rows)
 
 
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
 def _print_table(
     m: dict[str, Any], results: list[Any], wall: float, cpu: float, upstream: int
 ) -> None:
@@ -234,7 +242,7 @@ def _print_table(
         ("failed", ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) or "0"),
         ("upstream HTTP requests", str(upstream)),
         ("wall time", f"{wall:.2f} s ({len(results) / wall:.0f} req/s)"),
-        ("client CPU", f"{cpu * 1e6 / max(1, len(results)):.0f} µs/request"),
+        ("CPU, client + server", f"{cpu * 1e6 / max(1, len(results)):.0f} µs/request"),
         ("peak RSS", f"{rss_mb:.0f} MB"),
     ]
     for key in sorted(m):
@@ -242,7 +250,7 @@ def _print_table(
         if isinstance(value, float):
             text = f"{value:.6f}" if key.startswith("cost") else f"{value:.2f}"
         elif isinstance(value, dict):
-            text = ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "-"
+            text = ", ".join(f"{k}={_short(v)}" for k, v in sorted(value.items())) or "-"
         else:
             text = str(value)
         rows.append((key, text))
