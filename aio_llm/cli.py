@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fake.add_argument("--port", type=int, default=8000)
     fake.add_argument("--latency", type=float, default=0.0)
     fake.add_argument("--stream-chunks", type=int, default=20)
+    fake.add_argument("--fault-rate", type=float, default=0.0, help="share of random faults")
 
     args = parser.parse_args(argv)
     try:
@@ -50,9 +51,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "fake-server":
             from .testing import run_fake_server
 
-            print(f"FakeLLMServer on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+            def ready(url: str) -> None:
+                print(f"FakeLLMServer on {url} (OpenAI base URL {url}/v1; Ctrl-C to stop)")
+                sys.stdout.flush()
+
             run_fake_server(
-                args.host, args.port, latency=args.latency, stream_chunks=args.stream_chunks
+                args.host,
+                args.port,
+                latency=args.latency,
+                stream_chunks=args.stream_chunks,
+                fault_rate=args.fault_rate,
+                on_ready=ready,
             )
             return 0
     except KeyboardInterrupt:
