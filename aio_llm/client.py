@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import math
-import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
@@ -14,14 +13,15 @@ import anyio
 import anyio.abc
 from pydantic import ValidationError
 
+from ._chat_stream import ChatStream, deadline_message
+from ._progress import Progress, progress_reporter
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ClientConfig
 from .errors import APITimeoutError, InvalidRequestError
 from .pipeline import MiddlewareLike, Next, build_chain
 from .providers import Provider, create_provider
-from .streaming import ChunkStream
 from .transports import HTTPTransport, create_transport
-from .types import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, MessageInput
+from .types import ChatRequest, ChatResponse, EmbeddingResponse, MessageInput
 
 if TYPE_CHECKING:
     from .embeddings import EmbeddingBatcher
@@ -43,7 +43,6 @@ USE_CLIENT_DEFAULT = UseClientDefault.USE_CLIENT_DEFAULT
 
 Timeout = float | None | UseClientDefault
 RequestLike = ChatRequest | Mapping[str, Any]
-Progress = bool | Callable[[int, int], object]
 
 
 class _State(enum.Enum):
@@ -316,7 +315,7 @@ class AsyncLLMClient:
                 return await handler(request)
             with anyio.CancelScope(deadline=deadline):
                 return await handler(request)
-            raise APITimeoutError(_deadline_message(request), provider=request.provider)
+            raise APITimeoutError(deadline_message(request), provider=request.provider)
         except BaseException as exc:
             if isinstance(exc, Exception):
                 self._errors += 1
@@ -412,7 +411,7 @@ class AsyncLLMClient:
         reqs = [self._coerce(r) for r in requests]
         total = len(reqs)
         results: list[ChatResponse | BaseException | None] = [None] * total
-        report = _progress_reporter(progress, total)
+        report = progress_reporter(progress, total)
         state = _GatherState()
         indices = iter(range(total))
 
@@ -545,128 +544,9 @@ class _GatherState:
         self.error: Exception | None = None
 
 
-class ChatStream:
-    """The ``async with`` side of ``client.stream``: iterate chunks, then read ``.response``."""
-
-    __slots__ = ("_client", "_deadline", "_handler", "_request", "_response", "_scope", "_stream")
-
-    def __init__(
-        self, client: AsyncLLMClient, handler: Next, request: ChatRequest, deadline: float
-    ) -> None:
-        self._client = client
-        self._handler = handler
-        self._request = request
-        self._deadline = deadline
-        self._scope: anyio.CancelScope | None = None
-        self._stream: ChunkStream | None = None
-        self._response: ChatResponse | None = None
-
-    async def __aenter__(self) -> ChatStream:
-        self._scope = scope = anyio.CancelScope(deadline=self._deadline)
-        scope.__enter__()
-        try:
-            response = await self._client._call(self._handler, self._request, math.inf)
-        except BaseException as exc:
-            if scope.__exit__(type(exc), exc, exc.__traceback__):
-                raise APITimeoutError(_deadline_message(self._request)) from None
-            raise
-        stream = response.stream
-        if stream is None:  # a middleware answered without a stream: replay it
-            from .streaming import replay_as_stream
-
-            response = replay_as_stream(response)
-            stream = response.stream
-            assert stream is not None
-        self._stream = stream
-        self._response = response
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> bool | None:
-        scope = self._scope
-        assert scope is not None
-        try:
-            if self._stream is not None:
-                await self._stream.aclose()
-        finally:
-            swallowed = scope.__exit__(exc_type, exc, tb)
-        if swallowed and scope.cancelled_caught:
-            raise APITimeoutError(_deadline_message(self._request))
-        return swallowed
-
-    def __aiter__(self) -> AsyncIterator[ChatChunk]:
-        return self
-
-    async def __anext__(self) -> ChatChunk:
-        stream = self._stream
-        if stream is None:
-            raise RuntimeError("use the stream as `async with client.stream(...) as s:`")
-        return await stream.__anext__()
-
-    async def text(self) -> str:
-        """Read to the end and return the whole text."""
-        parts = [chunk.delta async for chunk in self]
-        return "".join(parts)
-
-    @property
-    def response(self) -> ChatResponse | None:
-        """The rebuilt final response once the stream ended (``None`` before)."""
-        stream = self._stream
-        if stream is None or not stream.closed:
-            return None
-        return stream.response
-
-    @property
-    def completed(self) -> bool:
-        return self._stream is not None and self._stream.completed
-
-
-def _deadline_message(request: ChatRequest) -> str:
-    return f"the request to {request.model!r} did not finish before its deadline"
-
-
 def _describe_validation(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
         loc = ".".join(str(p) for p in err["loc"])
         parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
     return "invalid request: " + "; ".join(parts)
-
-
-class _ProgressBar:
-    """A dependency-free progress bar on stderr."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self._last = -1
-
-    def __call__(self, done: int, total: int, final: bool = False) -> None:
-        width = 30
-        pct = int(100 * done / total) if total else 100
-        if pct == self._last and not final:
-            return
-        self._last = pct
-        filled = int(width * done / total) if total else width
-        bar = "#" * filled + "-" * (width - filled)
-        sys.stderr.write(f"\r[{bar}] {done}/{total} ({pct}%)")
-        if final:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-def _progress_reporter(progress: Progress, total: int) -> Callable[..., object] | None:
-    if progress is False or progress is None:
-        return None
-    if progress is True:
-        return _ProgressBar(total)
-    if callable(progress):
-        user = progress
-
-        def call(done: int, total: int, final: bool = False) -> None:
-            if not final:
-                user(done, total)
-
-        return call
-    raise TypeError("progress must be a bool or a callable (done, total)")
-
