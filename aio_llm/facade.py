@@ -28,6 +28,16 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._seed_functions import (
+    finish_operation,
+    get_budget_status,
+    get_circuit_breaker,
+    get_dashboard_data,
+    get_metrics,
+    get_optimization_recommendations,
+    trace_operation,
+    track_usage,
+)
 from ._seed_transports import (
     AnthropicTransport,
     MockLLMTransport,
@@ -36,16 +46,19 @@ from ._seed_transports import (
 )
 from .client import AsyncLLMClient
 from .config import ClientConfig
-from .cost import CostManager, CostMetrics, Recommendation, UsageRecord
+from .cost import (
+    BudgetConfig,
+    BudgetPeriod,
+    CostManager,
+)
 from .cost import get_cost_manager as _get_cost_manager
 from .middleware.circuit_breaker import (
-    CircuitBreaker,
     CircuitBreakerConfig,
     CircuitBreakerMiddleware,
     CircuitState,
 )
 from .middleware.retry import Retry, RetryConfig, RetryStrategy
-from .observability import Observability, Operation
+from .observability import Observability
 from .observability import get_observability as _get_observability
 from .providers import Provider
 from .sync import LLMClient
@@ -101,6 +114,17 @@ def _with_seed_settings(
     return ClientConfig.model_validate({**config.model_dump(), **updates})
 
 
+def _ensure_budgets(manager: CostManager, config: ClientConfig) -> None:
+    """Give ``manager`` the ``daily``/``monthly`` budgets of ``config`` it does not have yet."""
+    have = manager.budgets()
+    for name, limit, period in (
+        ("daily", config.daily_budget, BudgetPeriod.DAILY),
+        ("monthly", config.monthly_budget, BudgetPeriod.MONTHLY),
+    ):
+        if limit is not None and name not in have:
+            manager.set_budget(name, BudgetConfig(limit, period))
+
+
 class LLMClientService:
     """The seed's client service: a blocking client with the default chain.
 
@@ -111,8 +135,10 @@ class LLMClientService:
     the retry settings (``max_attempts`` counts the first try), keeping the
     configured strategy kind; ``retry_strategy`` replaces the strategy
     outright. Spend goes to ``cost_manager`` (default: the process's
-    ``get_cost_manager()``), request statistics to ``observability``
-    (default: ``get_observability()``).
+    ``get_cost_manager()``), which gets the config's ``daily_budget`` /
+    ``monthly_budget`` unless it already has a ``daily`` / ``monthly``
+    budget; request statistics go to ``observability`` (default:
+    ``get_observability()``).
 
     It works from plain code and from inside a running event loop; call
     ``close()`` (or use ``with``) when done.
@@ -136,6 +162,7 @@ class LLMClientService:
         base = config if config is not None else ClientConfig.from_env()
         self.config = _with_seed_settings(base, circuit_breaker_config, retry_config)
         self.cost_manager = cost_manager if cost_manager is not None else _get_cost_manager()
+        _ensure_budgets(self.cost_manager, self.config)
         self.observability = observability if observability is not None else _get_observability()
         self._client = LLMClient(
             provider,
@@ -321,74 +348,3 @@ def invoke_chat(
 ) -> ChatResponse:
     """One blocking chat call on ``get_llm_client_service()``."""
     return get_llm_client_service().invoke_chat(model, messages, **params)
-
-
-_breakers: dict[str, CircuitBreaker] = {}
-_breakers_lock = threading.Lock()
-
-
-def get_circuit_breaker(name: str, config: CircuitBreakerConfig | None = None) -> CircuitBreaker:
-    """The process's standalone ``CircuitBreaker`` called ``name`` (created on first use).
-
-    ``config`` applies only when the breaker is created.
-    """
-    with _breakers_lock:
-        breaker = _breakers.get(name)
-        if breaker is None:
-            breaker = _breakers[name] = CircuitBreaker(name, config)
-        return breaker
-
-
-# -- the seed's cost functions, on get_cost_manager() ---------------------------------
-
-
-def track_usage(
-    model: str,
-    input_tokens: int,
-    output_tokens: int,
-    user_id: str | None = None,
-    project: str | None = None,
-    **details: Any,
-) -> UsageRecord:
-    """``get_cost_manager().track_usage(...)``."""
-    return _get_cost_manager().track_usage(
-        model, input_tokens, output_tokens, user_id=user_id, project=project, **details
-    )
-
-
-def get_metrics() -> CostMetrics:
-    """``get_cost_manager().get_metrics()``: spend so far (``.total_cost``, ...)."""
-    return _get_cost_manager().get_metrics()
-
-
-def get_budget_status(name: str, scope_value: str | None = None) -> dict[str, Any]:
-    """``get_cost_manager().get_budget_status(name)`` (``percentage``, ``remaining``, ...)."""
-    return _get_cost_manager().get_budget_status(name, scope_value)
-
-
-def get_optimization_recommendations() -> list[Recommendation]:
-    """``get_cost_manager().get_optimization_recommendations()``."""
-    return _get_cost_manager().get_optimization_recommendations()
-
-
-# -- the seed's observability functions, on get_observability() ------------------------
-
-
-def trace_operation(name: str, **attributes: Any) -> Operation:
-    """``get_observability().trace_operation(name, ...)``."""
-    return _get_observability().trace_operation(name, **attributes)
-
-
-def finish_operation(
-    operation: Operation,
-    status: str = "success",
-    error: BaseException | str | None = None,
-    **attributes: Any,
-) -> None:
-    """``get_observability().finish_operation(operation, ...)``."""
-    _get_observability().finish_operation(operation, status, error, **attributes)
-
-
-def get_dashboard_data() -> dict[str, Any]:
-    """``get_observability().get_dashboard_data()``."""
-    return _get_observability().get_dashboard_data()

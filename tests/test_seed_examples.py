@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
+import aio_llm._seed_functions
 import aio_llm.cost.manager
 import aio_llm.facade
 import aio_llm.observability
@@ -59,7 +60,7 @@ def seed_env(monkeypatch: pytest.MonkeyPatch, served: SpawnedServer) -> Iterator
     monkeypatch.setattr(aio_llm.cost.manager, "_default", None)
     monkeypatch.setattr(aio_llm.observability, "_default", None)
     monkeypatch.setattr(aio_llm.facade, "_service", None)
-    monkeypatch.setattr(aio_llm.facade, "_breakers", {})
+    monkeypatch.setattr(aio_llm._seed_functions, "_breakers", {})
     aio_llm.optimization.get_cache.cache_clear()
     aio_llm.optimization.get_deduplicator.cache_clear()
     try:
@@ -86,6 +87,15 @@ def test_facade_pattern() -> None:
     assert get_llm_client_service() is client  # one per process
     client.close()
     assert get_llm_client_service() is not client  # a closed one is replaced
+
+
+@pytest.mark.anyio
+async def test_facade_inside_a_running_loop() -> None:
+    """The blocking facade runs its own loop in a thread, so it works from async code too."""
+    from aio_llm.facade import get_llm_client_service, invoke_chat
+
+    assert invoke_chat(model="gpt-4", messages=HELLO).content == "Echo: Hello"
+    assert get_llm_client_service().get_cost_metrics()["total_requests"] == 1
 
 
 # -- Strategy pattern -------------------------------------------------------------------
@@ -337,7 +347,7 @@ def test_observability_error_path() -> None:
     assert row["count"] == 2 and row["errors"] == 1
 
 
-# -- Performance optimization ----------------------------------------------------------------
+# -- Performance optimization --------------------------------------------------------------
 
 
 @pytest.mark.anyio
@@ -388,7 +398,10 @@ async def test_performance_optimization() -> None:
     results: list[Any] = []
 
     async def one_caller() -> None:
-        result = await dedup.deduplicate(key=request_hash, executor=lambda: expensive_call())
+        result: dict[str, str] = await dedup.deduplicate(
+            key=request_hash,
+            executor=lambda: expensive_call(),
+        )
         results.append(result)
 
     async with anyio.create_task_group() as tg:
@@ -398,7 +411,7 @@ async def test_performance_optimization() -> None:
     assert llm_calls == 2  # five concurrent callers, one upstream call
 
 
-# -- Transports -----------------------------------------------------------------------------
+# -- Transports ----------------------------------------------------------------------------
 
 
 def test_openrouter_transport(served: SpawnedServer) -> None:
@@ -521,7 +534,7 @@ def test_force_mock_turns_transports_into_the_mock(monkeypatch: pytest.MonkeyPat
     assert response.provider == "mock"
 
 
-# -- Configuration ----------------------------------------------------------------------------
+# -- Configuration -------------------------------------------------------------------------
 
 
 def test_programmatic_configuration() -> None:
@@ -565,19 +578,28 @@ def _failing_then(replies: list[str | Exception]) -> MockProvider:
 def test_service_applies_the_seed_configs() -> None:
     from aio_llm import (
         CircuitBreakerConfig,
+        CircuitBreakerMiddleware,
         CircuitBreakerOpenError,
         LinearBackoffRetry,
         LLMClientService,
+        Retry,
         RetryConfig,
     )
 
     down = ServerError("down", status_code=503)
+    breaker_config = CircuitBreakerConfig(failure_threshold=2, timeout=30.0, minimum_calls=7)
     service = LLMClientService(
         _failing_then([down]),
-        circuit_breaker_config=CircuitBreakerConfig(failure_threshold=2, timeout=30.0),
-        retry_config=RetryConfig(max_attempts=1),
+        circuit_breaker_config=breaker_config,
+        retry_config=RetryConfig(max_attempts=1, jitter=0.0),
     )
     with service:
+        breakers = next(
+            mw for mw in service.async_client.middleware if isinstance(mw, CircuitBreakerMiddleware)
+        )
+        assert breakers.breaker("mock", "gpt-4").config is breaker_config  # every field applies
+        retry = next(mw for mw in service.async_client.middleware if isinstance(mw, Retry))
+        assert retry.strategy.config.jitter == 0.0
         for _ in range(2):
             with pytest.raises(ServerError):
                 service.invoke_chat(model="gpt-4", messages=HELLO)
@@ -594,12 +616,12 @@ def test_service_applies_the_seed_configs() -> None:
     strategy = LinearBackoffRetry(RetryConfig(max_attempts=3, base_delay=0.0, max_delay=0.0))
     with LLMClientService(flaky, retry_strategy=strategy) as service:
         assert service.invoke_chat(model="gpt-4", messages=HELLO).content == "recovered"
-        retry = service.get_retry_metrics()
-        assert retry["successful_retries"] == 1 and retry["retry.attempts"] == 1
-        assert retry["strategy"] == "LinearBackoffRetry"
+        retry_metrics = service.get_retry_metrics()
+        assert retry_metrics["successful_retries"] == 1 and retry_metrics["retry.attempts"] == 1
+        assert retry_metrics["strategy"] == "LinearBackoffRetry"
 
 
-# -- Metrics & monitoring ---------------------------------------------------------------------
+# -- Metrics & monitoring ------------------------------------------------------------------
 
 
 SEED_METRICS = [
@@ -651,7 +673,7 @@ def test_dashboard_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert get_observability().get_dashboard_data()["requests"] == 1
 
 
-# -- Best practices -----------------------------------------------------------------------------
+# -- Best practices ------------------------------------------------------------------------
 
 
 @pytest.mark.anyio
@@ -704,7 +726,7 @@ async def test_best_practices(capsys: pytest.CaptureFixture[str]) -> None:
     assert recommendations and capsys.readouterr().out.strip()
 
 
-# -- Migration guide ----------------------------------------------------------------------------
+# -- Migration guide -----------------------------------------------------------------------
 
 
 def test_migration_from_the_old_client() -> None:
@@ -719,11 +741,17 @@ def test_migration_from_the_old_client() -> None:
     assert aio_llm.facade.get_llm_client_service().get_cost_metrics()["total_requests"] == 1
 
 
-# -- Troubleshooting ------------------------------------------------------------------------------
+# -- Troubleshooting -----------------------------------------------------------------------
 
 
 def test_troubleshooting(capsys: pytest.CaptureFixture[str]) -> None:
-    from aio_llm import BudgetConfig, PromptOptimizer, get_cache, get_cost_manager, get_observability
+    from aio_llm import (
+        BudgetConfig,
+        PromptOptimizer,
+        get_cache,
+        get_cost_manager,
+        get_observability,
+    )
 
     manager = get_cost_manager()
     manager.set_budget("daily", BudgetConfig(limit=100.0))
