@@ -27,6 +27,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from .errors import InvalidRequestError
 from .types import ChatRequest, Message
 
 __all__ = ["RequestKeyer", "TenantFn", "api_key_fingerprint", "request_key"]
@@ -121,7 +122,10 @@ def request_key(
     ``drop_last_message=True`` keys everything except the last message: the
     semantic cache's partition (same history and parameters, similar question).
     """
-    data = _canonical_bytes(_canonical(request, provider, tenant, drop_last_message))
+    try:
+        data = _canonical_bytes(_canonical(request, provider, tenant, drop_last_message))
+    except (TypeError, ValueError) as exc:  # an int beyond 64 bits, a lone surrogate...
+        raise InvalidRequestError(f"the request cannot be encoded as JSON: {exc}") from None
     return hashlib.blake2b(data, digest_size=20).hexdigest()
 
 

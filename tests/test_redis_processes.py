@@ -191,9 +191,7 @@ async def _worker(args: dict[str, Any]) -> dict[str, Any]:
             results = await client.gather(
                 requests, concurrency=args["concurrency"], return_exceptions=True
             )
-            limiter = next(
-                (mw for mw in client.middleware if isinstance(mw, RateLimit)), None
-            )
+            limiter = next((mw for mw in client.middleware if isinstance(mw, RateLimit)), None)
             if limiter is not None:
                 out["limiter"] = {k: v.admitted for k, v in limiter.statistics().items()}
     finally:
@@ -244,7 +242,9 @@ def server() -> Iterator[SpawnedServer]:
         yield srv
 
 
-def _job(mode: str, redis_url: str, base_url: str, prompts: list[str], **extra: Any) -> dict[str, Any]:
+def _job(
+    mode: str, redis_url: str, base_url: str, prompts: list[str], **extra: Any
+) -> dict[str, Any]:
     job = {
         "mode": mode,
         "redis_url": redis_url,
@@ -290,6 +290,7 @@ def test_two_processes_share_one_rate_limit(redis_url: str) -> None:
     assert [r["ok"] for r in results] == [half, half], [r["errors"] for r in results]
     assert stats["requests"] == TOTAL
     assert stats["rate_limited"] == 0  # no upstream 429, ever
+    assert sum(sum(r["limiter"].values()) for r in results) == TOTAL  # all went through it
     # both processes were sending at the same time...
     a, b = (sorted(r["stamps"]) for r in results)
     overlap = min(a[-1], b[-1]) - max(a[0], b[0])

@@ -123,7 +123,13 @@ class AnthropicProvider(Provider):
                 f"no API key for {self.label}: pass api_key= or set ANTHROPIC_API_KEY"
             )
         body = _encode_body(request, self.default_max_tokens)
-        return HTTPRequest("POST", self._url, dict(self._headers), _json.dumps(body))
+        try:
+            content = _json.dumps(body)
+        except TypeError as exc:  # an int beyond 64 bits, a lone surrogate...
+            raise InvalidRequestError(
+                f"the request for {self.label} cannot be sent as JSON: {exc}"
+            ) from None
+        return HTTPRequest("POST", self._url, dict(self._headers), content)
 
     # -- decode ------------------------------------------------------------
     def decode_chat(
