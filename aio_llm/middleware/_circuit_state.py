@@ -249,8 +249,16 @@ class BreakerStateMachine:
             if slow:
                 self._check_rates(now)
 
-    def on_failure(self, generation: int, now: float, duration: float = 0.0) -> None:
-        """A call admitted in ``generation`` failed after ``duration`` seconds."""
+    def on_failure(
+        self, generation: int, now: float, duration: float = 0.0, *, soft: bool = False
+    ) -> None:
+        """A call admitted in ``generation`` failed after ``duration`` seconds.
+
+        A ``soft`` failure (a 429: the target is healthy but throttling) counts
+        toward the failure rate of the window, so sustained throttling opens
+        the breaker, but not toward the consecutive failures: a burst of 429s
+        from one exhausted quota window must not open it for ``timeout``.
+        """
         if generation != self._generation:
             return
         if self._state is CircuitState.HALF_OPEN:
@@ -259,6 +267,10 @@ class BreakerStateMachine:
             return
         if self._state is CircuitState.CLOSED:
             slow_after = self.config.slow_call_threshold
+            if soft:
+                self._window.add(now, True, False)
+                self._check_rates(now)
+                return
             self._consecutive += 1
             self._window.add(now, True, slow_after is not None and duration > slow_after)
             if self._consecutive >= self.config.failure_threshold:

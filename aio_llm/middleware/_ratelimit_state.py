@@ -16,7 +16,8 @@ limit wins), the "remaining until reset" windows those headers announce,
 ``Retry-After`` holds, and an AIMD factor on the rate: multiplied by
 ``decrease`` on a 429 (once per cooldown, so a volley of 429s counts once),
 raised by ``increase`` on each success. With no limit known, a 429 starts a
-limit at the rate actually sent; it is dropped once the factor is back at 1.
+limit at the rate actually sent (if at least ``MIN_MEASURED_REQUESTS`` went
+out in the last period); it is dropped once the factor is back at 1.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ from collections.abc import Mapping
 
 from ._ratelimit_headers import REQUEST_HEADERS, TOKEN_HEADERS, header_number, parse_reset
 
-__all__ = ["GCRABucket", "TargetLimits", "parse_reset"]
+__all__ = ["MIN_MEASURED_REQUESTS", "GCRABucket", "TargetLimits", "parse_reset"]
+
+MIN_MEASURED_REQUESTS = 10
+"""With no limit known, a 429 starts one at the rate sent only if at least this many
+requests went out in the last period: one 429 after a single request must not
+throttle the target to one request a minute."""
 
 
 class GCRABucket:
@@ -110,11 +116,14 @@ class _Dimension:
                 wait = max(wait, self.reset_at - now)
         return wait
 
-    def reserve(self, now: float, cost: float, at: float) -> None:
+    def reserve(self, now: float, cost: float, at: float, held: bool = False) -> None:
         bucket = self.bucket
         if bucket is not None and self.local:
-            if bucket.tat < at:
-                bucket.tat = at
+            floor = at
+            if held:  # leave the bucket empty at ``at``: no burst when a 429's hold ends
+                floor = max(at, at + bucket.tolerance - cost * bucket.interval)
+            if bucket.tat < floor:
+                bucket.tat = floor
             bucket.reserve(now, cost)
         if self.remaining is not None:
             self.remaining -= cost
@@ -224,11 +233,29 @@ class TargetLimits:
         back by a 429 or an exhausted window leave in the schedule's order,
         not all at once when the hold ends.
         """
+        held = self.hold_until > now  # by a 429: then leave paced, not in a burst
         wait = self.wait_time(now, tokens)
         at = now + wait
-        self.requests.reserve(now, 1.0, at)
-        self.tokens.reserve(now, tokens, at)
+        self.requests.reserve(now, 1.0, at, held)
+        self.tokens.reserve(now, tokens, at, held)
         self.count(now)
+        return wait
+
+    def rebook(self, now: float, tokens: float) -> float:
+        """Re-check a booked request once its wait is over: 0 if it may go, else the new wait.
+
+        A 429 may have set a hold while the request waited for its slot; it
+        then books a slot after the hold, in schedule order, instead of going
+        out into the hold (its old slot, before the hold ends, is not given
+        back: a refund would come off the end of the schedule, i.e. off the
+        slot another held request just booked).
+        """
+        if self.hold_until <= now:
+            return 0.0
+        wait = self.wait_time(now, tokens)
+        at = now + wait
+        self.requests.reserve(now, 1.0, at, True)
+        self.tokens.reserve(now, tokens, at, True)
         return wait
 
     def cancel(self, now: float, tokens: float) -> None:
@@ -285,11 +312,14 @@ class TargetLimits:
             self.hold_until = max(self.hold_until, now + retry_after)
         if now - self._last_decrease < self.cooldown:
             return
-        self._last_decrease = now
         r = self.requests
         if r.base is None and self.tokens.base is None:
-            r.learned = max(1.0, self.sent_rate(now))
+            sent = self.sent_rate(now)
+            if sent < MIN_MEASURED_REQUESTS:
+                return  # too few sent to be the cause (a shared key, an overload): hold only
+            r.learned = sent
             r.measured = True
+        self._last_decrease = now
         self.factor = max(self.min_factor, self.factor * self.decrease)
         self._rebuild()
 

@@ -8,11 +8,15 @@ consecutive failures, a failure-rate window with a minimum number of calls,
 and slow calls. An OPEN breaker raises ``CircuitOpenError`` at once, with
 ``retry_after``, and nothing reaches the network.
 
-What counts as a failure (``is_circuit_failure``): 429, 408 and 5xx answers,
+What counts as a failure (``is_circuit_failure``): 408 and 5xx answers,
 timeouts, connection errors and broken or unreadable answers. A 400, 401,
 403, 404 or 422 is the caller's problem, aio_llm's own refusals (budget,
 local rate limit) are not the target's fault, and a cancelled call gives no
 verdict: such calls release their HALF_OPEN probe slot without counting.
+Neither does a 429: the target is healthy but says "slower", which RateLimit
+(inside the breaker) answers by holding for ``Retry-After`` and cutting the
+rate; opening the circuit would turn a few seconds of throttling into a
+whole ``timeout`` of refusals.
 A streaming call is judged when its stream ends (``on_close``): success if
 it completed, failure if it broke with a failure-class error, no verdict if
 the caller closed it early.
@@ -34,10 +38,11 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 import anyio
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import APIError, APIStatusError, CircuitOpenError, LLMError
+from ..errors import APIError, APIStatusError, CircuitOpenError, LLMError, RateLimitError
 from ..pipeline import Next
 from ..types import ChatRequest, ChatResponse
 from ._circuit_state import BreakerStateMachine, CircuitBreakerConfig, CircuitState
+from .tracing import EVENT_CIRCUIT_REJECTED, record_event
 
 if TYPE_CHECKING:
     from ..streaming import ChunkStream
@@ -60,6 +65,7 @@ def is_circuit_failure(exc: BaseException) -> bool:
     """The default verdict: does ``exc`` say the target is unhealthy?"""
     if isinstance(exc, APIStatusError):
         status = exc.status_code or 0
+        # a 429 counts too, as a soft failure (see BreakerStateMachine.on_failure)
         return status in (408, 429) or status >= 500
     if isinstance(exc, APIError):
         return True  # connection errors, timeouts, broken or unreadable answers
@@ -172,6 +178,7 @@ class CircuitBreaker:
         if generation is None:
             self.rejected += 1
             retry_after = self._machine.retry_after(now)
+            record_event(EVENT_CIRCUIT_REJECTED, circuit=self.name, retry_after_s=retry_after)
             raise CircuitOpenError(
                 f"the circuit for {self.name} is open; retry in {retry_after:.1f}s",
                 name=self.name,
@@ -193,7 +200,8 @@ class CircuitBreaker:
         now = self._clock.now()
         self.failed += 1
         before = self._machine.trips
-        self._machine.on_failure(generation, now, now - started)
+        soft = isinstance(exc, RateLimitError)
+        self._machine.on_failure(generation, now, now - started, soft=soft)
         return self._machine.trips != before
 
     def statistics(self) -> CircuitBreakerStatistics:

@@ -37,6 +37,7 @@ from ..cache_key import RequestKeyer, TenantFn
 from ..pipeline import Next
 from ..streaming import replay_as_stream
 from ..types import ChatRequest, ChatResponse
+from .tracing import EVENT_DEDUP_HIT, record_event
 
 __all__ = ["Dedup", "DedupStatistics", "Deduplicator"]
 
@@ -147,6 +148,7 @@ class Deduplicator:
             else:
                 if not retry:
                     self.hits += 1
+                    record_event(EVENT_DEDUP_HIT)
                 leader = False
             state, value = await self._wait(flight)
             if state == _VALUE:
@@ -164,6 +166,7 @@ class Deduplicator:
         if flight is None:
             return False, None
         self.hits += 1
+        record_event(EVENT_DEDUP_HIT)
         state, value = await self._wait(flight)
         if state != _VALUE:
             return False, None

@@ -38,6 +38,7 @@ from ..errors import (
 from ..pipeline import Next
 from ..types import ChatRequest, ChatResponse
 from .retry import _add_note, is_transient
+from .tracing import EVENT_FALLBACK, record_event
 
 __all__ = ["Fallback", "FallbackStatistics", "should_fall_back"]
 
@@ -138,6 +139,10 @@ class Fallback:
                 continue
             seen.add((provider, model))
             label = _label(provider, model)
+            record_event(
+                EVENT_FALLBACK,
+                {"from": failures[-1][0], "to": label, "error.type": type(error).__qualname__},
+            )
             self._attempts += 1
             self._tried[label] = self._tried.get(label, 0) + 1
             attempt = request.model_copy(update={"provider": provider, "model": model})

@@ -8,7 +8,8 @@ estimated tokens (``aio_llm.tokens.estimate_request_tokens`` plus
 are the configured ``rpm``/``tpm``, lowered to what the provider announces
 in its ``x-ratelimit-*`` (or ``anthropic-ratelimit-*``) headers, which also
 say how much is left until a reset. A 429 holds the target for its
-``Retry-After`` and cuts the rate by ``decrease``; every success adds back
+``Retry-After`` (requests already waiting for a slot move behind the hold)
+and cuts the rate by ``decrease``; every success adds back
 ``increase`` (AIMD, as adaptive client-side throttling does). With no limit
 configured and nothing learned yet, requests pass at almost no cost.
 
@@ -46,6 +47,7 @@ from ..tokens import estimate_request_tokens
 from ..types import ChatRequest, ChatResponse
 from ._ratelimit_state import GCRABucket, TargetLimits
 from ._redis_limits import RedisGCRA
+from .tracing import EVENT_RATE_LIMITED, record_event
 
 __all__ = ["GCRABucket", "RateLimit", "RateLimitConfig", "RateLimitStatistics", "TargetLimits"]
 
@@ -236,12 +238,22 @@ class RateLimit:
         wait = lim.reserve(now, tokens)
         if wait > 0:
             t.delayed += 1
-            t.waited += wait
-            try:
-                await clock.sleep(wait)
-            except BaseException:
-                lim.cancel(clock.now(), tokens)
-                raise
+            record_event(EVENT_RATE_LIMITED, target=t.name, wait_s=wait)
+            while wait > 0:
+                t.waited += wait
+                try:
+                    await clock.sleep(wait)
+                except BaseException:
+                    lim.cancel(clock.now(), tokens)
+                    raise
+                now = clock.now()
+                wait = lim.rebook(now, tokens)  # a 429 while we waited: go after its hold
+                if wait > 0:
+                    try:
+                        self._check_deadline(t, wait)
+                    except RateLimitExceededError:
+                        lim.cancel(now, tokens)
+                        raise
         if redis is not None and (lim.requests.interval or lim.tokens.interval):
             await self._admit_shared(t, redis, tokens)
         t.admitted += 1
@@ -272,6 +284,7 @@ class RateLimit:
                 delayed = True
                 t.delayed += 1
             t.waited += wait
+            record_event(EVENT_RATE_LIMITED, target=t.name, wait_s=wait, shared=True)
             await self._clock.sleep(wait)
 
     def _check_deadline(self, t: _Target, wait: float) -> None:

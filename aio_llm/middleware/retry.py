@@ -35,6 +35,7 @@ from ..errors import APIConnectionError, APIError, APIStatusError, StreamError
 from ..pipeline import Next
 from ..types import ChatRequest, ChatResponse
 from ._retry_budget import ErrorClassStatistics, RetryBudget, RetryBudgetStatistics, _Learner
+from .tracing import EVENT_RETRY, record_event
 
 if TYPE_CHECKING:
     from ..config import ClientConfig
@@ -376,6 +377,12 @@ class RetryExecutor:
             self._retries += 1
             self._delay += wait
             waited = wait
+            record_event(
+                EVENT_RETRY,
+                {"error.type": type(previous).__qualname__},
+                attempt=attempt + 1,
+                delay_s=wait,
+            )
             await self._clock.sleep(wait)
             attempt += 1
 

@@ -99,9 +99,33 @@ def test_seed_defaults() -> None:
     assert CircuitBreakerOpenError is CircuitOpenError
 
 
-@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 529])
+@pytest.mark.parametrize("status", [408, 500, 502, 503, 529])
 def test_server_side_statuses_are_failures(status: int) -> None:
     assert is_circuit_failure(error_for_status(status, "x"))
+
+
+def test_429_is_a_soft_failure() -> None:
+    """429s count toward the failure rate, never toward the consecutive count."""
+    assert is_circuit_failure(error_for_status(429, "x", headers={"retry-after": "1"}))
+    clock = FakeClock()
+    cfg = CircuitBreakerConfig(failure_threshold=3, minimum_calls=10, failure_rate_threshold=0.5)
+    breaker = CircuitBreaker("t", cfg, clock=clock)
+    throttled = error_for_status(429, "slow down")
+
+    async def fail() -> None:
+        raise throttled
+
+    async def run() -> None:
+        for _ in range(8):  # a burst from one exhausted quota: stays closed
+            with pytest.raises(type(throttled)):
+                await breaker.call(fail)
+        assert breaker.state is CircuitState.CLOSED
+        for _ in range(2):  # sustained throttling: the failure rate opens it
+            with pytest.raises(type(throttled)):
+                await breaker.call(fail)
+        assert breaker.state is CircuitState.OPEN
+
+    anyio.run(run)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
