@@ -68,7 +68,11 @@ class ChatStream:
         return swallowed
 
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
-        return self
+        # iterate the ChunkStream itself: one call per chunk instead of two
+        stream = self._stream
+        if stream is None:
+            raise RuntimeError("use the stream as `async with client.stream(...) as s:`")
+        return stream
 
     async def __anext__(self) -> ChatChunk:
         stream = self._stream

@@ -114,6 +114,8 @@ class AsyncLLMClient:
         self._exit_stack: AsyncExitStack | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self._batchers: dict[str, EmbeddingBatcher] = {}
+        self._key_digests: dict[str, tuple[str | None, str]] = {}
+        self._now: Callable[[], float] = anyio.current_time
         self._requests = 0
         self._errors = 0
         self._in_flight = 0
@@ -124,6 +126,7 @@ class AsyncLLMClient:
             raise RuntimeError("an AsyncLLMClient can be opened once; create a new one")
         stack = AsyncExitStack()
         await stack.__aenter__()
+        self._now = _event_loop_clock()
         try:
             self._transport = create_transport(
                 self.config.transport,
@@ -283,7 +286,7 @@ class AsyncLLMClient:
             value = timeout
         if value is None:
             return math.inf
-        return anyio.current_time() + value
+        return self._now() + value
 
     # -- chat -----------------------------------------------------------------
     async def chat(
@@ -521,10 +524,28 @@ class AsyncLLMClient:
 
     def tenant_of(self, request: ChatRequest) -> str:
         """A tenant id for cache isolation: the end user and a hash of the API key."""
-        provider = self._providers.get(request.provider or self._default_provider)
+        name = request.provider or self._default_provider
+        provider = self._providers.get(name)
         key = provider.api_key if provider is not None else None
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16] if key else "-"
-        return f"{request.user or ''}|{digest}"
+        cached = self._key_digests.get(name)
+        if cached is None or cached[0] != key:  # a provider's key may be rotated
+            digest = hashlib.sha256(key.encode()).hexdigest()[:16] if key else "-"
+            cached = self._key_digests[name] = (key, digest)
+        return f"{request.user or ''}|{cached[1]}"
+
+
+def _event_loop_clock() -> Callable[[], float]:
+    """The running event loop's clock (what cancel-scope deadlines use), cheaply.
+
+    ``anyio.current_time()`` looks the backend up on every call; on asyncio
+    the loop's own ``time`` is the same clock without that cost.
+    """
+    try:
+        import asyncio
+
+        return asyncio.get_running_loop().time
+    except RuntimeError:  # another backend
+        return anyio.current_time
 
 
 def _strong(fn: Callable[[], Any]) -> Callable[[], Any]:

@@ -9,6 +9,7 @@ it ended through ``on_close`` callbacks (see ``aio_llm.pipeline``).
 from __future__ import annotations
 
 import inspect
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
@@ -58,7 +59,7 @@ class ChunkStream:
 
     def __init__(self, source: ChunkSource) -> None:
         self._source = source
-        self._buffer: list[ChatChunk] = []
+        self._buffer: deque[ChatChunk] = deque()
         self._callbacks: list[CloseCallback] = []
         self._closed = False
         self.completed = False
@@ -106,7 +107,7 @@ class ChunkStream:
                 raise StopAsyncIteration
             self._buffer.extend(chunks)
         self.chunks_received += 1
-        return self._buffer.pop(0)
+        return self._buffer.popleft()
 
     async def aclose(self) -> None:
         """Stop reading and release the connection (idempotent)."""

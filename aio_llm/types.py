@@ -321,8 +321,23 @@ def make_chunk(
 _RESPONSE_PRIVATE = ("_stream", "_headers")
 
 
+_FIELD_COUNTS: dict[type[BaseModel], int] = {}
+
+
 def fast_construct(cls: type[_M], **fields: Any) -> _M:
     """``cls.model_construct(**fields)`` for trusted, complete fields, without its cost."""
-    assert len(fields) == len(cls.model_fields), f"{cls.__name__}: every field is required"
-    private = dict.fromkeys(_RESPONSE_PRIVATE) if cls is ChatResponse else None
-    return _construct(cls, fields, private)
+    if __debug__:
+        count = _FIELD_COUNTS.get(cls)
+        if count is None:
+            count = _FIELD_COUNTS[cls] = len(cls.__pydantic_fields__)
+        assert len(fields) == count, f"{cls.__name__}: every field is required"
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", fields)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(
+        obj,
+        "__pydantic_private__",
+        {"_stream": None, "_headers": None} if cls is ChatResponse else None,
+    )
+    return obj

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import _json
 from ..errors import APIError, StreamError, error_for_status
-from ..types import ChatResponse, FinishReason, Message, ToolCall, Usage, fast_construct
+from ..types import ChatResponse, FinishReason, Message, ToolCall, Usage, fast_construct, make_usage
 
 __all__ = [
     "decode_embeddings",
@@ -86,39 +86,26 @@ def _int(value: object) -> int:
 def usage_from_wire(data: object) -> Usage:
     """``Usage`` from an OpenAI/OpenRouter ``usage`` object (missing fields are 0)."""
     if not isinstance(data, dict):
-        return fast_construct(
-            Usage,
-            input_tokens=0,
-            output_tokens=0,
-            total_tokens=0,
-            cached_input_tokens=0,
-            cache_creation_input_tokens=0,
-            reasoning_tokens=0,
-            provider_cost=None,
-        )
+        return make_usage()
     prompt = _int(data.get("prompt_tokens"))
     completion = _int(data.get("completion_tokens"))
-    total = _int(data.get("total_tokens")) or prompt + completion
     cached = cache_write = reasoning = 0
     details = data.get("prompt_tokens_details")
-    if isinstance(details, dict):
+    if details and isinstance(details, dict):
         cached = _int(details.get("cached_tokens"))
         cache_write = _int(details.get("cache_write_tokens"))
     details = data.get("completion_tokens_details")
-    if isinstance(details, dict):
+    if details and isinstance(details, dict):
         reasoning = _int(details.get("reasoning_tokens"))
     cost = data.get("cost")
-    return fast_construct(
-        Usage,
-        input_tokens=prompt,
-        output_tokens=completion,
-        total_tokens=total,
-        cached_input_tokens=cached,
-        cache_creation_input_tokens=cache_write,
-        reasoning_tokens=reasoning,
-        provider_cost=float(cost)
-        if isinstance(cost, int | float) and not isinstance(cost, bool)
-        else None,
+    return make_usage(
+        prompt,
+        completion,
+        _int(data.get("total_tokens")) or prompt + completion,
+        cached,
+        cache_write,
+        reasoning,
+        float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
     )
 
 
