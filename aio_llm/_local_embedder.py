@@ -138,9 +138,9 @@ class LocalEmbedder:
 
     __slots__ = ("_slots", "dim")
 
-    recommended_threshold = 0.88
+    recommended_threshold = 0.90
 
-    def __init__(self, dim: int = 256) -> None:
+    def __init__(self, dim: int = 128) -> None:
         if dim < 16:
             raise ValueError("dim must be at least 16")
         self.dim = dim

@@ -1,8 +1,9 @@
 """A small in-memory vector index: cosine search with one matrix product.
 
 Vectors are stored normalised as float32 rows of one matrix per partition,
-so a lookup is ``matrix @ query`` and an ``argmax``: about 1.5 ms over
-100,000 entries of 256 dimensions on one core. Partitions keep unrelated
+so a lookup is ``matrix @ query`` and an ``argmax``: its cost is reading the
+matrix (100,000 entries × 128 dimensions × 4 bytes = 51 MB), about 1 ms on
+one core here; 256 dimensions take about 3 ms. Partitions keep unrelated
 entries apart (the semantic cache partitions by tenant, model and request
 parameters), and only the query's partition is searched. The index is
 bounded: past ``max_entries`` the least recently used entry goes, whatever

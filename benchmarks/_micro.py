@@ -167,13 +167,13 @@ async def _semantic(entries: int, lookups: int) -> dict[str, float]:
     cpu0 = _cpu()
     for q in queries:
         t = time.perf_counter()
-        index.search("p", q, threshold=0.88)
+        index.search("p", q, threshold=0.90)
         walls.append(time.perf_counter() - t)
     out["VectorIndex.search ms (median wall)"] = statistics.median(walls) * 1e3
     out["VectorIndex.search ms (CPU mean)"] = (_cpu() - cpu0) / lookups * 1e3
 
     provider = CannedProvider()
-    cache = SemanticCache(threshold=0.88, max_entries=entries, provider=provider.label)
+    cache = SemanticCache(threshold=0.90, max_entries=entries, provider=provider.label)
     req0 = ChatRequest(model=MODEL, messages=messages(0))  # type: ignore[arg-type]
     partition = cache._key.partition(req0)
     filled = VectorIndex(dim, max_entries=entries)

@@ -22,7 +22,7 @@ def test_local_embedder_is_deterministic_and_unit_length() -> None:
     texts = ["What is the capital of France?", "¿Qué hora es?", "", "   "]
     a = LocalEmbedder().embed_nowait(texts)
     b = LocalEmbedder().embed_nowait(texts)
-    assert a.dtype == np.float32 and a.shape == (4, 256)
+    assert a.dtype == np.float32 and a.shape == (4, 128)
     assert np.array_equal(a, b)
     assert math.isclose(float(np.linalg.norm(a[0])), 1.0, rel_tol=1e-5)
     assert not a[2].any() and not a[3].any()  # no features: the zero vector

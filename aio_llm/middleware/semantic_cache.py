@@ -11,7 +11,7 @@ threshold. A conversation that ends in a tool result, or a message with
 images, is not cached here.
 
 The default embedder is ``LocalEmbedder`` (offline, no model download) with
-its recommended threshold (0.88, chosen for precision: see
+its recommended threshold (0.90, chosen for precision: see
 ``docs/caching.md``); ``ClientEmbedder`` uses the provider's embeddings
 instead (pass a threshold that suits the model). Off unless the client's
 ``semantic_cache_threshold`` is set. Hits carry ``cached=True`` and
