@@ -132,7 +132,23 @@ class _ProviderTransport:
         return f"<{type(self).__name__} provider={self.provider.label!r}>"
 
 
-class OpenAITransport(_ProviderTransport):
+class _KeyedTransport(_ProviderTransport):
+    """A seed transport built from an API key (and optionally a base URL)."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        model: str | None = None,
+        config: ClientConfig | None = None,
+        http_client: object = None,
+    ) -> None:
+        provider, cfg = self._build(api_key, base_url, config)
+        super().__init__(provider, model=model, config=cfg, http_client=http_client)
+
+
+class OpenAITransport(_KeyedTransport):
     """OpenAI chat completions: ``OpenAITransport(api_key="sk-...").chat_completion(...)``.
 
     ``api_key`` and ``base_url`` default to ``OPENAI_API_KEY`` and
@@ -141,20 +157,8 @@ class OpenAITransport(_ProviderTransport):
 
     kind = "openai"
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        base_url: str | None = None,
-        model: str | None = None,
-        config: ClientConfig | None = None,
-        http_client: object = None,
-    ) -> None:
-        provider, cfg = self._build(api_key, base_url, config)
-        super().__init__(provider, model=model, config=cfg, http_client=http_client)
 
-
-class AnthropicTransport(_ProviderTransport):
+class AnthropicTransport(_KeyedTransport):
     """Anthropic Messages: ``AnthropicTransport(api_key="sk-ant-...").chat_completion(...)``.
 
     ``api_key`` and ``base_url`` default to ``ANTHROPIC_API_KEY`` and
@@ -162,18 +166,6 @@ class AnthropicTransport(_ProviderTransport):
     """
 
     kind = "anthropic"
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        base_url: str | None = None,
-        model: str | None = None,
-        config: ClientConfig | None = None,
-        http_client: object = None,
-    ) -> None:
-        provider, cfg = self._build(api_key, base_url, config)
-        super().__init__(provider, model=model, config=cfg, http_client=http_client)
 
 
 class OpenRouterTransport(_ProviderTransport):
