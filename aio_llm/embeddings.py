@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._local_embedder import LocalEmbedder
+from ._task_host import TaskGroupHost
 from .clock import SYSTEM_CLOCK, Clock
 from .types import EmbeddingResponse, Usage
 from .vector_index import VectorIndex
@@ -95,7 +96,7 @@ class BatcherStatistics:
     """``embed`` calls served."""
 
 
-class EmbeddingBatcher:
+class EmbeddingBatcher(TaskGroupHost):
     """Coalesces concurrent ``embed(texts, model)`` calls into batched upstream requests.
 
     The first call for a model opens a batch; calls for the same model in the
@@ -111,10 +112,8 @@ class EmbeddingBatcher:
 
     __slots__ = (
         "_clock",
-        "_owned",
         "_pending",
         "_send",
-        "_task_group",
         "batches",
         "calls",
         "max_batch",
@@ -139,31 +138,8 @@ class EmbeddingBatcher:
         self.window = window
         self._clock = clock or SYSTEM_CLOCK
         self._pending: dict[str, _Batch] = {}
-        self._task_group: anyio.abc.TaskGroup | None = None
-        self._owned: anyio.abc.TaskGroup | None = None
+        TaskGroupHost.__init__(self)
         self.batches = self.texts = self.calls = 0
-
-    def bind(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Run batches in ``task_group`` (the client's)."""
-        self._task_group = task_group
-
-    async def __aenter__(self) -> EmbeddingBatcher:
-        if self._task_group is None:
-            self._owned = anyio.create_task_group()
-            self._task_group = await self._owned.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        owned, self._owned = self._owned, None
-        if owned is None:
-            return None
-        self._task_group = None
-        return await owned.__aexit__(exc_type, exc, tb)
 
     async def embed(self, texts: Sequence[str], model: str) -> EmbeddingResponse:
         """Vectors for ``texts`` with ``model``, sent together with concurrent calls."""

@@ -33,6 +33,7 @@ from typing import Any, TypeVar, cast
 import anyio
 import anyio.abc
 
+from .._task_host import TaskGroupHost
 from ..cache_key import RequestKeyer, TenantFn
 from ..pipeline import Next
 from ..streaming import replay_as_stream
@@ -79,14 +80,15 @@ class DedupStatistics:
     """Calls in flight now."""
 
 
-class Deduplicator:
+class Deduplicator(TaskGroupHost):
     """Runs one call per key at a time; concurrent callers of a key share its outcome.
 
     ``share(value)`` (optional) gives each follower its own copy of the
     value; the leader gets the original.
     """
 
-    __slots__ = ("_flights", "_owned", "_share", "_task_group", "calls", "hits", "takeovers")
+    __slots__ = ("_flights", "_share", "calls", "hits", "takeovers")
+    _cancel_on_exit = True
 
     def __init__(
         self,
@@ -95,35 +97,12 @@ class Deduplicator:
         share: Callable[[Any], Any] | None = None,
     ) -> None:
         self._flights: dict[str, _Flight] = {}
+        TaskGroupHost.__init__(self)
         self._task_group = task_group
-        self._owned: anyio.abc.TaskGroup | None = None
         self._share = share
         self.calls = 0
         self.hits = 0
         self.takeovers = 0
-
-    def bind(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Run shared calls in ``task_group`` (the client's) from now on."""
-        self._task_group = task_group
-
-    async def __aenter__(self) -> Deduplicator:
-        if self._task_group is None:
-            self._owned = anyio.create_task_group()
-            self._task_group = await self._owned.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        owned, self._owned = self._owned, None
-        if owned is None:
-            return None
-        self._task_group = None
-        owned.cancel_scope.cancel()
-        return await owned.__aexit__(exc_type, exc, tb)
 
     def has_flight(self, key: str) -> bool:
         """Whether a call for ``key`` is in flight now."""
