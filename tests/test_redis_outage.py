@@ -10,12 +10,7 @@ interval has passed on the client's clock) entries are shared again.
 from __future__ import annotations
 
 import logging
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -23,65 +18,11 @@ import pytest
 
 from aio_llm import AsyncLLMClient, ChatResponse, ClientConfig
 from aio_llm.testing import FakeClock, FakeLLMServer
+from tests.conftest import RedisServer
 
 pytestmark = pytest.mark.redis
 
 API_KEY = "sk-outage-test-0000"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class KillableRedis:
-    """A private redis-server on a fixed port, killed and restarted at will."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is needed for this test")
-        self.binary = binary
-        self.port = _free_port()
-        self.dir = tempfile.mkdtemp(prefix="aio-llm-outage-redis-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no", "--dir", self.dir]
-        self.proc = subprocess.Popen(
-            [self.binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        pytest.fail("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-
-@pytest.fixture
-def redis_server() -> Iterator[KillableRedis]:
-    server = KillableRedis()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
-        shutil.rmtree(server.dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -116,11 +57,11 @@ def ask(text: str) -> list[dict[str, str]]:
 
 @pytest.mark.anyio
 async def test_redis_outage_mid_run_then_recovery(
-    redis_server: KillableRedis, llm_server: FakeLLMServer, caplog: pytest.LogCaptureFixture
+    private_redis: RedisServer, llm_server: FakeLLMServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="aio_llm")
     clock = FakeClock()
-    async with make_client(llm_server, redis_server.url, clock) as client:
+    async with make_client(llm_server, private_redis.url, clock) as client:
         first = await client.chat(ask("warm"))
         again = await client.chat(ask("warm"))
         assert not first.cached and again.cached  # served from Redis
@@ -130,7 +71,7 @@ async def test_redis_outage_mid_run_then_recovery(
 
         def progress(done: int, total: int) -> None:
             if done == 40 and not killed.is_set():
-                redis_server.kill()
+                private_redis.stop()
                 killed.set()
 
         batch: list[Any] = [{"messages": ask(f"batch {i}")} for i in range(150)]
@@ -150,7 +91,7 @@ async def test_redis_outage_mid_run_then_recovery(
         assert metrics["errors"] == 0
 
         # Redis returns (empty); after the retry interval the cache is shared again
-        redis_server.start()
+        private_redis.start()
         clock.advance(10.0)
         after = await client.chat(ask("after the outage"))
         assert not after.cached
@@ -158,7 +99,7 @@ async def test_redis_outage_mid_run_then_recovery(
         assert (await client.chat(ask("after the outage"))).cached
 
     # another client (think: another process) is served what the first stored after recovery
-    async with make_client(llm_server, redis_server.url, FakeClock()) as other:
+    async with make_client(llm_server, private_redis.url, FakeClock()) as other:
         sent = llm_server.request_count
         shared = await other.chat(ask("after the outage"))
         assert shared.cached and shared.content == after.content
