@@ -371,10 +371,14 @@ class AsyncLLMClient:
         value = self.config.timeout if timeout is USE_CLIENT_DEFAULT else timeout
         transport = self._transport
         assert transport is not None
-        with anyio.fail_after(value if value is not None else math.inf):
+        with anyio.CancelScope(deadline=self._now() + value if value is not None else math.inf):
             if params:  # batches share one parameter set: send these on their own
                 return await prov.embed(items, chosen, transport, **params)
             return await self._batcher(name).embed(items, chosen)
+        raise APITimeoutError(
+            f"the embedding request to {chosen!r} did not finish before its deadline",
+            provider=name,
+        )
 
     def _batcher(self, name: str) -> EmbeddingBatcher:
         """The embedding micro-batcher of provider ``name`` (calls within ~5 ms share one)."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -21,6 +22,7 @@ from .errors import ConfigurationError
 __all__ = ["ClientConfig", "FallbackTarget", "env_name"]
 
 _ENV_ALIASES = {"transport": "LLM_HTTP_TRANSPORT"}
+_URL_SECRET = re.compile(r"(://)[^/@\s]*@")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -109,6 +111,13 @@ class ClientConfig(BaseModel):
     """Record prompts and answers in telemetry."""
     redis_url: str | None = None
     """Default Redis URL for every ``*_backend`` set to ``redis``."""
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Redis URLs may carry a password: never print it
+        for name, value in super().__repr_args__():
+            if isinstance(value, str) and "@" in value and "://" in value:
+                value = _URL_SECRET.sub(r"\1***@", value)
+            yield name, value
 
     @field_validator("base_url")
     @classmethod

@@ -9,6 +9,7 @@ it ended through ``on_close`` callbacks (see ``aio_llm.pipeline``).
 from __future__ import annotations
 
 import inspect
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
@@ -16,6 +17,8 @@ from typing import Any, Protocol
 import anyio
 
 from .types import ChatChunk, ChatResponse, FinishReason, Message, ToolCall, Usage, fast_construct
+
+_log = logging.getLogger("aio_llm.streaming")
 
 __all__ = ["ChunkAccumulator", "ChunkSource", "ChunkStream", "CloseCallback"]
 
@@ -43,14 +46,19 @@ class ChunkStream:
 
     ``completed`` is true once the provider's end of stream was read; ``error``
     holds the exception that ended it, if any. A stream closed before its end
-    (the caller stopped reading) has neither.
+    (the caller stopped reading) has neither; ``cancelled`` says it was
+    closed by cancellation (its caller's deadline passed, or its task was
+    cancelled). The end is reported once, to every ``on_close`` callback,
+    when the stream is read past its last chunk or closed.
     """
 
     __slots__ = (
         "_buffer",
         "_callbacks",
         "_closed",
+        "_ended",
         "_source",
+        "cancelled",
         "chunks_received",
         "completed",
         "error",
@@ -62,6 +70,8 @@ class ChunkStream:
         self._buffer: deque[ChatChunk] = deque()
         self._callbacks: list[CloseCallback] = []
         self._closed = False
+        self._ended = False  # the source said "no more"; reported at the next read
+        self.cancelled = False
         self.completed = False
         self.error: BaseException | None = None
         self.response: ChatResponse | None = None
@@ -78,15 +88,19 @@ class ChunkStream:
         return self._closed
 
     async def prefetch(self) -> None:
-        """Read until the first chunk (or the end) so early errors surface now."""
-        while not self._buffer and not self._closed:
+        """Read until the first chunk (or the end) so early errors surface now.
+
+        A stream that ends before any chunk stays open (``on_close`` still
+        works) and reports its end at the first read or at ``aclose()``.
+        """
+        while not self._buffer and not self._closed and not self._ended:
             try:
                 chunks = await self._source.next_chunks()
             except BaseException as exc:
                 await self._finish(exc)
                 raise
             if chunks is None:
-                await self._finish(None)
+                self._ended = True
                 return
             self._buffer.extend(chunks)
 
@@ -96,6 +110,9 @@ class ChunkStream:
     async def __anext__(self) -> ChatChunk:
         while not self._buffer:
             if self._closed:
+                raise StopAsyncIteration
+            if self._ended:
+                await self._finish(None)
                 raise StopAsyncIteration
             try:
                 chunks = await self._source.next_chunks()
@@ -112,7 +129,7 @@ class ChunkStream:
     async def aclose(self) -> None:
         """Stop reading and release the connection (idempotent)."""
         if not self._closed:
-            await self._finish(None, early=True)
+            await self._finish(None, early=not (self._ended and not self._buffer))
 
     async def _finish(self, exc: BaseException | None, *, early: bool = False) -> None:
         if self._closed:
@@ -120,8 +137,12 @@ class ChunkStream:
         self._closed = True
         if exc is None and not early:
             self.completed = True
-        elif exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
-            self.error = exc
+        elif exc is not None:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                self.cancelled = True
+            else:
+                self.error = exc
+        failure: Exception | None = None
         with anyio.CancelScope(shield=True):
             try:
                 await self._source.aclose()
@@ -132,15 +153,21 @@ class ChunkStream:
                     if self.error is None and self.completed:
                         self.error = build_exc
                         self.completed = False
-                for callback in self._callbacks:
-                    result = callback(self)
-                    if inspect.isawaitable(result):
-                        await result
+                for callback in self._callbacks:  # each runs, whatever the others do
+                    try:
+                        result = callback(self)
+                        if inspect.isawaitable(result):
+                            await result
+                    except Exception as cb_exc:
+                        _log.exception("an on_close callback of a stream failed")
+                        failure = failure or cb_exc
+        if failure is not None and exc is None:
+            raise failure
 
     def __repr__(self) -> str:
         state = "completed" if self.completed else "failed" if self.error else "open"
         if self._closed and not self.completed and self.error is None:
-            state = "closed early"
+            state = "cancelled" if self.cancelled else "closed early"
         return f"<ChunkStream {state} chunks={self.chunks_received}>"
 
 

@@ -27,6 +27,7 @@ import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 
+import anyio
 from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
@@ -420,10 +421,11 @@ class _StreamEnd:
 
     def __call__(self, stream: ChunkStream) -> None:
         o = self.owner
-        if stream.error is not None:
-            o._failed(
-                self.request, self.ep, self.start, stream.error, self.span, self.recorder, self.ttft
-            )
+        error: BaseException | None = stream.error
+        if error is None and stream.cancelled:  # its deadline passed, or its task was cancelled
+            error = anyio.get_cancelled_exc_class()()
+        if error is not None:
+            o._failed(self.request, self.ep, self.start, error, self.span, self.recorder, self.ttft)
             return
         o._succeeded(
             self.request,

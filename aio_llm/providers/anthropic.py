@@ -108,8 +108,8 @@ class AnthropicProvider(Provider):
         root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         self._url = f"{root}/v1/messages"
         static = {"anthropic-version": version, "content-type": "application/json"}
-        if api_key:
-            static["x-api-key"] = api_key
+        if self.api_key:
+            static["x-api-key"] = self.api_key
         static.update(self.extra_headers)
         self._headers = static
         lowered = {k.lower() for k in static}

@@ -56,6 +56,33 @@ class StreamDecoder(Protocol):
         ...
 
 
+def _clean_key(api_key: str | None, label: str) -> str | None:
+    """The key without surrounding whitespace (a key read from a file ends in a newline).
+
+    A key with control characters inside would be refused by the HTTP
+    library with the header, key included, in its message: refuse it here,
+    without quoting it.
+    """
+    if api_key is None:
+        return None
+    key = api_key.strip()
+    if not key:
+        return None
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(f"the API key for {label} contains control characters")
+    return key
+
+
+def _scrub(exc: APIError, secret: str | None) -> APIError:
+    """``exc`` with ``secret`` blanked out of its message (defence in depth)."""
+    if secret and secret in exc.message:
+        exc.message = exc.message.replace(secret, "[REDACTED]")
+        exc.args = (exc.message,)
+    return exc
+
+
 def redact(text: str, secret: str | None) -> str:
     """``text`` with ``secret`` (an API key) blanked out."""
     if secret and secret in text:
@@ -89,9 +116,9 @@ class Provider:
         label: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.api_key = api_key
-        self.base_url = (base_url or self.default_base_url).rstrip("/")
         self.label = label or self.name
+        self.api_key = _clean_key(api_key, self.label)
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
         self.extra_headers = dict(headers or {})
         if not self.base_url.startswith(("http://", "https://")):
             from ..errors import ConfigurationError
@@ -140,6 +167,7 @@ class Provider:
             )
         except APIError as exc:
             exc.provider = self.label
+            _scrub(exc, self.api_key)
             raise
         if status >= 400:
             raise self.decode_error(status, headers, body)
@@ -155,6 +183,7 @@ class Provider:
             resp = await transport.stream(http.method, http.url, http.headers, http.content)
         except APIError as exc:
             exc.provider = self.label
+            _scrub(exc, self.api_key)
             raise
         if resp.status >= 400:
             try:
@@ -180,6 +209,7 @@ class Provider:
             )
         except APIError as exc:
             exc.provider = self.label
+            _scrub(exc, self.api_key)
             raise
         if status >= 400:
             raise self.decode_error(status, headers, body)

@@ -70,8 +70,8 @@ class OpenAIProvider(Provider):
         self._chat_url = self.base_url + "/chat/completions"
         self._embed_url = self.base_url + "/embeddings"
         static: dict[str, str] = {"Content-Type": "application/json"}
-        if api_key:
-            static["Authorization"] = f"Bearer {api_key}"
+        if self.api_key:
+            static["Authorization"] = f"Bearer {self.api_key}"
         if organization:
             static["OpenAI-Organization"] = organization
         if project:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 from yarl import URL
 
-from ..errors import APIConnectionError, APIResponseError, APITimeoutError
+from ..errors import APIConnectionError, APIResponseError, APITimeoutError, InvalidRequestError
 from .base import DEFAULT_MAX_BODY_SIZE
 
 __all__ = ["AiohttpTransport"]
@@ -110,6 +110,10 @@ class AiohttpTransport:
             raise APITimeoutError("timed out connecting or waiting for the response") from exc
         except aiohttp.ClientError as exc:
             raise APIConnectionError(f"connection failed: {type(exc).__name__}: {exc}") from exc
+        except ValueError:  # an illegal header value or URL; its text may quote a header
+            raise InvalidRequestError(
+                "the request could not be sent: a header or the URL is not valid HTTP"
+            ) from None
 
     async def request(
         self, method: str, url: str, headers: Mapping[str, str], content: bytes
@@ -120,7 +124,8 @@ class AiohttpTransport:
             length = resp.content_length
             if length is not None and length > limit:
                 raise _too_large(limit)
-            if length is None:
+            if length is None or "Content-Encoding" in resp.headers:
+                # unknown or compressed length: count the decoded bytes as they come
                 body = await _AiohttpStream(resp, limit).aread()
             else:
                 body = await resp.read()

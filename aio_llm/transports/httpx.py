@@ -19,7 +19,8 @@ __all__ = ["HttpxTransport"]
 def _map(exc: httpx.TransportError) -> APIConnectionError:
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"timed out: {type(exc).__name__}")
-    return APIConnectionError(f"connection failed: {type(exc).__name__}: {exc}")
+    # the exception's text may quote request headers (an API key): name the type only
+    return APIConnectionError(f"connection failed: {type(exc).__name__}")
 
 
 class _HttpxStream:
@@ -35,7 +36,8 @@ class _HttpxStream:
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         seen = 0
         try:
-            async for chunk in self._resp.aiter_raw():
+            # decoded bytes (gzip, br, ...): the limit applies to what is kept
+            async for chunk in self._resp.aiter_bytes():
                 seen += len(chunk)
                 if seen > self._limit:
                     raise APIResponseError(
@@ -44,6 +46,8 @@ class _HttpxStream:
                 yield chunk
         except httpx.TransportError as exc:
             raise _map(exc) from exc
+        except httpx.DecodingError as exc:
+            raise APIResponseError(f"the response body could not be decoded: {exc}") from exc
         self._done = True
 
     async def aread(self) -> bytes:
@@ -97,12 +101,12 @@ class HttpxTransport:
                 raise APIResponseError(
                     f"response body exceeds the limit of {self._max_body_size} bytes"
                 )
-            if length is not None:
+            if length is not None and "content-encoding" not in resp.headers:
                 try:
                     body = await resp.aread()
                 except httpx.TransportError as exc:
                     raise _map(exc) from exc
-            else:
+            else:  # unknown or compressed length: count the decoded bytes as they come
                 body = await _HttpxStream(resp, self._max_body_size).aread()
         finally:
             await resp.aclose()

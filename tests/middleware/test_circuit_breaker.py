@@ -521,9 +521,11 @@ async def test_stream_closed_early_releases_the_probe() -> None:
 
 
 @pytest.mark.anyio
-async def test_stream_that_ended_during_prefetch_is_judged_at_once() -> None:
+async def test_stream_that_ended_during_prefetch_is_judged_when_read() -> None:
     mw = CircuitBreakerMiddleware(clock=FakeClock())
-    await mw(request(stream=True), streaming_next(ScriptedSource(0)))
+    head = await mw(request(stream=True), streaming_next(ScriptedSource(0)))
+    assert head.stream is not None and not head.stream.closed  # on_close still works
+    assert [c async for c in head.stream] == []
     assert mw.breaker(None, "m").statistics().successful == 1
 
 

@@ -342,7 +342,9 @@ async def test_stream_closed_early_is_not_an_error(otel: OTel, clock: FakeClock)
 async def test_stream_already_finished_when_returned(otel: OTel, clock: FakeClock) -> None:
     mw = make_tracing(otel, clock)
     head = await mw(request(stream=True), streaming(clock, ListSource([], response()), 0.1))
-    assert head.stream is not None and head.stream.closed
+    assert head.stream is not None and not head.stream.closed  # ended, reported when read
+    await head.stream.aclose()
+    assert head.stream.completed
     assert otel.span().name == "chat gpt-4o"
 
 
