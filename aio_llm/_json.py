@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["JSONDecodeError", "dumps", "loads"]
+__all__ = ["JSONDecodeError", "dumps", "dumps_text", "loads"]
 
 try:
     import orjson as _orjson
@@ -28,7 +28,22 @@ else:  # pragma: no cover
     JSONDecodeError = (json.JSONDecodeError, UnicodeDecodeError)
 
     def dumps(obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate: refuse it as orjson does
+            raise TypeError(f"str is not valid UTF-8: {exc.reason}") from None
 
     def loads(data: bytes | str) -> Any:
         return json.loads(data)
+
+
+def dumps_text(obj: Any) -> str:
+    """JSON text of data received from a provider, whatever it holds.
+
+    Unlike ``dumps`` this never fails on lone surrogates or integers beyond
+    64 bits (the standard library escapes them).
+    """
+    try:
+        return dumps(obj).decode()
+    except (TypeError, ValueError, UnicodeError):
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, default=repr)

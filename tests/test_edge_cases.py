@@ -177,3 +177,13 @@ def test_config_repr_hides_passwords_in_urls() -> None:
     )
     assert "hunter2" not in repr(config) and ":pw@" not in repr(config)
     assert "redis://***@cache:6379/0" in repr(config)
+
+
+def test_received_data_with_lone_surrogates_is_quoted_not_crashed_on() -> None:
+    """Found by fuzzing: a provider's JSON may escape a lone surrogate (``"\\ud800"``)."""
+    from aio_llm import _json
+
+    assert _json.dumps_text({"id": {"\ud800": None}}) == '{"id":{"\\ud800":null}}'
+    body = json.dumps({"message": {"id": {"\ud800": None}}}).encode()
+    error = OpenAIProvider(api_key="sk-x").decode_error(500, {}, body)
+    assert error.status_code == 500

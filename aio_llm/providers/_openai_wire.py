@@ -115,7 +115,7 @@ def tool_call_arguments(value: object) -> str:
         return ""
     if isinstance(value, str):
         return value
-    return _json.dumps(value).decode()
+    return _json.dumps_text(value)
 
 
 def text_of(content: object) -> str:
@@ -234,7 +234,7 @@ def error_from_payload(
                 message = f"{message} (upstream: {upstream})"
             raw = meta.get("raw")
             if raw:
-                raw_text = raw if isinstance(raw, str) else _json.dumps(raw).decode()
+                raw_text = raw if isinstance(raw, str) else _json.dumps_text(raw)
                 message = f"{message}: {shorten(raw_text)}"
     else:
         message = shorten(str(err)) or f"HTTP {status}"
@@ -276,7 +276,7 @@ def error_from_body(
         if msg:
             return error_from_payload(
                 {
-                    "message": msg if isinstance(msg, str) else _json.dumps(msg).decode(),
+                    "message": msg if isinstance(msg, str) else _json.dumps_text(msg),
                     "type": data.get("type"),
                     "code": data.get("code"),
                 },

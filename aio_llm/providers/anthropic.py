@@ -167,7 +167,7 @@ class AnthropicProvider(Provider):
                 ident, name = block.get("id"), block.get("name")
                 if not isinstance(ident, str) or not isinstance(name, str):
                     raise self._shape("a tool_use block lacks id or name", data)
-                args = _json.dumps(block.get("input") or {}).decode()
+                args = _json.dumps_text(block.get("input") or {})
                 calls.append(fast_construct(ToolCall, id=ident, name=name, arguments=args))
             elif kind == "thinking":
                 thought = block.get("thinking")
@@ -427,7 +427,7 @@ class _AnthropicStreamDecoder:
         if state is None or state[0] != _TOOL or state[2]:
             return []
         # a tool call streamed without argument fragments: its input came whole
-        args = _json.dumps(state[3] if isinstance(state[3], dict) else {}).decode()
+        args = _json.dumps_text(state[3] if isinstance(state[3], dict) else {})
         state[2] = True
         tc = fast_construct(ToolCallDelta, index=state[1], id=None, name=None, arguments=args)
         return [_chunk(tool_calls=[tc])]
