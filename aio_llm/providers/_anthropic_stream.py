@@ -1,0 +1,244 @@
+"""The Anthropic codec's stream side: SSE events into chunks and a rebuilt response."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .. import _json
+from ..errors import StreamError
+from ..streaming import ChunkAccumulator
+from ..transports.sse import SSEEvent
+from ..types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    FinishReason,
+    ToolCallDelta,
+    Usage,
+    fast_construct,
+)
+
+if TYPE_CHECKING:
+    from .anthropic import AnthropicProvider
+
+__all__ = ["FINISH", "AnthropicStreamDecoder", "int_field", "str_field", "usage_from_wire"]
+
+FINISH: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+# Per-block kinds the stream decoder tracks.
+_TEXT, _THINKING, _TOOL, _SKIP = 0, 1, 2, 3
+
+
+class AnthropicStreamDecoder:
+    """Turns Anthropic's SSE events into chunks (see ``providers.base.StreamDecoder``).
+
+    Tool-call deltas are numbered by tool-call ordinal, not by content-block
+    index, so the first ``tool_use`` is index 0 even after text or server-tool
+    blocks. Usage from ``message_start`` is merged with the cumulative counts
+    of ``message_delta``.
+    """
+
+    __slots__ = ("_blocks", "_done", "_provider", "_tools", "_usage", "accumulator")
+
+    def __init__(self, provider: AnthropicProvider, request: ChatRequest) -> None:
+        self._provider = provider
+        self.accumulator = ChunkAccumulator()
+        self.accumulator.model = request.model
+        # block index -> [kind, tool ordinal, saw-arguments, start input]
+        self._blocks: dict[int, list[Any]] = {}
+        self._tools = 0
+        self._usage: dict[str, Any] = {}
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def feed(self, event: SSEEvent) -> list[ChatChunk]:
+        if event.event == "ping":
+            return []
+        try:
+            data = _json.loads(event.data)
+        except _json.JSONDecodeError:
+            raise self._broken("an event that is not JSON") from None
+        if not isinstance(data, dict):
+            raise self._broken("an event that is not a JSON object")
+        kind = data.get("type", event.event)
+        if kind == "content_block_delta":
+            chunk = self._delta(data)
+            if chunk is None:
+                return []
+            self.accumulator.add(chunk)
+            return [chunk]
+        chunks: list[ChatChunk]
+        if kind == "content_block_start":
+            chunks = self._start(data)
+        elif kind == "content_block_stop":
+            chunks = self._stop(data)
+        elif kind == "message_start":
+            self._message_start(data)
+            return []
+        elif kind == "message_delta":
+            chunks = [self._message_delta(data)]
+        elif kind == "message_stop":
+            self._done = True
+            return []
+        elif kind == "error":
+            raise self._provider._inband_error(data, None)
+        else:  # ping and event types aio_llm does not know
+            return []
+        for chunk in chunks:
+            self.accumulator.add(chunk)
+        return chunks
+
+    def build_response(self) -> ChatResponse:
+        return self.accumulator.build(provider=self._provider.label)
+
+    # -- events ------------------------------------------------------------
+    def _message_start(self, data: dict[str, Any]) -> None:
+        message = data.get("message")
+        if not isinstance(message, dict):
+            raise self._broken("message_start without a message")
+        acc = self.accumulator
+        acc.id = str_field(message.get("id"))
+        acc.model = str_field(message.get("model")) or acc.model
+        usage = message.get("usage")
+        if isinstance(usage, dict):
+            self._usage = usage
+            # a stream that breaks off later still reports the prompt it paid for
+            acc.usage = usage_from_wire(usage)
+
+    def _message_delta(self, data: dict[str, Any]) -> ChatChunk:
+        delta = data.get("delta")
+        stop = delta.get("stop_reason") if isinstance(delta, dict) else None
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            merged = dict(self._usage)
+            merged.update((k, v) for k, v in usage.items() if v is not None)
+            self._usage = merged
+        return _chunk(
+            finish_reason=FINISH.get(stop) if isinstance(stop, str) else None,
+            usage=usage_from_wire(self._usage),
+        )
+
+    def _start(self, data: dict[str, Any]) -> list[ChatChunk]:
+        index, block = data.get("index"), data.get("content_block")
+        if not isinstance(index, int) or not isinstance(block, dict):
+            raise self._broken("content_block_start without index or block")
+        kind = block.get("type")
+        if kind == "text":
+            self._blocks[index] = [_TEXT, -1, False, None]
+            text = block.get("text")
+            return [_chunk(delta=text)] if isinstance(text, str) and text else []
+        if kind == "thinking":
+            self._blocks[index] = [_THINKING, -1, False, None]
+            thought = block.get("thinking")
+            return [_chunk(reasoning=thought)] if isinstance(thought, str) and thought else []
+        if kind == "tool_use":
+            ident, name = block.get("id"), block.get("name")
+            if not isinstance(ident, str) or not isinstance(name, str):
+                raise self._broken("a tool_use block lacks id or name")
+            ordinal = self._tools
+            self._tools += 1
+            self._blocks[index] = [_TOOL, ordinal, False, block.get("input")]
+            tc = fast_construct(ToolCallDelta, index=ordinal, id=ident, name=name, arguments="")
+            return [_chunk(tool_calls=[tc])]
+        # redacted_thinking, server_tool_use and its results, unknown types
+        self._blocks[index] = [_SKIP, -1, False, None]
+        return []
+
+    def _delta(self, data: dict[str, Any]) -> ChatChunk | None:
+        delta = data.get("delta")
+        if not isinstance(delta, dict):
+            raise self._broken("content_block_delta without a delta")
+        kind = delta.get("type")
+        if kind == "text_delta":
+            text = delta.get("text")
+            return _chunk(delta=text) if isinstance(text, str) and text else None
+        if kind == "thinking_delta":
+            thought = delta.get("thinking")
+            return _chunk(reasoning=thought) if isinstance(thought, str) and thought else None
+        if kind == "input_json_delta":
+            state = self._block(data)
+            part = delta.get("partial_json")
+            if state is None or state[0] != _TOOL or not isinstance(part, str) or not part:
+                return None
+            state[2] = True
+            tc = fast_construct(ToolCallDelta, index=state[1], id=None, name=None, arguments=part)
+            return _chunk(tool_calls=[tc])
+        return None  # signature_delta, citations_delta, unknown deltas
+
+    def _stop(self, data: dict[str, Any]) -> list[ChatChunk]:
+        state = self._block(data)
+        if state is None or state[0] != _TOOL or state[2]:
+            return []
+        # a tool call streamed without argument fragments: its input came whole
+        args = _json.dumps_text(state[3] if isinstance(state[3], dict) else {})
+        state[2] = True
+        tc = fast_construct(ToolCallDelta, index=state[1], id=None, name=None, arguments=args)
+        return [_chunk(tool_calls=[tc])]
+
+    def _block(self, data: dict[str, Any]) -> list[Any] | None:
+        index = data.get("index")
+        return self._blocks.get(index) if isinstance(index, int) else None
+
+    def _broken(self, what: str) -> StreamError:
+        return StreamError(
+            f"unexpected stream from {self._provider.label}: {what}",
+            provider=self._provider.label,
+        )
+
+
+def _chunk(
+    *,
+    delta: str = "",
+    reasoning: str = "",
+    tool_calls: list[ToolCallDelta] | None = None,
+    finish_reason: FinishReason | None = None,
+    usage: Usage | None = None,
+) -> ChatChunk:
+    return fast_construct(
+        ChatChunk,
+        delta=delta,
+        tool_calls=tool_calls if tool_calls is not None else [],
+        finish_reason=finish_reason,
+        usage=usage,
+        reasoning=reasoning,
+    )
+
+
+def int_field(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def str_field(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def usage_from_wire(raw: Mapping[str, Any]) -> Usage:
+    """aio_llm's ``Usage``: ``input_tokens`` counts cached and cache-written tokens too."""
+    read = int_field(raw.get("cache_read_input_tokens"))
+    created = int_field(raw.get("cache_creation_input_tokens"))
+    prompt = int_field(raw.get("input_tokens")) + read + created
+    output = int_field(raw.get("output_tokens"))
+    details = raw.get("output_tokens_details")
+    thinking = int_field(details.get("thinking_tokens")) if isinstance(details, dict) else 0
+    return fast_construct(
+        Usage,
+        input_tokens=prompt,
+        output_tokens=output,
+        total_tokens=prompt + output,
+        cached_input_tokens=read,
+        cache_creation_input_tokens=created,
+        reasoning_tokens=thinking,
+        provider_cost=None,
+    )
