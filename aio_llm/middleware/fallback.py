@@ -37,7 +37,7 @@ from ..errors import (
 )
 from ..pipeline import Next
 from ..types import ChatRequest, ChatResponse
-from .retry import _add_note, is_transient
+from ._retry_strategies import _add_note, is_transient
 from .tracing import EVENT_FALLBACK, record_event
 
 __all__ = ["Fallback", "FallbackStatistics", "should_fall_back"]
