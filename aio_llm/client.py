@@ -13,8 +13,9 @@ import anyio
 import anyio.abc
 from pydantic import ValidationError
 
+from . import _fanout
 from ._chat_stream import ChatStream, deadline_message
-from ._progress import Progress, progress_reporter
+from ._progress import Progress
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ClientConfig
 from .errors import APITimeoutError, InvalidRequestError
@@ -412,44 +413,7 @@ class AsyncLLMClient:
         ``return_exceptions=False`` the first failure cancels the others and
         is raised as itself; no task or connection outlives the call.
         """
-        handler = self._require_open()
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        reqs = [self._coerce(r) for r in requests]
-        total = len(reqs)
-        results: list[ChatResponse | BaseException | None] = [None] * total
-        report = progress_reporter(progress, total)
-        state = _GatherState()
-        indices = iter(range(total))
-
-        async def worker() -> None:
-            for i in indices:
-                req = reqs[i]
-                if req.stream:
-                    req = req.model_copy(update={"stream": False})
-                try:
-                    results[i] = await self._call(
-                        handler, req, self._deadline(req, USE_CLIENT_DEFAULT)
-                    )
-                except Exception as exc:
-                    if not return_exceptions:
-                        if state.error is None:
-                            state.error = exc
-                        tg.cancel_scope.cancel()
-                        return
-                    results[i] = exc
-                state.done += 1
-                if report is not None:
-                    report(state.done, total)
-
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(concurrency, total)):
-                tg.start_soon(worker)
-        if report is not None:
-            report(state.done, total, final=True)
-        if state.error is not None:
-            raise state.error
-        return results  # type: ignore[return-value]
+        return await _fanout.gather(self, requests, concurrency, return_exceptions, progress)
 
     async def as_completed(
         self,
@@ -462,48 +426,8 @@ class AsyncLLMClient:
         The requests run in the client's task group; leaving the loop early
         (or closing the iterator) cancels the ones still running.
         """
-        self._require_open()
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        handler = self._require_open()
-        reqs = [self._coerce(r) for r in requests]
-        total = len(reqs)
-        if total == 0:
-            return
-        send, receive = anyio.create_memory_object_stream[tuple[int, ChatResponse | BaseException]](
-            max_buffer_size=total
-        )
-        scopes: list[anyio.CancelScope] = []
-        indices = iter(range(total))
-
-        async def worker() -> None:
-            scope = anyio.CancelScope()
-            scopes.append(scope)
-            with scope:
-                for i in indices:
-                    req = reqs[i]
-                    if req.stream:
-                        req = req.model_copy(update={"stream": False})
-                    try:
-                        out: ChatResponse | BaseException = await self._call(
-                            handler, req, self._deadline(req, USE_CLIENT_DEFAULT)
-                        )
-                    except Exception as exc:
-                        out = exc
-                    send.send_nowait((i, out))
-
-        tg = self._task_group
-        assert tg is not None
-        for _ in range(min(concurrency, total)):
-            tg.start_soon(worker)
-        try:
-            for _ in range(total):
-                yield await receive.receive()
-        finally:
-            for scope in scopes:
-                scope.cancel()
-            send.close()
-            receive.close()
+        async for item in _fanout.as_completed(self, requests, concurrency):
+            yield item
 
     # -- introspection -------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
@@ -559,14 +483,6 @@ def _strong(fn: Callable[[], Any]) -> Callable[[], Any]:
         return fn()
 
     return call
-
-
-class _GatherState:
-    __slots__ = ("done", "error")
-
-    def __init__(self) -> None:
-        self.done = 0
-        self.error: Exception | None = None
 
 
 def _describe_validation(exc: ValidationError) -> str:
