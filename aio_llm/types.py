@@ -7,7 +7,7 @@ constructed without re-validation on the hot path (``model_construct``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
@@ -197,135 +197,17 @@ class EmbeddingResponse(BaseModel):
     provider: str = ""
 
 
-def _coerce_messages(messages: Sequence[MessageInput]) -> list[Message]:
-    return [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
-
-
 _M = TypeVar("_M", bound=BaseModel)
-
-
-def _construct(cls: type[_M], fields: dict[str, Any], private: dict[str, Any] | None = None) -> _M:
-    """Build a model from trusted, complete ``fields`` without validation.
-
-    The hot path builds every response and chunk from data it has already
-    checked; pydantic's ``model_construct`` costs several µs per object,
-    this costs well under one. ``fields`` must name every field.
-    """
-    obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", fields)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", private)
-    return obj
-
-
-def make_usage(
-    input_tokens: int = 0,
-    output_tokens: int = 0,
-    total_tokens: int | None = None,
-    cached_input_tokens: int = 0,
-    cache_creation_input_tokens: int = 0,
-    reasoning_tokens: int = 0,
-    provider_cost: float | None = None,
-) -> Usage:
-    """A ``Usage`` from trusted counts (no validation)."""
-    return _construct(
-        Usage,
-        {
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "total_tokens": input_tokens + output_tokens if total_tokens is None else total_tokens,
-            "cached_input_tokens": cached_input_tokens,
-            "cache_creation_input_tokens": cache_creation_input_tokens,
-            "reasoning_tokens": reasoning_tokens,
-            "provider_cost": provider_cost,
-        },
-    )
-
-
-def make_message(
-    content: str | None, tool_calls: list[ToolCall] | None = None, role: Role = "assistant"
-) -> Message:
-    """An assistant ``Message`` from trusted parts (no validation)."""
-    return _construct(
-        Message,
-        {
-            "role": role,
-            "content": content,
-            "name": None,
-            "tool_calls": tool_calls or None,
-            "tool_call_id": None,
-        },
-    )
-
-
-def make_response(
-    *,
-    id: str,
-    model: str,
-    provider: str,
-    content: str,
-    finish_reason: FinishReason | None,
-    usage: Usage,
-    tool_calls: list[ToolCall] | None = None,
-    reasoning: str | None = None,
-    request_id: str | None = None,
-    raw: Any = None,
-    latency_ms: float = 0.0,
-    message: Message | None = None,
-) -> ChatResponse:
-    """A ``ChatResponse`` from trusted parts (no validation): the decoders' fast path."""
-    calls = tool_calls or []
-    return _construct(
-        ChatResponse,
-        {
-            "id": id,
-            "model": model,
-            "provider": provider,
-            "content": content,
-            "message": message if message is not None else make_message(content, calls),
-            "finish_reason": finish_reason,
-            "tool_calls": calls,
-            "usage": usage,
-            "cost": None,
-            "cached": False,
-            "latency_ms": latency_ms,
-            "reasoning": reasoning,
-            "request_id": request_id,
-            "raw": raw,
-        },
-        {"_stream": None, "_headers": None},
-    )
-
-
-def make_chunk(
-    delta: str = "",
-    tool_calls: list[ToolCallDelta] | None = None,
-    finish_reason: FinishReason | None = None,
-    usage: Usage | None = None,
-    reasoning: str = "",
-) -> ChatChunk:
-    """A ``ChatChunk`` from trusted parts (no validation)."""
-    return _construct(
-        ChatChunk,
-        {
-            "delta": delta,
-            "tool_calls": tool_calls if tool_calls is not None else [],
-            "finish_reason": finish_reason,
-            "usage": usage,
-            "reasoning": reasoning,
-        },
-    )
-
-
-_RESPONSE_PRIVATE = ("_stream", "_headers")
-
-
 _FIELD_COUNTS: dict[type[BaseModel], int] = {}
 
 
 def fast_construct(cls: type[_M], **fields: Any) -> _M:
-    """``cls.model_construct(**fields)`` for trusted, complete fields, without its cost."""
+    """``cls.model_construct(**fields)`` for trusted, complete fields, without its cost.
+
+    The decoders build every response and chunk from data they already
+    checked; pydantic's ``model_construct`` costs several µs per object, this
+    well under one. ``fields`` must name every field (asserted in debug runs).
+    """
     if __debug__:
         count = _FIELD_COUNTS.get(cls)
         if count is None:
@@ -341,3 +223,25 @@ def fast_construct(cls: type[_M], **fields: Any) -> _M:
         {"_stream": None, "_headers": None} if cls is ChatResponse else None,
     )
     return obj
+
+
+def make_usage(
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    total_tokens: int | None = None,
+    cached_input_tokens: int = 0,
+    cache_creation_input_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    provider_cost: float | None = None,
+) -> Usage:
+    """A ``Usage`` from trusted counts (no validation)."""
+    return fast_construct(
+        Usage,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens if total_tokens is None else total_tokens,
+        cached_input_tokens=cached_input_tokens,
+        cache_creation_input_tokens=cache_creation_input_tokens,
+        reasoning_tokens=reasoning_tokens,
+        provider_cost=provider_cost,
+    )
