@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
-
-import anyio
 
 from .errors import APITimeoutError
 from .pipeline import Next
@@ -22,26 +19,36 @@ __all__ = ["ChatStream", "deadline_message"]
 class ChatStream:
     """The ``async with`` side of ``client.stream``: iterate chunks, then read ``.response``."""
 
-    __slots__ = ("_client", "_deadline", "_handler", "_request", "_response", "_scope", "_stream")
+    __slots__ = (
+        "_client",
+        "_deadline",
+        "_handler",
+        "_request",
+        "_response",
+        "_stream",
+        "_timeout",
+    )
 
     def __init__(
-        self, client: AsyncLLMClient, handler: Next, request: ChatRequest, deadline: float
+        self, client: AsyncLLMClient, handler: Next, request: ChatRequest, timeout: float | None
     ) -> None:
         self._client = client
         self._handler = handler
         self._request = request
-        self._deadline = deadline
-        self._scope: anyio.CancelScope | None = None
+        self._timeout = timeout
+        self._deadline: Any = None
         self._stream: ChunkStream | None = None
         self._response: ChatResponse | None = None
 
     async def __aenter__(self) -> ChatStream:
-        self._scope = scope = anyio.CancelScope(deadline=self._deadline)
-        scope.__enter__()
+        deadlines = self._client._deadlines
+        if self._timeout is not None:
+            self._deadline = deadlines.start(self._timeout)
         try:
-            response = await self._client._call(self._handler, self._request, math.inf)
+            response = await self._client._call(self._handler, self._request, None)
         except BaseException as exc:
-            if scope.__exit__(type(exc), exc, exc.__traceback__):
+            deadline, self._deadline = self._deadline, None
+            if deadline is not None and deadlines.finish(deadline, exc):
                 raise APITimeoutError(deadline_message(self._request)) from None
             raise
         stream = response.stream
@@ -55,17 +62,15 @@ class ChatStream:
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> bool | None:
-        scope = self._scope
-        assert scope is not None
+    ) -> None:
+        deadline, self._deadline = self._deadline, None
         try:
             if self._stream is not None:
                 await self._stream.aclose()
         finally:
-            swallowed = scope.__exit__(exc_type, exc, tb)
-        if swallowed and scope.cancelled_caught:
-            raise APITimeoutError(deadline_message(self._request))
-        return swallowed
+            expired = deadline is not None and self._client._deadlines.finish(deadline, exc)
+        if expired:
+            raise APITimeoutError(deadline_message(self._request)) from None
 
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
         # iterate the ChunkStream itself: one call per chunk instead of two

@@ -55,7 +55,7 @@ async def gather(
                 req = req.model_copy(update={"stream": False})
             try:
                 results[i] = await client._call(
-                    handler, req, client._deadline(req, USE_CLIENT_DEFAULT)
+                    handler, req, client._timeout(req, USE_CLIENT_DEFAULT)
                 )
             except Exception as exc:
                 if not return_exceptions:
@@ -108,7 +108,7 @@ async def as_completed(
                     req = req.model_copy(update={"stream": False})
                 try:
                     out: ChatResponse | BaseException = await client._call(
-                        handler, req, client._deadline(req, USE_CLIENT_DEFAULT)
+                        handler, req, client._timeout(req, USE_CLIENT_DEFAULT)
                     )
                 except Exception as exc:
                     out = exc

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from . import _fanout
 from ._chat_stream import ChatStream, deadline_message
+from ._deadline import Deadlines, ScopeDeadlines, for_running_loop
 from ._progress import Progress
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ClientConfig
@@ -117,6 +118,7 @@ class AsyncLLMClient:
         self._batchers: dict[str, EmbeddingBatcher] = {}
         self._key_digests: dict[str, tuple[str | None, str]] = {}
         self._now: Callable[[], float] = anyio.current_time
+        self._deadlines: Deadlines = ScopeDeadlines()
         self._requests = 0
         self._errors = 0
         self._in_flight = 0
@@ -128,6 +130,8 @@ class AsyncLLMClient:
         stack = AsyncExitStack()
         await stack.__aenter__()
         self._now = _event_loop_clock()
+        self._deadlines = deadlines = for_running_loop()
+        stack.callback(deadlines.close)
         try:
             self._transport = create_transport(
                 self.config.transport,
@@ -280,14 +284,11 @@ class AsyncLLMClient:
             f"requests must be ChatRequest objects or dicts, not {type(item).__name__}"
         )
 
-    def _deadline(self, request: ChatRequest, timeout: Timeout) -> float:
+    def _timeout(self, request: ChatRequest, timeout: Timeout) -> float | None:
+        """Seconds the call may take (``None``: no deadline)."""
         if timeout is USE_CLIENT_DEFAULT:
-            value = request.timeout if request.timeout is not None else self.config.timeout
-        else:
-            value = timeout
-        if value is None:
-            return math.inf
-        return self._now() + value
+            return request.timeout if request.timeout is not None else self.config.timeout
+        return timeout
 
     # -- chat -----------------------------------------------------------------
     async def chat(
@@ -309,17 +310,28 @@ class AsyncLLMClient:
         req = self.build_request(messages, model=model, request=request, **params)
         if req.stream:
             req = req.model_copy(update={"stream": False})
-        return await self._call(handler, req, self._deadline(req, timeout))
+        return await self._call(handler, req, self._timeout(req, timeout))
 
-    async def _call(self, handler: Next, request: ChatRequest, deadline: float) -> ChatResponse:
+    async def _call(
+        self, handler: Next, request: ChatRequest, timeout: float | None
+    ) -> ChatResponse:
         self._requests += 1
         self._in_flight += 1
         try:
-            if deadline == math.inf:
+            if timeout is None:
                 return await handler(request)
-            with anyio.CancelScope(deadline=deadline):
-                return await handler(request)
-            raise APITimeoutError(deadline_message(request), provider=request.provider)
+            deadlines = self._deadlines
+            deadline = deadlines.start(timeout)
+            try:
+                response = await handler(request)
+            except BaseException as exc:
+                if deadlines.finish(deadline, exc):
+                    raise APITimeoutError(
+                        deadline_message(request), provider=request.provider
+                    ) from None
+                raise
+            deadlines.finish(deadline, None)
+            return response
         except BaseException as exc:
             if isinstance(exc, Exception):
                 self._errors += 1
@@ -345,7 +357,7 @@ class AsyncLLMClient:
         req = self.build_request(messages, model=model, request=request, **params)
         if not req.stream:
             req = req.model_copy(update={"stream": True})
-        return ChatStream(self, handler, req, self._deadline(req, timeout))
+        return ChatStream(self, handler, req, self._timeout(req, timeout))
 
     # -- embeddings -------------------------------------------------------------
     async def embed(

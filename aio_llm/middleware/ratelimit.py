@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import anyio
 
+from .._deadline import current_deadline
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import RateLimitError, RateLimitExceededError
 from ..pipeline import Next
@@ -288,7 +289,7 @@ class RateLimit:
             await self._clock.sleep(wait)
 
     def _check_deadline(self, t: _Target, wait: float) -> None:
-        left = anyio.current_effective_deadline() - anyio.current_time()
+        left = current_deadline() - anyio.current_time()
         if wait > left:
             t.rejected += 1
             raise RateLimitExceededError(
