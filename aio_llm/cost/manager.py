@@ -177,7 +177,7 @@ class CostManager:
     async def settle(self, reservation: Reservation | None, record: UsageRecord) -> None:
         """Charge ``record`` (its real cost) and close ``reservation``; committed on return."""
         now = self._clock.time()
-        actual = 0 if record.cost is None else to_nanos(record.cost)
+        actual = record_cost_nanos(record)
         self._stats.add(record)
         try:
             if reservation is not None:
@@ -191,6 +191,17 @@ class CostManager:
         except LedgerUnavailableError as exc:
             self._stats.ledger_errors += 1
             logger.warning("could not record $%s in the budget ledger: %s", record.cost, exc)
+
+    def record_nowait(self, record: UsageRecord) -> None:
+        """``settle(None, record)`` on the in-process ledger, without an await."""
+        memory = self._memory
+        if memory is None:
+            raise RuntimeError("record_nowait needs the in-process ledger; await settle()")
+        self._stats.add(record)
+        if self._book.budgets:
+            now = self._clock.time()
+            claims = self._book.claims(record.model, record.user_id, record.project, now)
+            self._observe(memory.charge_nowait(claims, record_cost_nanos(record), now, record), now)
 
     async def release(self, reservation: Reservation | None) -> None:
         """Drop ``reservation``: the request failed before it cost anything."""
@@ -368,3 +379,7 @@ def get_cost_manager() -> CostManager:
     if _default is None:
         _default = CostManager.from_config(ClientConfig.from_env())
     return _default
+
+
+def record_cost_nanos(record: UsageRecord) -> int:
+    return 0 if record.cost is None else to_nanos(record.cost)

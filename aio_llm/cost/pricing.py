@@ -77,10 +77,21 @@ class ModelPrice:
 
     def cost(self, usage: Usage) -> float:
         """USD for ``usage`` at these prices (see the module docstring)."""
-        p = self.tier(usage.input_tokens)
-        total_in = max(usage.input_tokens, 0)
-        cached = min(max(usage.cached_input_tokens, 0), total_in)
-        written = min(max(usage.cache_creation_input_tokens, 0), total_in - cached)
+        total_in = usage.input_tokens
+        cached, written = usage.cached_input_tokens, usage.cache_creation_input_tokens
+        output = usage.output_tokens
+        if (
+            self.long_context is None
+            and not cached
+            and not written
+            and total_in >= 0
+            and output >= 0
+        ):  # the common case: no cache, no long-context tier
+            return (total_in * self.input + output * self.output) * _PER_TOKEN
+        p = self.tier(total_in)
+        total_in = max(total_in, 0)
+        cached = min(max(cached, 0), total_in)
+        written = min(max(written, 0), total_in - cached)
         fresh = total_in - cached - written
         cached_price = p.input if p.cached_input is None else p.cached_input
         write_price = p.input if p.cache_write is None else p.cache_write
@@ -88,7 +99,7 @@ class ModelPrice:
             fresh * p.input
             + cached * cached_price
             + written * write_price
-            + max(usage.output_tokens, 0) * p.output
+            + max(output, 0) * p.output
         ) * _PER_TOKEN
 
     def worst_case(self, input_tokens: int, output_tokens: int) -> float:

@@ -113,6 +113,8 @@ class BudgetMiddleware:
         if manager.shared_ledger:  # I/O: finish it even if the caller is cancelled now
             with anyio.CancelScope(shield=True):
                 await manager.settle(reservation, record)
+        elif reservation is None:
+            manager.record_nowait(record)
         else:
             await manager.settle(reservation, record)  # never suspends
         return response
@@ -121,52 +123,55 @@ class BudgetMiddleware:
         self, request: ChatRequest, response: ChatResponse, usage: Usage, *, estimated: bool
     ) -> UsageRecord:
         pricing = self._manager.pricing
-        model = response.model or request.model
+        model = request.model
         if usage.provider_cost is not None:
             cost: float | None = usage.provider_cost
         else:
-            price = pricing.get(model) if response.model else None
-            if price is None:
-                model = request.model
-            cost = pricing.cost(model, usage)
+            # the answering model's price (a dated snapshot resolves to its entry), else the asked
+            price = pricing.get(response.model) if response.model else None
+            if price is not None:
+                cost = price.cost(usage)
+            else:
+                cost = pricing.cost(model, usage)
         response.cost = cost
         prompt_hash = prefix_hash = None
         prefix_tokens = 0
         if self.track_prompts:
-            parts = tuple((m.role, m.text) for m in request.messages)
+            parts = tuple([(m.role, m.text) for m in request.messages])
+            stop, tools, fmt = request.stop, request.tools, request.response_format
             prompt_hash = hash(
                 (
-                    request.model,
+                    model,
                     parts,
                     request.temperature,
                     request.top_p,
                     request.seed,
                     request.max_tokens,
-                    repr(request.stop),
-                    repr(request.tools) if request.tools else None,
-                    repr(request.response_format) if request.response_format else None,
+                    None if stop is None else repr(stop),
+                    repr(tools) if tools else None,
+                    repr(fmt) if fmt else None,
                 )
             )
             if len(parts) > 1:
                 prefix_hash = hash(parts[:-1])
                 prefix_tokens = sum(len(t) for _, t in parts[:-1]) // 4
         return UsageRecord(
-            request.model,
+            model,
             usage.input_tokens,
             usage.output_tokens,
             cost,
             self._manager.clock.time(),
-            user_id=request.user,
-            project=request.metadata.get("project"),
-            cached_input_tokens=usage.cached_input_tokens,
-            cache_creation_input_tokens=usage.cache_creation_input_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            response_id=response.id or None,
-            provider=response.provider or None,
-            estimated=estimated,
-            prompt_hash=prompt_hash,
-            prefix_hash=prefix_hash,
-            prefix_tokens=prefix_tokens,
+            request.user,
+            request.metadata.get("project"),
+            usage.cached_input_tokens,
+            usage.cache_creation_input_tokens,
+            usage.reasoning_tokens,
+            response.id or None,
+            response.provider or None,
+            estimated,
+            prompt_hash,
+            prefix_hash,
+            prefix_tokens,
         )
 
     def statistics(self) -> BudgetStatistics:

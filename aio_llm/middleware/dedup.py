@@ -1,8 +1,9 @@
 """Singleflight: concurrent identical requests share one upstream call.
 
 ``Deduplicator`` is the generic mechanism (``await d.deduplicate(key,
-executor)``); ``Dedup`` is the middleware, keyed like the cache
-(``aio_llm.cache_key``).
+executor)``); ``Dedup`` is the middleware. Its keys mean what the cache's
+mean (``aio_llm.cache_key``) but stay in the process, so it uses
+``local_key``: a tuple for plain-text requests, no JSON and no digest.
 
 Who runs the shared call. Bound to a task group (the client calls
 ``bind(task_group)`` when it opens; ``async with Deduplicator()`` opens one of
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -96,7 +97,7 @@ class Deduplicator(TaskGroupHost):
         task_group: anyio.abc.TaskGroup | None = None,
         share: Callable[[Any], Any] | None = None,
     ) -> None:
-        self._flights: dict[str, _Flight] = {}
+        self._flights: dict[Hashable, _Flight] = {}
         TaskGroupHost.__init__(self)
         self._task_group = task_group
         self._share = share
@@ -104,11 +105,11 @@ class Deduplicator(TaskGroupHost):
         self.hits = 0
         self.takeovers = 0
 
-    def has_flight(self, key: str) -> bool:
+    def has_flight(self, key: Hashable) -> bool:
         """Whether a call for ``key`` is in flight now."""
         return key in self._flights
 
-    async def deduplicate(self, key: str, executor: Callable[[], Awaitable[T] | T]) -> T:
+    async def deduplicate(self, key: Hashable, executor: Callable[[], Awaitable[T] | T]) -> T:
         """Run ``executor()`` once for all concurrent callers of ``key``; return its result."""
         retry = False
         while True:
@@ -135,7 +136,7 @@ class Deduplicator(TaskGroupHost):
                 return cast(T, value if leader or share is None else share(value))
             retry = True  # the call was cancelled under us: start (or join) another
 
-    async def join(self, key: str) -> tuple[bool, Any]:
+    async def join(self, key: Hashable) -> tuple[bool, Any]:
         """Wait for the call in flight for ``key``: ``(True, value)``, or ``(False, None)``.
 
         ``(False, None)`` when nothing is in flight or the call was cancelled;
@@ -179,7 +180,7 @@ class Deduplicator(TaskGroupHost):
             raise
         flight.waiters -= 1
 
-    async def _run(self, key: str, flight: _Flight, executor: Callable[[], Any]) -> None:
+    async def _run(self, key: Hashable, flight: _Flight, executor: Callable[[], Any]) -> None:
         with anyio.CancelScope() as scope:
             flight.scope = scope
             if flight.waiters == 0:
@@ -199,7 +200,7 @@ class Deduplicator(TaskGroupHost):
                     del self._flights[key]
                 flight.finish()
 
-    async def _run_inline(self, key: str, executor: Callable[[], Awaitable[T] | T]) -> T:
+    async def _run_inline(self, key: Hashable, executor: Callable[[], Awaitable[T] | T]) -> T:
         flight = self._flights[key] = _Flight()
         try:
             result = executor()
@@ -213,6 +214,27 @@ class Deduplicator(TaskGroupHost):
             flight.value = result
             flight.state = _VALUE
             return cast(T, result)
+        finally:  # a cancelled leader leaves the flight abandoned: a waiter takes over
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+            flight.finish()
+
+    async def lead_or_join(self, key: Hashable, next: Next, request: ChatRequest) -> ChatResponse:
+        """``deduplicate(key, partial(next, request))``, leading inline without the partial."""
+        if key in self._flights or self._task_group is not None:
+            return await self.deduplicate(key, functools.partial(next, request))
+        self.calls += 1
+        flight = self._flights[key] = _Flight()
+        try:
+            result = await next(request)
+        except Exception as exc:
+            flight.error, flight.tb = exc, exc.__traceback__
+            flight.state = _ERROR
+            raise
+        else:
+            flight.value = result
+            flight.state = _VALUE
+            return result
         finally:  # a cancelled leader leaves the flight abandoned: a waiter takes over
             if self._flights.get(key) is flight:
                 del self._flights[key]
@@ -285,7 +307,7 @@ class Dedup:
     async def __call__(self, request: ChatRequest, next: Next) -> ChatResponse:
         if not request.cache:
             return await next(request)
-        key = self._key(request)
+        key = self._key.local(request)
         flights = self._flights
         if request.stream:
             if flights.has_flight(key):
@@ -293,7 +315,7 @@ class Dedup:
                 if ok:
                     return replay_as_stream(value)
             return await next(request)
-        return await flights.deduplicate(key, functools.partial(next, request))
+        return await flights.lead_or_join(key, next, request)
 
     @property
     def deduplicator(self) -> Deduplicator:

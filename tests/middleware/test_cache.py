@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aio_llm.cache_key import RequestKeyer, api_key_fingerprint, request_key
+from aio_llm.cache_key import RequestKeyer, api_key_fingerprint, local_key, request_key
 from aio_llm.config import ClientConfig
 from aio_llm.errors import ServerError
 from aio_llm.middleware.cache import Cache, MemoryCache, RedisCache
@@ -186,6 +186,55 @@ def test_messages_and_tenant_change_the_key(base: dict[str, Any], text: str) -> 
     assert request_key(a) != request_key(_build(longer, 0))
     assert request_key(a, tenant="x") != request_key(a, tenant="y")
     assert request_key(a, provider="openai") != request_key(a, provider="anthropic")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _base(),
+    _base(),
+    st.integers(0, 2),
+    st.integers(0, 2),
+    st.none() | st.sampled_from(_CHANGES),
+    st.booleans(),
+    st.sampled_from([None, "t", "u"]),
+)
+def test_the_local_key_is_equal_exactly_when_the_request_key_is(
+    first: dict[str, Any],
+    second: dict[str, Any],
+    v1: int,
+    v2: int,
+    change: tuple[str, Any] | None,
+    same_base: bool,
+    tenant: str | None,
+) -> None:
+    a = _build(first, v1)
+    b = _build(first if same_base else second, v2, **dict([change] if change else []))
+    same = request_key(a, tenant="t") == request_key(b, tenant=tenant)
+    assert (local_key(a, tenant="t") == local_key(b, tenant=tenant)) is same
+    if same:
+        assert hash(local_key(a, tenant="t")) == hash(local_key(b, tenant=tenant))
+
+
+def test_the_local_key_normalises_like_the_request_key() -> None:
+    plain = _request("hi", stop="x")
+    parts = ChatRequest(
+        model="m",
+        messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        stop=["x"],
+    )
+    assert local_key(plain) == local_key(parts)
+    assert isinstance(local_key(plain), tuple)  # the cheap form
+    image = ChatRequest(
+        model="m",
+        messages=[
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": "data:x"}}],
+            }
+        ],
+    )
+    assert isinstance(local_key(image), bytes)  # anything else: canonical JSON
+    assert local_key(image) != local_key(plain)
 
 
 def test_key_normalisations_and_fingerprint() -> None:
