@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from aio_llm import (
     APIStatusError,
@@ -141,6 +142,17 @@ def expected_anthropic_stream(body: str) -> dict[str, Any]:
     }
 
 
+def assert_complete(obj: object) -> None:
+    """Every model the decoders build (``fast_construct``) has every field, all the way down."""
+    if isinstance(obj, BaseModel):
+        assert set(obj.__dict__) == set(type(obj).model_fields), type(obj).__name__
+        for value in obj.__dict__.values():
+            assert_complete(value)
+    elif isinstance(obj, list):
+        for item in obj:
+            assert_complete(item)
+
+
 def same_json(a: str, b: str) -> bool:
     return json.loads(a or "{}") == json.loads(b or "{}")
 
@@ -195,9 +207,11 @@ async def test_replay(name: str, server: FakeLLMServer, transport: str) -> None:
                             pass
                 return
             async with client.stream(messages, model=model) as s:
-                deltas = [c.delta async for c in s]
+                chunks = [c async for c in s]
+            deltas = [c.delta for c in chunks]
             final = s.response
             assert final is not None and s.completed
+            assert_complete([final, *chunks])
             assert "".join(deltas) == exp["text"] == final.content
             if exp["input"] is not None:
                 assert final.usage.input_tokens == exp["input"]
@@ -211,6 +225,7 @@ async def test_replay(name: str, server: FakeLLMServer, transport: str) -> None:
             return
 
         r = await client.chat(messages, model=model)
+        assert_complete(r)
         raw = json.loads(body_text)
         assert r.provider == provider
         if provider == "anthropic":
