@@ -141,7 +141,6 @@ class RequestStats:
         self,
         model: str,
         duration: float,
-        *,
         input_tokens: int = 0,
         output_tokens: int = 0,
         cost: float | None = None,
@@ -149,7 +148,11 @@ class RequestStats:
         ttft: float | None = None,
         error_type: str | None = None,
     ) -> None:
-        """Count one finished request; ``duration`` and ``ttft`` in seconds."""
+        """Count one finished request; ``duration`` and ``ttft`` in seconds.
+
+        Positional arguments are accepted (the tracing middleware's per-request
+        call skips keyword handling that way).
+        """
         ms = duration * 1000.0
         with self._lock:
             self._requests += 1

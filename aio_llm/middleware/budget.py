@@ -133,7 +133,7 @@ class BudgetMiddleware:
                 cost = price.cost(usage)
             else:
                 cost = pricing.cost(model, usage)
-        response.cost = cost
+        response.__dict__["cost"] = cost  # a float we computed: past pydantic's __setattr__
         prompt_hash = prefix_hash = None
         prefix_tokens = 0
         if self.track_prompts:

@@ -316,6 +316,10 @@ class Tracing:
         usage = response.usage
         if cached:  # a cache hit spent no tokens and cost nothing
             self._stats.record(request.model, duration, cached=True, ttft=ttft)
+        elif ttft is None:
+            self._stats.record(
+                request.model, duration, usage.input_tokens, usage.output_tokens, response.cost
+            )
         else:
             self._stats.record(
                 request.model,
