@@ -38,7 +38,7 @@ from .ledger import (
     ledger_from_url,
     to_nanos,
 )
-from .metrics import CostMetrics, MetricsBook
+from .metrics import CostMetrics, MetricsBook, UsageRow
 from .pricing import PricingTable
 from .recommend import Recommendation, recommend
 
@@ -192,13 +192,14 @@ class CostManager:
             self._stats.ledger_errors += 1
             logger.warning("could not record $%s in the budget ledger: %s", record.cost, exc)
 
-    def record_nowait(self, record: UsageRecord) -> None:
-        """``settle(None, record)`` on the in-process ledger, without an await."""
+    def record_nowait(self, row: UsageRow) -> None:
+        """``settle(None, UsageRecord(*row))`` on the in-process ledger, without an await."""
         memory = self._memory
         if memory is None:
             raise RuntimeError("record_nowait needs the in-process ledger; await settle()")
-        self._stats.add(record)
+        self._stats.add_row(row)
         if self._book.budgets:
+            record = UsageRecord(*row)
             now = self._clock.time()
             claims = self._book.claims(record.model, record.user_id, record.project, now)
             self._observe(memory.charge_nowait(claims, record_cost_nanos(record), now, record), now)
@@ -307,7 +308,7 @@ class CostManager:
 
     def get_optimization_recommendations(self) -> list[Recommendation]:
         """Concrete ways to spend less, drawn from the recorded usage (largest saving first)."""
-        return recommend(list(self._stats.records), self.pricing)
+        return recommend(self._stats.records, self.pricing)
 
     # -- status -------------------------------------------------------------------------------
 

@@ -56,10 +56,59 @@ class CostMetrics:
         return out
 
 
+UsageRow = tuple[
+    str,
+    int,
+    int,
+    "float | None",
+    float,
+    "str | None",
+    "str | None",
+    int,
+    int,
+    int,
+    "str | None",
+    "str | None",
+    bool,
+    "int | None",
+    "int | None",
+    int,
+]
+"""A ``UsageRecord``'s fields in order, ``metadata`` left out.
+
+The book keeps recent usage as these plain tuples of numbers and strings:
+the garbage collector stops tracking such a tuple at its first collection,
+so 10,000 recent records add nothing to later collections (records would be
+promoted to the oldest generation and walked by every full collection).
+"""
+
+
+def usage_row(r: UsageRecord) -> UsageRow:
+    return (
+        r.model,
+        r.input_tokens,
+        r.output_tokens,
+        r.cost,
+        r.timestamp,
+        r.user_id,
+        r.project,
+        r.cached_input_tokens,
+        r.cache_creation_input_tokens,
+        r.reasoning_tokens,
+        r.response_id,
+        r.provider,
+        r.estimated,
+        r.prompt_hash,
+        r.prefix_hash,
+        r.prefix_tokens,
+    )
+
+
 class MetricsBook:
-    """Running totals plus the most recent records (for recommendations)."""
+    """Running totals plus the most recent usage (for recommendations)."""
 
     __slots__ = (
+        "_recent",
         "by_model",
         "by_project",
         "by_user",
@@ -69,7 +118,6 @@ class MetricsBook:
         "ledger_errors",
         "output_tokens",
         "reasoning_tokens",
-        "records",
         "refused",
         "released",
         "requests",
@@ -80,7 +128,7 @@ class MetricsBook:
     )
 
     def __init__(self, max_records: int) -> None:
-        self.records: deque[UsageRecord] = deque(maxlen=max_records)
+        self._recent: deque[UsageRow | UsageRecord] = deque(maxlen=max_records)
         self.total_cost = 0.0
         self.requests = 0
         self.input_tokens = 0
@@ -98,27 +146,36 @@ class MetricsBook:
         self.by_project: dict[str, float] = {}
         self.requests_by_model: dict[str, int] = {}
 
+    @property
+    def records(self) -> list[UsageRecord]:
+        """The most recent usage, oldest first."""
+        return [r if isinstance(r, UsageRecord) else UsageRecord(*r) for r in self._recent]
+
     def add(self, record: UsageRecord) -> None:
-        self.records.append(record)
+        self.add_row(usage_row(record), record if record.metadata else None)
+
+    def add_row(self, row: UsageRow, record: UsageRecord | None = None) -> None:
+        """Count ``row``; ``record`` is kept instead when it carries metadata."""
+        self._recent.append(row if record is None else record)
+        model, inp, out, cost, _ts, user, project, cached, _w, reasoning = row[:10]
+        estimated = row[12]
         self.requests += 1
-        self.input_tokens += record.input_tokens
-        self.output_tokens += record.output_tokens
-        self.cached_input_tokens += record.cached_input_tokens
-        self.reasoning_tokens += record.reasoning_tokens
-        model = record.model
+        self.input_tokens += inp
+        self.output_tokens += out
+        self.cached_input_tokens += cached
+        self.reasoning_tokens += reasoning
         self.requests_by_model[model] = self.requests_by_model.get(model, 0) + 1
-        if record.estimated:
+        if estimated:
             self.estimated += 1
-        cost = record.cost
         if cost is None:
             self.unpriced += 1
             cost = 0.0
         self.total_cost += cost
         self.by_model[model] = self.by_model.get(model, 0.0) + cost
-        if record.user_id is not None:
-            self.by_user[record.user_id] = self.by_user.get(record.user_id, 0.0) + cost
-        if record.project is not None:
-            self.by_project[record.project] = self.by_project.get(record.project, 0.0) + cost
+        if user is not None:
+            self.by_user[user] = self.by_user.get(user, 0.0) + cost
+        if project is not None:
+            self.by_project[project] = self.by_project.get(project, 0.0) + cost
 
     def snapshot(self) -> CostMetrics:
         return CostMetrics(

@@ -23,6 +23,7 @@ import anyio
 
 from ..cost.ledger import Reservation, UsageRecord
 from ..cost.manager import CostManager
+from ..cost.metrics import UsageRow
 from ..cost.pricing import ModelPrice
 from ..pipeline import Next
 from ..streaming import ChunkStream
@@ -108,20 +109,26 @@ class BudgetMiddleware:
         if stream is not None:
             stream.on_close(_StreamSettler(self, request, response, reservation, input_tokens))
             return response
-        record = self._record(request, response, response.usage, estimated=False)
+        row = self._row(request, response, response.usage, estimated=False)
         self._settled += 1
         if manager.shared_ledger:  # I/O: finish it even if the caller is cancelled now
             with anyio.CancelScope(shield=True):
-                await manager.settle(reservation, record)
+                await manager.settle(reservation, UsageRecord(*row))
         elif reservation is None:
-            manager.record_nowait(record)
+            manager.record_nowait(row)
         else:
-            await manager.settle(reservation, record)  # never suspends
+            await manager.settle(reservation, UsageRecord(*row))  # never suspends
         return response
 
     def _record(
         self, request: ChatRequest, response: ChatResponse, usage: Usage, *, estimated: bool
     ) -> UsageRecord:
+        return UsageRecord(*self._row(request, response, usage, estimated=estimated))
+
+    def _row(
+        self, request: ChatRequest, response: ChatResponse, usage: Usage, *, estimated: bool
+    ) -> UsageRow:
+        """Price ``response`` (``response.cost``) and describe its usage as a ``UsageRow``."""
         pricing = self._manager.pricing
         model = request.model
         if usage.provider_cost is not None:
@@ -155,7 +162,7 @@ class BudgetMiddleware:
             if len(parts) > 1:
                 prefix_hash = hash(parts[:-1])
                 prefix_tokens = sum(len(t) for _, t in parts[:-1]) // 4
-        return UsageRecord(
+        return (
             model,
             usage.input_tokens,
             usage.output_tokens,

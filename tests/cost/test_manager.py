@@ -258,3 +258,23 @@ def test_reprs_show_live_state() -> None:
     m.track_usage("gpt-4o", 0, 1000)
     assert "requests=1" in repr(m) and "'d'" in repr(m)
     assert "keys=1" in repr(m.ledger)
+
+
+def test_recent_usage_is_kept_as_rows_the_collector_stops_tracking() -> None:
+    import gc
+
+    from aio_llm.cost.ledger import UsageRecord
+    from aio_llm.cost.metrics import MetricsBook
+
+    book = MetricsBook(3)
+    plain = UsageRecord("m", 1, 2, 0.5, 1.0, user_id="u", prompt_hash=7)
+    book.add(plain)
+    gc.collect()
+    assert not gc.is_tracked(book._recent[0])  # walked by no later collection
+    assert book.records == [plain]
+    tagged = UsageRecord("m", 1, 2, 0.5, 2.0, metadata={"k": 1})
+    book.add(tagged)
+    assert book.records[-1] is tagged  # metadata kept: the record itself
+    for _ in range(3):
+        book.add(plain)
+    assert len(book.records) == 3 and book.requests == 5 and book.by_user == {"u": 2.0}
