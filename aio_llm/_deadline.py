@@ -24,13 +24,15 @@ tasks count cancellations) and an anyio ``CancelScope`` per call elsewhere.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import deque
 from contextvars import ContextVar, Token
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
+
+if TYPE_CHECKING:  # asyncio itself is imported once a client opens (~10 ms of import time)
+    import asyncio
 
 __all__ = ["Deadlines", "LoopDeadlines", "ScopeDeadlines", "call_deadline", "current_deadline"]
 
@@ -40,10 +42,20 @@ _RECHECK = 0.005
 _COMPACT_MIN = 1024
 _MAX_EMPTY_QUEUES = 8
 
-try:  # anyio's per-task scope stack, to honour its shields (a private detail: optional)
-    from anyio._backends._asyncio import _task_states
-except ImportError:  # pragma: no cover - another anyio layout
-    _task_states = None  # type: ignore[assignment]
+_task_states: Any = None
+"""anyio's per-task scope stack (a private detail, read to honour its shields; optional)."""
+
+
+def _load_task_states() -> None:
+    # imported when the first loop deadlines are made: the backend module costs
+    # ~10 ms of import time, and ``import aio_llm`` should not pay it
+    global _task_states
+    if _task_states is None:
+        try:
+            from anyio._backends._asyncio import _task_states as states
+        except ImportError:  # pragma: no cover - another anyio layout
+            return
+        _task_states = states
 
 
 _current: ContextVar[float] = ContextVar("aio_llm_deadline", default=math.inf)
@@ -71,9 +83,10 @@ def call_deadline() -> float:
 
 
 def _scope_of(task: asyncio.Task[Any]) -> Any:
-    if _task_states is None:  # pragma: no cover
+    states = _task_states
+    if states is None:  # pragma: no cover
         return None
-    state = _task_states.get(task)
+    state = states.get(task)
     return state.cancel_scope if state is not None else None
 
 
@@ -89,6 +102,8 @@ class Deadlines(Protocol):
 
 def for_running_loop() -> Deadlines:
     """The cheapest correct deadlines for the running event loop."""
+    import asyncio
+
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # another anyio backend
@@ -122,9 +137,14 @@ class _Queue(deque[_Deadline]):
 class LoopDeadlines:
     """Deadlines on one asyncio loop behind a single timer (see the module docstring)."""
 
-    __slots__ = ("_armed_at", "_handle", "_loop", "_queues")
+    __slots__ = ("_armed_at", "_cancelled_error", "_current_task", "_handle", "_loop", "_queues")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        import asyncio
+
+        _load_task_states()
+        self._current_task = asyncio.current_task
+        self._cancelled_error = asyncio.CancelledError
         self._loop = loop
         self._queues: dict[float, _Queue] = {}
         self._handle: asyncio.TimerHandle | None = None
@@ -132,7 +152,7 @@ class LoopDeadlines:
 
     def start(self, timeout: float) -> _Deadline:
         loop = self._loop
-        task = asyncio.current_task(loop)
+        task = self._current_task(loop)
         if task is None:
             raise RuntimeError("a deadline needs a running task")
         queue = self._queues.get(timeout)
@@ -166,7 +186,7 @@ class LoopDeadlines:
             return False
         # as asyncio.timeout: ours unless another cancellation is pending too
         task: Any = deadline.task  # Task.uncancel: Python 3.11+ (see for_running_loop)
-        return task.uncancel() <= deadline.cancelling and isinstance(exc, asyncio.CancelledError)
+        return task.uncancel() <= deadline.cancelling and isinstance(exc, self._cancelled_error)
 
     def close(self) -> None:
         if self._handle is not None:

@@ -32,10 +32,13 @@ def env_name(field: str) -> str:
     return _ENV_ALIASES.get(field, "LLM_" + field.upper())
 
 
+# defer_build: validators are built on first use, not at import (see aio_llm.types)
+
+
 class FallbackTarget(BaseModel):
     """One (provider, model) to try when the primary target fails."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     provider: str | None = None
     model: str | None = None
@@ -44,7 +47,7 @@ class FallbackTarget(BaseModel):
 class ClientConfig(BaseModel):
     """Everything that shapes a client's default middleware chain."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid", validate_default=True)
 
     provider: str = "openrouter"
     """Default provider kind: openrouter, openai, anthropic, openai-compatible or mock."""

@@ -33,10 +33,14 @@ Role = Literal["system", "developer", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
 
+# Every model here says ``defer_build=True``: pydantic builds its validator and
+# serializer on first use instead of at import (~15 ms of ``import aio_llm``).
+
+
 class ToolCall(BaseModel):
     """A complete function call the model asked for; ``arguments`` is JSON text."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(defer_build=True, frozen=True)
 
     id: str
     name: str
@@ -46,7 +50,7 @@ class ToolCall(BaseModel):
 class ToolCallDelta(BaseModel):
     """A fragment of a tool call as it arrives in a stream."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(defer_build=True, frozen=True)
 
     index: int
     id: str | None = None
@@ -57,7 +61,7 @@ class ToolCallDelta(BaseModel):
 class Message(BaseModel):
     """One chat message. Every API that takes messages also takes plain dicts."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     role: Role
     content: str | list[dict[str, Any]] | None = None
@@ -99,7 +103,7 @@ class ChatRequest(BaseModel):
     its TTL for this request alone; they never change the cache key.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
@@ -130,6 +134,8 @@ class Usage(BaseModel):
     ``reasoning_tokens`` are part of ``output_tokens``.
     """
 
+    model_config = ConfigDict(defer_build=True)
+
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
@@ -143,7 +149,7 @@ class Usage(BaseModel):
 class ChatResponse(BaseModel):
     """A model's answer, normalised across providers."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(defer_build=True, arbitrary_types_allowed=True)
 
     id: str = ""
     model: str = ""
@@ -181,6 +187,8 @@ class ChatResponse(BaseModel):
 class ChatChunk(BaseModel):
     """One increment of a streamed answer."""
 
+    model_config = ConfigDict(defer_build=True)
+
     delta: str = ""
     tool_calls: list[ToolCallDelta] = Field(default_factory=list)
     finish_reason: FinishReason | None = None
@@ -190,6 +198,8 @@ class ChatChunk(BaseModel):
 
 class EmbeddingResponse(BaseModel):
     """Vectors for a batch of input texts, in input order."""
+
+    model_config = ConfigDict(defer_build=True)
 
     vectors: list[list[float]]
     model: str
