@@ -471,8 +471,9 @@ class AsyncLLMClient:
         cached = self._key_digests.get(name)
         if cached is None or cached[0] != key:  # a provider's key may be rotated
             digest = hashlib.sha256(key.encode()).hexdigest()[:16] if key else "-"
-            cached = self._key_digests[name] = (key, digest)
-        return f"{request.user or ''}|{cached[1]}"
+            cached = self._key_digests[name] = (key, f"|{digest}")
+        user = request.user
+        return cached[1] if not user else user + cached[1]
 
 
 def _event_loop_clock() -> Callable[[], float]:
