@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -58,28 +58,48 @@ def _load_task_states() -> None:
         _task_states = states
 
 
-_current: ContextVar[float] = ContextVar("aio_llm_deadline", default=math.inf)
-"""The loop time by which the current call must end (the tightest of nested calls)."""
+_current: ContextVar[_Deadline | None] = ContextVar("aio_llm_deadline", default=None)
+"""The innermost deadline started in this context; each links to the one it nested in.
+
+Readers count only unfinished deadlines of the task asking: a task spawned
+inside a call inherits the context but not the call's deadline (a shared
+dedup call must not obey its first caller's deadline), and a deadline whose
+``finish`` ran elsewhere or out of order is skipped rather than obeyed.
+"""
+
+
+def _own_deadline() -> float:
+    d = _current.get()
+    if d is None:
+        return math.inf
+    import asyncio
+
+    task = asyncio.current_task()
+    when = math.inf
+    while d is not None:
+        if d.task is task and d.state != _DONE and d.when < when:
+            when = d.when
+        d = d.parent
+    return when
 
 
 def current_deadline() -> float:
     """When the current call's deadline passes, on ``anyio.current_time()``'s clock.
 
-    The tighter of the call's own deadline and any enclosing anyio cancel
-    scope's; ``math.inf`` when there is none. Middleware read it to refuse a
-    wait that would outlast the call.
+    The tightest of the call's own deadline (and those of calls it is nested
+    in) and any enclosing anyio cancel scope's; ``math.inf`` when there is
+    none. Middleware read it to refuse a wait that would outlast the call.
     """
-    return min(_current.get(), anyio.current_effective_deadline())
+    return min(_own_deadline(), anyio.current_effective_deadline())
 
 
 def call_deadline() -> float:
-    """The current call's own deadline (loop time; ``math.inf`` if none): cheap, no anyio lookup.
+    """The current call's own deadline (loop time; ``math.inf`` if none), without anyio's.
 
-    Lower than or equal to the true deadline's distance only when no tighter
-    anyio scope encloses the call; the transport uses it to skip per-read
-    timers that could never fire before the deadline.
+    The transport uses it to skip per-read timers that could never fire
+    before the deadline.
     """
-    return _current.get()
+    return _own_deadline()
 
 
 def _scope_of(task: asyncio.Task[Any]) -> Any:
@@ -114,16 +134,23 @@ def for_running_loop() -> Deadlines:
 
 
 class _Deadline:
-    __slots__ = ("cancelling", "outer", "queue", "state", "task", "token", "when")
+    __slots__ = ("cancelling", "outer", "parent", "queue", "state", "task", "when")
+
+    state: int
+    parent: _Deadline | None
 
     def __init__(self, when: float, task: Any, queue: _Queue) -> None:
         self.when = when
-        self.token: Token[float] = _current.set(min(when, _current.get()))
         self.task = task
         self.queue = queue
         self.cancelling = task.cancelling()
         self.outer = _scope_of(task)
         self.state = _LIVE
+        parent = _current.get()
+        while parent is not None and parent.state == _DONE:  # finished out of order
+            parent = parent.parent
+        self.parent = parent
+        _current.set(self)
 
 
 class _Queue(deque[_Deadline]):
@@ -167,10 +194,11 @@ class LoopDeadlines:
     def finish(self, deadline: _Deadline, exc: BaseException | None) -> bool:
         fired = deadline.state == _FIRED
         deadline.state = _DONE
-        try:
-            _current.reset(deadline.token)
-        except ValueError:  # finished in another context than it started (a stream handed over)
-            pass
+        if _current.get() is deadline:  # else finished out of order or elsewhere: readers skip it
+            parent = deadline.parent
+            while parent is not None and parent.state == _DONE:
+                parent = parent.parent
+            _current.set(parent)
         queue = deadline.queue
         if queue and queue[0] is deadline:
             while queue and queue[0].state == _DONE:
@@ -209,7 +237,7 @@ class LoopDeadlines:
         self._armed_at = math.inf
         now = self._loop.time()
         earliest = math.inf
-        for queue in self._queues.values():
+        for key, queue in list(self._queues.items()):
             while queue:
                 head = queue[0]
                 if head.state == _DONE:
@@ -220,6 +248,8 @@ class LoopDeadlines:
                 else:
                     earliest = min(earliest, head.when)
                     break
+            if not queue:  # expired calls never empty their queue in finish()
+                del self._queues[key]
         if earliest < math.inf:
             self._arm(earliest)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -140,8 +141,17 @@ def local_key(
     keys as its canonical JSON bytes. Those properties set ``request_key``
     apart too, so the two forms never stand for equal requests. Dict lookups
     compare keys for equality, so no collision can merge two requests.
+    Unlike ``request_key`` it does not check that the request can be sent as
+    JSON; the provider's encoder refuses such a request before sending it.
     """
-    if request.tools or request.response_format or request.extra or request.tool_choice:
+    if (
+        request.tools is not None
+        or request.response_format is not None
+        or request.tool_choice is not None
+        or request.extra
+        or _negative_zero(request.temperature)
+        or _negative_zero(request.top_p)
+    ):
         return _canonical_or_error(request, provider, tenant)
     parts: list[tuple[str, str, str | None, str | None]] = []
     for m in request.messages:
@@ -170,6 +180,11 @@ def local_key(
         request.user,
         tenant,
     )
+
+
+def _negative_zero(value: float | None) -> bool:
+    # -0.0 == 0.0 in a tuple, not in JSON
+    return value is not None and value == 0.0 and math.copysign(1.0, value) < 0
 
 
 def _canonical_or_error(request: ChatRequest, provider: str | None, tenant: str | None) -> bytes:

@@ -10,7 +10,8 @@ import anyio
 import pytest
 
 from aio_llm import APITimeoutError, AsyncLLMClient, ChatRequest, ChatResponse
-from aio_llm._deadline import LoopDeadlines, ScopeDeadlines, current_deadline
+from aio_llm._deadline import LoopDeadlines, ScopeDeadlines, call_deadline, current_deadline
+from aio_llm.middleware import Dedup
 from aio_llm.pipeline import Next
 from aio_llm.providers import MockProvider
 
@@ -173,3 +174,74 @@ async def test_scope_deadlines_on_other_backends() -> None:
         raise AssertionError("the scope did not cancel the sleep")
     d = deadlines.start(5)
     assert not deadlines.finish(d, None)
+
+
+async def test_streams_closed_out_of_order_or_elsewhere_leave_no_deadline_behind() -> None:
+    async with make_client() as c:
+        s1, s2 = c.stream(HELLO, timeout=0.2), c.stream(HELLO, timeout=0.2)
+        await s1.__aenter__()
+        await s2.__aenter__()
+        assert call_deadline() < math.inf
+        await s1.__aexit__(None, None, None)  # out of order
+        assert call_deadline() < math.inf  # s2 still open: its deadline holds
+        await s2.__aexit__(None, None, None)
+        assert call_deadline() == math.inf
+        s3 = c.stream(HELLO, timeout=30)
+        await s3.__aenter__()
+        async with anyio.create_task_group() as tg:  # handed over: closed by another task
+            tg.start_soon(s3.__aexit__, None, None, None)
+        assert call_deadline() == math.inf
+        assert current_deadline() == math.inf
+
+
+class Probe:
+    """Middleware: record the call's own deadline as seen from inside, then sleep."""
+
+    def __init__(self, sleep: float = 0.0) -> None:
+        self.sleep = sleep
+        self.seen: list[float] = []
+
+    async def __call__(self, request: ChatRequest, next: Next) -> ChatResponse:
+        self.seen.append(call_deadline())
+        await anyio.sleep(self.sleep)
+        return await next(request)
+
+
+async def test_a_task_spawned_inside_a_call_is_not_bound_by_its_deadline() -> None:
+    probe = Probe(0.3)
+    async with AsyncLLMClient(
+        MockProvider("hi"), model="m", middleware=[Dedup(shared_task=True), probe]
+    ) as c:
+        async with anyio.create_task_group() as tg:
+
+            async def first() -> None:
+                with pytest.raises(APITimeoutError):
+                    await c.chat(HELLO, timeout=0.1)
+
+            tg.start_soon(first)
+            await anyio.sleep(0.01)
+            answer = await c.chat(HELLO, timeout=None)  # joins the shared call
+    # the shared call runs in the client's task group: no caller's deadline applies to it
+    assert probe.seen == [math.inf]
+    assert answer.content == "hi"
+
+
+async def test_expired_deadlines_leave_no_queues_behind() -> None:
+    deadlines = LoopDeadlines(asyncio.get_running_loop())
+
+    async def call(i: int) -> None:
+        d = deadlines.start(0.01 + i * 1e-7)  # every call a different length, all time out
+        try:
+            await anyio.sleep(10)
+        except BaseException as exc:
+            assert deadlines.finish(d, exc)
+            return
+        raise AssertionError("the deadline did not fire")
+
+    with anyio.CancelScope() as outer:
+        async with anyio.create_task_group() as tg:
+            for i in range(2000):
+                tg.start_soon(call, i)
+    assert not outer.cancelled_caught
+    assert len(deadlines._queues) == 0
+    deadlines.close()

@@ -215,6 +215,27 @@ def test_the_local_key_is_equal_exactly_when_the_request_key_is(
         assert hash(local_key(a, tenant="t")) == hash(local_key(b, tenant=tenant))
 
 
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ({"tools": []}, {}),
+        ({"response_format": {}}, {}),
+        ({"tool_choice": ""}, {}),
+        ({"temperature": -0.0}, {"temperature": 0.0}),
+        ({"top_p": -0.0}, {"top_p": 0.0}),
+        ({"temperature": 1}, {"temperature": 1.0}),
+        ({"seed": True}, {"seed": 1}),
+        ({"stop": "x"}, {"stop": ["x"]}),
+        ({"extra": {}}, {}),
+    ],
+)
+def test_the_local_key_agrees_on_edge_values(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Empty-but-present fields and negative zero differ in the JSON key, so in the local key."""
+    ra = ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}], **a)
+    rb = ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}], **b)
+    assert (local_key(ra) == local_key(rb)) is (request_key(ra) == request_key(rb))
+
+
 def test_the_local_key_normalises_like_the_request_key() -> None:
     plain = _request("hi", stop="x")
     parts = ChatRequest(
