@@ -36,6 +36,7 @@ class SystemClock:
     __slots__ = ()
 
     # the built-ins themselves, not methods wrapping them: no Python frame per call
+    # (bound at import, so patching time.monotonic later has no effect: use FakeClock)
     now = staticmethod(time.monotonic)
     time = staticmethod(time.time)
 
