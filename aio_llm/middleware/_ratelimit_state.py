@@ -296,7 +296,8 @@ class TargetLimits:
         changed = False
         for dim, families in ((self.requests, REQUEST_HEADERS), (self.tokens, TOKEN_HEADERS)):
             for names in families:
-                if dim.learn(headers, names, now, wall):
+                # a membership test first: most families are absent from any one response
+                if names[1] in headers and dim.learn(headers, names, now, wall):
                     limit = header_number(headers, names[0]) if names[0] else None
                     if limit is not None and limit > 0:
                         per_period = limit * self.period / 60.0
