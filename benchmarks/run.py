@@ -4,11 +4,11 @@ A ``FakeLLMServer`` runs in a child process pinned to one core; every
 measurement runs in its own fresh child process pinned to another core
 (``_worker.py``). CPU µs per request = (user + system CPU time of the client
 process during the measured phase, after warm-up) / requests; each figure is
-the median of ``--runs`` runs (3), interleaved so that a burst of load on the
+the median of ``--runs`` runs (5), interleaved so that a burst of load on the
 machine hits every client alike. The tables are printed and written into
 ``benchmarks/README.md`` between the result markers.
 
-    python benchmarks/run.py                     # everything (~8-10 minutes)
+    python benchmarks/run.py                     # everything (~10 minutes)
     python benchmarks/run.py --quick             # a smoke run (~1-2 minutes)
     python benchmarks/run.py --sections cpu,micro --clients raw_aiohttp,aio_default_aiohttp
 """
@@ -62,7 +62,7 @@ CONCURRENCY = (1, 16, 128)
 class Plan:
     """Request counts and time limits; ``--quick`` shrinks them all."""
 
-    runs: int = 3
+    runs: int = 5
     requests: dict[int, int] = field(default_factory=lambda: {1: 2000, 16: 4000, 128: 6000})
     max_seconds: float = 2.0
     latency_window: float = 3.0
