@@ -44,12 +44,18 @@ _MAX_EMPTY_QUEUES = 8
 
 _task_states: Any = None
 """anyio's per-task scope stack (a private detail, read to honour its shields; optional)."""
+_current_task: Any = None
+"""``asyncio.current_task``, once loaded."""
 
 
 def _load_task_states() -> None:
     # imported when the first loop deadlines are made: the backend module costs
     # ~10 ms of import time, and ``import aio_llm`` should not pay it
-    global _task_states
+    global _task_states, _current_task
+    if _current_task is None:
+        import asyncio
+
+        _current_task = asyncio.current_task
     if _task_states is None:
         try:
             from anyio._backends._asyncio import _task_states as states
@@ -72,9 +78,7 @@ def _own_deadline() -> float:
     d = _current.get()
     if d is None:
         return math.inf
-    import asyncio
-
-    task = asyncio.current_task()
+    task = _current_task()  # set once a LoopDeadlines exists, as every _Deadline's does
     when = math.inf
     while d is not None:
         if d.task is task and d.state != _DONE and d.when < when:
