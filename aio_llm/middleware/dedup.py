@@ -221,10 +221,12 @@ class Deduplicator(TaskGroupHost):
 
     async def lead_or_join(self, key: Hashable, next: Next, request: ChatRequest) -> ChatResponse:
         """``deduplicate(key, partial(next, request))``, leading inline without the partial."""
-        if key in self._flights or self._task_group is not None:
+        flights = self._flights
+        flight = _Flight()
+        # one hash of the key to look and to claim; a call in flight keeps its place
+        if self._task_group is not None or flights.setdefault(key, flight) is not flight:
             return await self.deduplicate(key, functools.partial(next, request))
         self.calls += 1
-        flight = self._flights[key] = _Flight()
         try:
             result = await next(request)
         except Exception as exc:
@@ -236,8 +238,9 @@ class Deduplicator(TaskGroupHost):
             flight.state = _VALUE
             return result
         finally:  # a cancelled leader leaves the flight abandoned: a waiter takes over
-            if self._flights.get(key) is flight:
-                del self._flights[key]
+            current = flights.pop(key, None)
+            if current is not flight and current is not None:
+                flights[key] = current  # a takeover's flight: not ours to end
             flight.finish()
 
     def statistics(self) -> DedupStatistics:
