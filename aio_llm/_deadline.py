@@ -18,7 +18,7 @@ The deadline respects anyio's shielded scopes entered inside the call (the
 budget's and the stream's clean-up): a deadline that passes while the task
 is shielded is delivered once the shield has lifted (checked every 5 ms).
 
-``Deadlines.for_running_loop()`` returns this on asyncio (3.11+, where
+``for_running_loop()`` returns this on asyncio (3.11+, where
 tasks count cancellations) and an anyio ``CancelScope`` per call elsewhere.
 """
 
@@ -48,7 +48,7 @@ _current_task: Any = None
 """``asyncio.current_task``, once loaded."""
 
 
-def _load_task_states() -> None:
+def _load_asyncio() -> None:
     # imported when the first loop deadlines are made: the backend module costs
     # ~10 ms of import time, and ``import aio_llm`` should not pay it
     global _task_states, _current_task
@@ -78,7 +78,7 @@ def _own_deadline() -> float:
     d = _current.get()
     if d is None:
         return math.inf
-    task = _current_task()  # set once a LoopDeadlines exists, as every _Deadline's does
+    task = _current_task()  # loaded by the LoopDeadlines that made ``d``
     when = math.inf
     while d is not None:
         if d.task is task and d.state != _DONE and d.when < when:
@@ -150,11 +150,15 @@ class _Deadline:
         self.cancelling = task.cancelling()
         self.outer = _scope_of(task)
         self.state = _LIVE
-        parent = _current.get()
-        while parent is not None and parent.state == _DONE:  # finished out of order
-            parent = parent.parent
-        self.parent = parent
+        self.parent = _unfinished(_current.get())
         _current.set(self)
+
+
+def _unfinished(d: _Deadline | None) -> _Deadline | None:
+    """``d`` or its nearest unfinished ancestor (deadlines may finish out of order)."""
+    while d is not None and d.state == _DONE:
+        d = d.parent
+    return d
 
 
 class _Queue(deque[_Deadline]):
@@ -168,13 +172,12 @@ class _Queue(deque[_Deadline]):
 class LoopDeadlines:
     """Deadlines on one asyncio loop behind a single timer (see the module docstring)."""
 
-    __slots__ = ("_armed_at", "_cancelled_error", "_current_task", "_handle", "_loop", "_queues")
+    __slots__ = ("_armed_at", "_cancelled_error", "_handle", "_loop", "_queues")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         import asyncio
 
-        _load_task_states()
-        self._current_task = asyncio.current_task
+        _load_asyncio()
         self._cancelled_error = asyncio.CancelledError
         self._loop = loop
         self._queues: dict[float, _Queue] = {}
@@ -183,7 +186,7 @@ class LoopDeadlines:
 
     def start(self, timeout: float) -> _Deadline:
         loop = self._loop
-        task = self._current_task(loop)
+        task = _current_task(loop)
         if task is None:
             raise RuntimeError("a deadline needs a running task")
         queue = self._queues.get(timeout)
@@ -199,10 +202,7 @@ class LoopDeadlines:
         fired = deadline.state == _FIRED
         deadline.state = _DONE
         if _current.get() is deadline:  # else finished out of order or elsewhere: readers skip it
-            parent = deadline.parent
-            while parent is not None and parent.state == _DONE:
-                parent = parent.parent
-            _current.set(parent)
+            _current.set(_unfinished(deadline.parent))
         queue = deadline.queue
         if queue and queue[0] is deadline:
             while queue and queue[0].state == _DONE:

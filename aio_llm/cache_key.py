@@ -232,10 +232,7 @@ class RequestKeyer:
 
     def local(self, request: ChatRequest) -> Hashable:
         """The in-process key of ``request`` (``local_key``): for the deduplicator."""
-        tenant = self.tenant
-        if tenant is not None and not isinstance(tenant, str):
-            tenant = tenant(request)
-        return local_key(request, provider=self.provider, tenant=tenant)
+        return local_key(request, provider=self.provider, tenant=self.tenant_of(request))
 
     def partition(self, request: ChatRequest) -> str:
         """The key of everything but the last message (semantic cache partitions)."""

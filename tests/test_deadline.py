@@ -238,10 +238,8 @@ async def test_expired_deadlines_leave_no_queues_behind() -> None:
             return
         raise AssertionError("the deadline did not fire")
 
-    with anyio.CancelScope() as outer:
-        async with anyio.create_task_group() as tg:
-            for i in range(2000):
-                tg.start_soon(call, i)
-    assert not outer.cancelled_caught
+    async with anyio.create_task_group() as tg:
+        for i in range(2000):
+            tg.start_soon(call, i)
     assert len(deadlines._queues) == 0
     deadlines.close()

@@ -157,8 +157,10 @@ class MetricsBook:
     def add_row(self, row: UsageRow, record: UsageRecord | None = None) -> None:
         """Count ``row``; ``record`` is kept instead when it carries metadata."""
         self._recent.append(row if record is None else record)
-        model, inp, out, cost, _ts, user, project, cached, _w, reasoning = row[:10]
-        estimated = row[12]
+        # every field named (no slice, no starred target: nothing allocated per request)
+        model, inp, out, cost, _, user, project, cached, _, reasoning, _, _, estimated, _, _, _ = (
+            row
+        )
         self.requests += 1
         self.input_tokens += inp
         self.output_tokens += out

@@ -118,11 +118,10 @@ class Deduplicator(TaskGroupHost):
                 tg = self._task_group
                 if tg is not None and tg.cancel_scope.cancel_called:
                     tg = self._task_group = None  # the owner is shutting down
-                if tg is None:
-                    self._count_start(retry)
-                    return await self._run_inline(key, executor)
                 flight = self._flights[key] = _Flight()
                 self._count_start(retry)
+                if tg is None:
+                    return cast(T, await self._run_inline(key, flight, executor))
                 tg.start_soon(self._run, key, flight, executor)
                 leader = True
             else:
@@ -200,10 +199,12 @@ class Deduplicator(TaskGroupHost):
                     del self._flights[key]
                 flight.finish()
 
-    async def _run_inline(self, key: Hashable, executor: Callable[[], Awaitable[T] | T]) -> T:
-        flight = self._flights[key] = _Flight()
+    async def _run_inline(
+        self, key: Hashable, flight: _Flight, executor: Callable[..., Any], *args: Any
+    ) -> Any:
+        """Lead ``flight`` (registered under ``key``): run ``executor(*args)`` in this task."""
         try:
-            result = executor()
+            result = executor(*args)
             if inspect.isawaitable(result):
                 result = await result
         except Exception as exc:
@@ -213,35 +214,22 @@ class Deduplicator(TaskGroupHost):
         else:
             flight.value = result
             flight.state = _VALUE
-            return cast(T, result)
-        finally:  # a cancelled leader leaves the flight abandoned: a waiter takes over
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-            flight.finish()
-
-    async def lead_or_join(self, key: Hashable, next: Next, request: ChatRequest) -> ChatResponse:
-        """``deduplicate(key, partial(next, request))``, leading inline without the partial."""
-        flights = self._flights
-        flight = _Flight()
-        # one hash of the key to look and to claim; a call in flight keeps its place
-        if self._task_group is not None or flights.setdefault(key, flight) is not flight:
-            return await self.deduplicate(key, functools.partial(next, request))
-        self.calls += 1
-        try:
-            result = await next(request)
-        except Exception as exc:
-            flight.error, flight.tb = exc, exc.__traceback__
-            flight.state = _ERROR
-            raise
-        else:
-            flight.value = result
-            flight.state = _VALUE
             return result
         finally:  # a cancelled leader leaves the flight abandoned: a waiter takes over
+            flights = self._flights
             current = flights.pop(key, None)
             if current is not flight and current is not None:
                 flights[key] = current  # a takeover's flight: not ours to end
             flight.finish()
+
+    async def lead_or_join(self, key: Hashable, next: Next, request: ChatRequest) -> ChatResponse:
+        """``deduplicate(key, partial(next, request))``, leading inline without the partial."""
+        flight = _Flight()
+        # one hash of the key to look and to claim; a call in flight keeps its place
+        if self._task_group is not None or self._flights.setdefault(key, flight) is not flight:
+            return await self.deduplicate(key, functools.partial(next, request))
+        self.calls += 1
+        return cast(ChatResponse, await self._run_inline(key, flight, next, request))
 
     def statistics(self) -> DedupStatistics:
         return DedupStatistics(

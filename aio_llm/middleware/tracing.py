@@ -234,17 +234,7 @@ class Tracing:
             raise
         stream = response.stream
         if stream is None:
-            if response.cached:
-                self._succeeded(request, None, start, response, None, None, None)
-            else:  # _succeeded's common case, inline: one call fewer per request
-                usage = response.usage
-                self._stats.record(
-                    request.model,
-                    self._clock.now() - start,
-                    usage.input_tokens,
-                    usage.output_tokens,
-                    response.cost,
-                )
+            self._succeeded(request, None, start, response, None, None, None)
         else:
             self._watch(stream, request, None, start, None, None, response.cached)
         return response
