@@ -34,7 +34,7 @@ ANSWER = {
 
 
 def client(srv: FakeLLMServer, transport: str, **kwargs: Any) -> AsyncLLMClient:
-    config = kwargs.pop("config", None) or ClientConfig(transport=transport, max_retries=0)  # type: ignore[arg-type]
+    config = kwargs.pop("config", None) or ClientConfig(transport=transport, max_retries=0)
     return AsyncLLMClient(
         "openai",
         api_key=kwargs.pop("api_key", "sk-edge"),
@@ -65,7 +65,7 @@ async def test_a_stream_with_no_chunks_ends_cleanly_through_the_default_chain(
     server: FakeLLMServer, transport: str
 ) -> None:
     server.enqueue(Fault.raw(200, {"content-type": "text/event-stream"}, b"data: [DONE]\n\n"))
-    async with client(server, transport, config=ClientConfig(transport=transport)) as c:  # type: ignore[arg-type]
+    async with client(server, transport, config=ClientConfig(transport=transport)) as c:
         async with c.stream(HELLO) as s:
             assert await s.text() == ""
         assert s.completed and s.response is not None
@@ -120,7 +120,7 @@ async def test_the_size_limit_applies_after_decompression(
     server.enqueue(
         Fault.raw(200, {"content-type": "application/json", "content-encoding": "gzip"}, bomb)
     )
-    config = ClientConfig(transport=transport, max_response_bytes=1_000_000, max_retries=0)  # type: ignore[arg-type]
+    config = ClientConfig(transport=transport, max_response_bytes=1_000_000, max_retries=0)
     async with client(server, transport, config=config) as c:
         with pytest.raises(APIResponseError, match="limit"):
             await c.chat(HELLO)
