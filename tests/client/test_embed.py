@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from aio_llm import (
+    APITimeoutError,
     AsyncLLMClient,
     BudgetExceededError,
     CircuitOpenError,
@@ -112,3 +113,11 @@ async def test_invalid_embedding_requests_are_refused_before_sending(
         with pytest.raises(InvalidRequestError):
             await c.embed("x", model=MODEL, provider="nope")
     assert server.request_count == 0
+
+
+@pytest.mark.anyio
+async def test_an_embed_deadline_is_an_api_timeout(server: FakeLLMServer, transport: str) -> None:
+    server.enqueue(Fault.hang(), path="/v1/embeddings")
+    async with client(server, transport) as c:
+        with pytest.raises(APITimeoutError):
+            await c.embed("hello", model="text-embedding-3-small", timeout=0.2)
