@@ -1,0 +1,616 @@
+"""``BatchJob``: requests sent through provider Batch APIs, durable across processes.
+
+``submit`` validates the requests, records the job in a ``BatchStore``,
+answers what the client's cache already has, reserves the worst case of the
+rest at the batch price (``BudgetExceededError`` before anything is sent),
+and creates the provider batches. ``BatchJob.wait`` polls them with capped
+exponential backoff and jitter (on the client's clock and the job's rng),
+downloads results as each batch ends, records every result in the store,
+settles the reservations at the discounted cost, fills the cache, and sends
+again what an expired batch did not run (``resubmit_expired`` times).
+``resume(client, job_id)`` rebuilds a job in another process from the store.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .. import _json
+from .._progress import Progress, progress_reporter
+from ..cost.ledger import Reservation, UsageRecord
+from ..cost.manager import CostManager
+from ..errors import APIStatusError, InvalidRequestError
+from ..middleware.budget import BudgetMiddleware
+from ..middleware.cache import Cache
+from ..types import ChatRequest, ChatResponse
+from . import _plan
+from ._api import BatchAPI, batch_api, is_not_found
+from ._results import error_result, rebuild, result_for_line
+from ._store import BatchStore, PartRow
+from ._trace import PartSpans
+from ._wire import RemoteCounts, RemoteStatus
+
+if TYPE_CHECKING:
+    from ..client import AsyncLLMClient, RequestLike
+
+__all__ = ["BatchJob", "BatchProgress", "BatchStatistics", "resume", "submit"]
+
+_WINDOW = 24 * 3600.0
+_NOT_FOUND_GRACE = 300.0
+"""Seconds after creation during which a 404 on a batch means "not visible yet"."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProgress:
+    """Where a job stands; running counts come from the provider."""
+
+    total: int
+    succeeded: int
+    """Answered, cache hits included."""
+    failed: int
+    cached: int
+    pending: int
+    """Not sent yet (or to be sent again)."""
+    running: int
+    """In provider batches and not finished yet."""
+    batches: int
+    """Provider batches still running."""
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStatistics:
+    """The money side of a finished (or running) job, in USD."""
+
+    succeeded: int
+    failed: int
+    cached: int
+    cost: float
+    """What was charged (at the batch discount)."""
+    saved_by_batch: float
+    """The live price of the answered requests minus what was charged."""
+    saved_by_cache: float
+    """What the cache hits would have cost at the batch price."""
+
+
+class BatchJob:
+    """A set of requests in provider batches; ``id`` finds it again after a restart.
+
+    Get one from ``client.batch_submit(...)`` or ``client.batch_resume(id)``.
+    ``await job.wait()`` polls until every request has a result;
+    ``await job.results()`` returns them in input order. Cancelling a
+    ``wait()`` leaves the provider batches running (the job outlives the
+    call); ``await job.cancel()`` cancels them.
+    """
+
+    def __init__(
+        self,
+        client: AsyncLLMClient,
+        store: BatchStore,
+        job_id: str,
+        options: dict[str, Any],
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.id = job_id
+        self.store = store
+        self._client = client
+        self._options = options
+        self._rng = rng or random.Random()
+        self._requests: dict[int, ChatRequest] | None = None
+        self._live: dict[str, RemoteCounts] = {}
+        self._apis: dict[str, BatchAPI] = {}
+        self._spans = PartSpans(client, job_id)
+        self._manager = _cost_manager(client)
+        self._cache = next((m for m in client.middleware if isinstance(m, Cache)), None)
+
+    def __repr__(self) -> str:
+        p = self.progress()
+        return (
+            f"<BatchJob {self.id} total={p.total} succeeded={p.succeeded} failed={p.failed} "
+            f"running={p.running} pending={p.pending}>"
+        )
+
+    # -- introspection ----------------------------------------------------------
+
+    def progress(self) -> BatchProgress:
+        """Counts from the store plus the provider's counts of running batches."""
+        counts = self.store.counts(self.id)
+        results = self._finished_counts()
+        live_ok = sum(c.succeeded for c in self._live.values())
+        live_bad = sum(c.failed for c in self._live.values())
+        submitted = counts.get("submitted", 0)
+        return BatchProgress(
+            total=sum(counts.values()),
+            succeeded=results[0] + live_ok,
+            failed=results[1] + live_bad,
+            cached=results[2],
+            pending=counts.get("pending", 0),
+            running=max(submitted - live_ok - live_bad, 0),
+            batches=sum(1 for p in self.store.parts(self.id) if p.state != "collected"),
+        )
+
+    def _finished_counts(self) -> tuple[int, int, int]:
+        ok = bad = cached = 0
+        for r in self.store.results(self.id):
+            if r is None:
+                continue
+            if "ok" in r:
+                ok += 1
+                cached += 1 if r.get("cached") else 0
+            else:
+                bad += 1
+        return ok, bad, cached
+
+    @property
+    def done(self) -> bool:
+        counts = self.store.counts(self.id)
+        return not counts.get("pending") and not counts.get("submitted")
+
+    def statistics(self) -> BatchStatistics:
+        ok = bad = cached = 0
+        cost = saved_batch = saved_cache = 0.0
+        for r in self.store.results(self.id):
+            if r is None:
+                continue
+            if "error" in r:
+                bad += 1
+                continue
+            ok += 1
+            if r.get("cached"):
+                cached += 1
+                saved_cache += r.get("saved") or 0.0
+                continue
+            charged = r["ok"].get("cost") or 0.0
+            cost += charged
+            saved_batch += max((r.get("full_cost") or charged) - charged, 0.0)
+        return BatchStatistics(ok, bad, cached, cost, saved_batch, saved_cache)
+
+    def remote_ids(self) -> list[str]:
+        """The provider's ids of this job's batches."""
+        return [p.remote_id for p in self.store.parts(self.id) if p.remote_id]
+
+    # -- waiting and results ----------------------------------------------------------
+
+    async def refresh(self) -> BatchProgress:
+        """Poll every running provider batch once; collect those that ended."""
+        self._require_open()
+        for part in self.store.parts(self.id):
+            if part.state == "submitting":
+                await self._recover(part)
+            elif part.state == "active":
+                await self._poll(part)
+        if not self._cancelling and not self._active_parts():
+            await self._submit_pending()
+        if self.done:
+            self.store.set_job_state(self.id, "done")
+        return self.progress()
+
+    async def wait(self, *, progress: Progress = False) -> None:
+        """Poll until every request has a result (``progress``: as in ``gather``)."""
+        report = progress_reporter(progress, self.progress().total)
+        delay = float(self._options.get("poll_interval", 10.0))
+        cap = float(self._options.get("max_poll_interval", 60.0))
+        last: BatchProgress | None = None
+        while True:
+            now = await self.refresh()
+            if report is not None:
+                report(now.done, now.total)
+            if self.done:
+                break
+            if now != last:
+                delay = float(self._options.get("poll_interval", 10.0))
+            last = now
+            await self._client.clock.sleep(delay * (1.0 - 0.2 * self._rng.random()))
+            delay = min(delay * 1.5, cap)
+        if report is not None:
+            report(self.progress().done, self.progress().total, final=True)
+
+    async def results(
+        self, *, return_exceptions: bool = True
+    ) -> list[ChatResponse | BaseException]:
+        """Every request's response or exception, in input order (waits first)."""
+        if not self.done:
+            await self.wait()
+        out: list[ChatResponse | BaseException] = []
+        requests = self._load_requests()
+        for i, stored in enumerate(self.store.results(self.id)):
+            assert stored is not None
+            provider = self._client.providers.get(self._label(requests[i]))
+            value = rebuild(provider, stored)
+            if isinstance(value, BaseException) and not return_exceptions:
+                raise value
+            out.append(value)
+        return out
+
+    async def cancel(self, *, wait: bool = True) -> None:
+        """Cancel the provider batches and every request not sent yet.
+
+        Results of requests that finished before the cancel are kept; the
+        others become ``BatchCancelledError``. With ``wait`` the call returns
+        once the provider batches have ended and their results are recorded.
+        """
+        self._require_open()
+        self.store.set_job_state(self.id, "cancelling")
+        pending = self.store.items_in_state(self.id, "pending")
+        self.store.finish_items(
+            self.id,
+            (
+                (i, error_result("cancelled", "the job was cancelled", batch_id=None))
+                for i in pending
+            ),
+        )
+        for part in self._active_parts():
+            if part.remote_id is None:
+                continue
+            try:
+                await self._api(part.provider).cancel(part.remote_id)
+            except APIStatusError:
+                pass  # it ended meanwhile: collected by the next poll
+        if wait:
+            await self.wait()
+
+    # -- internals ------------------------------------------------------------------
+
+    @property
+    def _cancelling(self) -> bool:
+        found = self.store.job(self.id)
+        return found is not None and found[0] == "cancelling"
+
+    def _require_open(self) -> None:
+        self._client._require_open()
+
+    def _active_parts(self) -> list[PartRow]:
+        return [p for p in self.store.parts(self.id) if p.state != "collected"]
+
+    def _load_requests(self) -> dict[int, ChatRequest]:
+        if self._requests is None:
+            self._requests = {
+                i: ChatRequest.model_validate_json(raw)
+                for i, raw in enumerate(self.store.requests(self.id))
+            }
+        return self._requests
+
+    def _label(self, request: ChatRequest) -> str:
+        return request.provider or self._client._default_provider
+
+    def _api(self, label: str) -> BatchAPI:
+        api = self._apis.get(label)
+        if api is None:
+            provider = self._client.providers.get(label)
+            if provider is None:
+                raise InvalidRequestError(
+                    f"job {self.id} needs provider {label!r}, which this client does not have"
+                )
+            transport = self._client._transport
+            assert transport is not None
+            api = self._apis[label] = batch_api(provider, transport, self._client.clock, self._rng)
+        return api
+
+    def _discount(self, request: ChatRequest) -> float:
+        provider = self._client.providers[self._label(request)]
+        return self._manager.pricing.batch_discount(provider.name, request.model)
+
+    async def serve_cached(self) -> None:
+        """Answer pending requests from the client's cache."""
+        cache = self._cache
+        if cache is None:
+            return
+        requests = self._load_requests()
+        hits: list[tuple[int, dict[str, Any]]] = []
+        for i in self.store.items_in_state(self.id, "pending"):
+            hit = await cache.lookup(requests[i])
+            if hit is not None:
+                req = requests[i]
+                from ._results import price
+
+                _, full = price(self._manager.pricing, req, hit, 0.0)
+                saved = None if full is None else full * (1.0 - self._discount(req))
+                hit.cost = 0.0
+                hits.append(
+                    (i, {"ok": hit.model_dump(mode="json"), "cached": True, "saved": saved})
+                )
+        if hits:
+            self.store.finish_items(self.id, hits)
+
+    async def _submit_pending(self) -> None:
+        """Reserve for and create provider batches for every pending request."""
+        pending = self.store.items_in_state(self.id, "pending")
+        if not pending:
+            return
+        requests = self._load_requests()
+
+        def entries() -> Iterable[tuple[int, str, str, bytes]]:
+            for i in pending:
+                req = requests[i]
+                label = self._label(req)
+                provider = self._client.providers[label]
+                body = provider.encode_chat(req).content
+                yield i, label, req.model, self._api(label).entry(f"r{i}", body)
+
+        def limits(label: str) -> tuple[Any, bool]:
+            api = self._api(label)
+            return api.limits, api.one_model_per_batch
+
+        parts = _plan.split(entries(), limits, max_requests=self._options.get("max_requests"))
+        attempt = 1 + max((p.attempt for p in self.store.parts(self.id)), default=0)
+        # reserve every part first: a refusal sends nothing at all
+        reserved: list[list[tuple[_plan.Group, Reservation]]] = []
+        try:
+            for part in parts:
+                groups = _plan.worst_cases(self._manager, requests, part.indices, self._discount)
+                mine: list[tuple[_plan.Group, Reservation]] = []
+                reserved.append(mine)
+                for group, amount in groups.items():
+                    res = await self._manager.reserve(
+                        group[0], amount, user_id=group[1], project=group[2], ttl=_WINDOW * 1.5
+                    )
+                    if res is not None:
+                        mine.append((group, res))
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for mine in reserved:
+                    for _, res in mine:
+                        await self._manager.release(res)
+            raise
+        for n, (part, mine) in enumerate(zip(parts, reserved, strict=True)):
+            key = f"p{attempt}-{n}-{os.urandom(3).hex()}"
+            row = PartRow(
+                key,
+                part.provider,
+                None,
+                "submitting",
+                self._client.clock.time(),
+                attempt,
+                [_plan.reservation_to_json(g, r) for g, r in mine],
+            )
+            self.store.add_part(self.id, row, part.indices)
+            try:
+                status = await self._api(part.provider).create(part.entries, self._metadata(key))
+            except APIStatusError:
+                # refused: nothing was created; its requests wait for the next try
+                with anyio.CancelScope(shield=True):
+                    for _, res in mine:
+                        await self._manager.release(res)
+                self.store.remove_part(self.id, key)
+                for later in reserved[n + 1 :]:
+                    for _, res in later:
+                        await self._manager.release(res)
+                raise
+            self.store.update_part(self.id, key, remote_id=status.id, state="active")
+            row.remote_id = status.id
+            self._spans.start(row, len(part.indices), self._client.providers[part.provider])
+            self._live[key] = status.counts
+
+    def _metadata(self, key: str) -> dict[str, str]:
+        return {"aio_llm_job": self.id, "aio_llm_part": key}
+
+    async def _recover(self, part: PartRow) -> None:
+        """A part whose create was in flight when a process died: find it, or send again."""
+        found = await self._api(part.provider).find(self._metadata(part.key))
+        if found is not None:
+            self.store.update_part(self.id, part.key, remote_id=found.id, state="active")
+            return
+        for data in part.reservations:
+            _, res = _plan.reservation_from_json(data)
+            await self._manager.release(res)
+        self.store.remove_part(self.id, part.key)
+
+    async def _poll(self, part: PartRow) -> None:
+        assert part.remote_id is not None
+        try:
+            status = await self._api(part.provider).retrieve(part.remote_id)
+        except APIStatusError as exc:
+            young = self._client.clock.time() - part.created < _NOT_FOUND_GRACE
+            if is_not_found(exc) and young:
+                return  # just created: not visible yet
+            raise
+        self._live[part.key] = status.counts
+        if status.ended:
+            await self._collect(part, status)
+
+    async def _collect(self, part: PartRow, status: RemoteStatus) -> None:
+        requests = self._load_requests()
+        members = set(self.store.items_of_part(self.id, part.key))
+        provider = self._client.providers[part.provider]
+        results: dict[int, dict[str, Any]] = {}
+        responses: dict[int, ChatResponse] = {}
+        expired: list[int] = []
+        cancelled: list[int] = []
+        outcomes: dict[int, str] = {}
+        lines = await self._api(part.provider).results(status) if not status.errors else ()
+        for line in lines:
+            i = _index(line.custom_id)
+            if i is None or i not in members:
+                continue
+            outcomes[i] = line.kind
+            if line.kind == "expired":
+                expired.append(i)
+            elif line.kind == "cancelled":
+                cancelled.append(i)
+            else:
+                req = requests[i]
+                stored, response = result_for_line(
+                    provider, req, line, status.id, self._manager.pricing, self._discount(req)
+                )
+                results[i] = stored
+                if response is not None:
+                    responses[i] = response
+        for i in sorted(members - results.keys() - set(expired) - set(cancelled)):
+            if status.outcome == "expired":
+                expired.append(i)
+            elif status.outcome == "cancelled":
+                cancelled.append(i)
+            else:
+                why = "; ".join(status.errors) or f"no result for this request ({status.status})"
+                results[i] = error_result("failed", why, batch_id=status.id)
+                outcomes[i] = "errored"
+        retry: list[int] = []
+        again = int(self._options.get("resubmit_expired", 1))
+        if expired and not self._cancelling and part.attempt <= again:
+            retry = sorted(expired)
+        else:
+            for i in expired:
+                results[i] = error_result(
+                    "expired",
+                    "the provider batch expired before the request ran",
+                    batch_id=status.id,
+                )
+        for i in cancelled:
+            results[i] = error_result(
+                "cancelled",
+                "the provider batch was cancelled before the request ran",
+                batch_id=status.id,
+            )
+        await self._settle(part, status.id, requests, responses)
+        if self._cache is not None:
+            for i, response in responses.items():
+                await self._cache.store(requests[i], response)
+        self.store.finish_items(self.id, sorted(results.items()))
+        self.store.release_items(self.id, retry)
+        self.store.update_part(self.id, part.key, remote_id=status.id, state="collected")
+        self._live.pop(part.key, None)
+        self._spans.finish(part, status, requests, responses, outcomes)
+
+    async def _settle(
+        self,
+        part: PartRow,
+        batch_id: str,
+        requests: dict[int, ChatRequest],
+        responses: dict[int, ChatResponse],
+    ) -> None:
+        manager = self._manager
+        by_group: dict[_plan.Group, list[UsageRecord]] = {}
+        now = manager.clock.time()
+        for i, resp in responses.items():
+            req = requests[i]
+            group = (req.model, req.user, req.metadata.get("project"))
+            u = resp.usage
+            by_group.setdefault(group, []).append(
+                UsageRecord(
+                    req.model,
+                    u.input_tokens,
+                    u.output_tokens,
+                    resp.cost,
+                    now,
+                    req.user,
+                    group[2],
+                    u.cached_input_tokens,
+                    u.cache_creation_input_tokens,
+                    u.reasoning_tokens,
+                    resp.id or None,
+                    part.provider,
+                    metadata={"batch": batch_id},
+                )
+            )
+        reservations = dict(_plan.reservation_from_json(d) for d in part.reservations)
+        with anyio.CancelScope(shield=True):
+            for group in set(reservations) | set(by_group):
+                records = by_group.get(group, [])
+                summary = UsageRecord(
+                    group[0],
+                    sum(r.input_tokens for r in records),
+                    sum(r.output_tokens for r in records),
+                    sum(r.cost or 0.0 for r in records),
+                    now,
+                    group[1],
+                    group[2],
+                    response_id=batch_id,
+                    provider=part.provider,
+                    metadata={"batch": batch_id, "requests": len(records)},
+                )
+                await manager.settle_many(reservations.get(group), records, summary)
+
+
+def _index(custom_id: str) -> int | None:
+    if custom_id.startswith("r") and custom_id[1:].isdigit():
+        return int(custom_id[1:])
+    return None
+
+
+def _cost_manager(client: AsyncLLMClient) -> CostManager:
+    budget = next((m for m in client.middleware if isinstance(m, BudgetMiddleware)), None)
+    return budget.cost_manager if budget is not None else client.cost_manager
+
+
+def _new_id() -> str:
+    return "job_" + os.urandom(10).hex()
+
+
+async def submit(
+    client: AsyncLLMClient,
+    requests: Iterable[RequestLike],
+    *,
+    store: BatchStore,
+    job_id: str | None = None,
+    poll_interval: float = 10.0,
+    max_poll_interval: float = 60.0,
+    resubmit_expired: int = 1,
+    max_requests: int | None = None,
+    rng: random.Random | None = None,
+) -> BatchJob:
+    """See ``AsyncLLMClient.batch_submit``."""
+    client._require_open()
+    if poll_interval <= 0 or max_poll_interval < poll_interval:
+        raise ValueError("poll_interval must be positive and at most max_poll_interval")
+    if max_requests is not None and max_requests < 1:
+        raise ValueError("max_requests must be at least 1")
+    reqs: list[ChatRequest] = []
+    for item in requests:
+        req = client._coerce(item)
+        if req.stream:
+            req = req.model_copy(update={"stream": False})
+        reqs.append(req)
+    if not reqs:
+        raise InvalidRequestError("a batch needs at least one request")
+    for req in reqs:
+        label = req.provider or client._default_provider
+        provider = client.providers.get(label)
+        if provider is None:
+            raise InvalidRequestError(f"unknown provider {label!r}")
+        batch_api(provider, client._transport, client.clock, random.Random())  # type: ignore[arg-type]
+        provider.encode_chat(req)  # a request that cannot be encoded fails here, before anything
+    options: dict[str, Any] = {
+        "poll_interval": poll_interval,
+        "max_poll_interval": max_poll_interval,
+        "resubmit_expired": resubmit_expired,
+        "max_requests": max_requests,
+    }
+    job_id = job_id or _new_id()
+    store.create_job(
+        job_id,
+        client.clock.time(),
+        options,
+        (_json.dumps_text(r.model_dump(mode="json", exclude_defaults=True)) for r in reqs),
+    )
+    job = BatchJob(client, store, job_id, options, rng=rng)
+    try:
+        await job.serve_cached()
+        await job._submit_pending()
+    except BaseException:
+        if not job.remote_ids():
+            store.set_job_state(job_id, "refused")
+        raise
+    if job.done:
+        store.set_job_state(job_id, "done")
+    return job
+
+
+def resume(
+    client: AsyncLLMClient, job_id: str, *, store: BatchStore, rng: random.Random | None = None
+) -> BatchJob:
+    """See ``AsyncLLMClient.batch_resume``."""
+    client._require_open()
+    found = store.job(job_id)
+    if found is None:
+        raise InvalidRequestError(f"no batch job {job_id!r} in {store.path}")
+    return BatchJob(client, store, job_id, found[1], rng=rng)

@@ -1,0 +1,260 @@
+"""Where batch jobs live between processes: one SQLite file.
+
+A job is its requests (``items``), the provider batches they were sent in
+(``parts``) and, once known, each request's result. Every change is
+committed before the job acts on it, so a job picks up after a crash
+exactly where it was: a part recorded as ``submitting`` had its create call
+in flight (OpenAI batches are found again by their metadata), an ``active``
+part is polled, a ``collected`` part is done.
+
+The default file is ``$LLM_BATCH_STORE``, else
+``$XDG_STATE_HOME/aio_llm/batches.sqlite3`` (``~/.local/state/...``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import _json
+
+__all__ = ["BatchStore", "PartRow", "default_store_path"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    state TEXT NOT NULL,
+    options TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    job TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL,
+    part TEXT,
+    result TEXT,
+    PRIMARY KEY (job, idx)
+);
+CREATE INDEX IF NOT EXISTS items_part ON items (job, part);
+CREATE TABLE IF NOT EXISTS parts (
+    job TEXT NOT NULL,
+    key TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    remote_id TEXT,
+    state TEXT NOT NULL,
+    created REAL NOT NULL,
+    attempt INTEGER NOT NULL,
+    reservations TEXT NOT NULL,
+    PRIMARY KEY (job, key)
+);
+"""
+
+
+def default_store_path() -> Path:
+    """``$LLM_BATCH_STORE``, else ``$XDG_STATE_HOME/aio_llm/batches.sqlite3``."""
+    explicit = os.environ.get("LLM_BATCH_STORE")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(base) / "aio_llm" / "batches.sqlite3"
+
+
+@dataclass(slots=True)
+class PartRow:
+    """One provider batch of a job."""
+
+    key: str
+    provider: str
+    remote_id: str | None
+    state: str
+    """``submitting`` (create in flight), ``active`` or ``collected``."""
+    created: float
+    attempt: int
+    reservations: list[dict[str, Any]]
+
+
+class BatchStore:
+    """The SQLite file behind batch jobs (``":memory:"`` keeps them in this process only).
+
+    Calls are synchronous and short (one small transaction each, WAL mode);
+    one connection is shared under a lock.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        if path is None:
+            path = default_store_path()
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA busy_timeout = 10000")
+        if self.path != ":memory:":
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.executescript(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"<BatchStore {self.path!r}>"
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # -- jobs -----------------------------------------------------------------------
+
+    def create_job(
+        self, job_id: str, created: float, options: dict[str, Any], requests: Iterable[str]
+    ) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO jobs (id, created, state, options) VALUES (?, ?, 'open', ?)",
+                (job_id, created, _json.dumps_text(options)),
+            )
+            c.executemany(
+                "INSERT INTO items (job, idx, request, state) VALUES (?, ?, ?, 'pending')",
+                ((job_id, i, r) for i, r in enumerate(requests)),
+            )
+
+    def job(self, job_id: str) -> tuple[str, dict[str, Any]] | None:
+        """``(state, options)`` of a job, or ``None``."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT state, options FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        return row[0], _json.loads(row[1])
+
+    def set_job_state(self, job_id: str, state: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE jobs SET state = ? WHERE id = ?", (state, job_id))
+
+    def job_ids(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT id FROM jobs ORDER BY created")]
+
+    # -- items ----------------------------------------------------------------------
+
+    def requests(self, job_id: str) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT request FROM items WHERE job = ? ORDER BY idx", (job_id,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def items_in_state(self, job_id: str, state: str) -> list[int]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT idx FROM items WHERE job = ? AND state = ? ORDER BY idx", (job_id, state)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def items_of_part(self, job_id: str, part: str, state: str | None = None) -> list[int]:
+        query = "SELECT idx FROM items WHERE job = ? AND part = ?"
+        args: tuple[Any, ...] = (job_id, part)
+        if state is not None:
+            query += " AND state = ?"
+            args += (state,)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY idx", args).fetchall()
+        return [r[0] for r in rows]
+
+    def counts(self, job_id: str) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT state, COUNT(*) FROM items WHERE job = ? GROUP BY state", (job_id,)
+            ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def results(self, job_id: str) -> list[dict[str, Any] | None]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT result FROM items WHERE job = ? ORDER BY idx", (job_id,)
+            ).fetchall()
+        return [None if r[0] is None else _json.loads(r[0]) for r in rows]
+
+    def finish_items(self, job_id: str, results: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        """Record final results (``state`` becomes ``done``) in one transaction."""
+        with self._tx() as c:
+            c.executemany(
+                "UPDATE items SET state = 'done', result = ? WHERE job = ? AND idx = ?",
+                ((_json.dumps_text(r), job_id, i) for i, r in results),
+            )
+
+    def release_items(self, job_id: str, indices: Iterable[int]) -> None:
+        """Put requests back to ``pending`` (their batch expired: send them again)."""
+        with self._tx() as c:
+            c.executemany(
+                "UPDATE items SET state = 'pending', part = NULL WHERE job = ? AND idx = ?",
+                ((job_id, i) for i in indices),
+            )
+
+    # -- parts ----------------------------------------------------------------------
+
+    def add_part(self, job_id: str, part: PartRow, indices: Iterable[int]) -> None:
+        """Record a part about to be created, and move its requests into it."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO parts (job, key, provider, remote_id, state, created, attempt,"
+                " reservations) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    part.key,
+                    part.provider,
+                    part.remote_id,
+                    part.state,
+                    part.created,
+                    part.attempt,
+                    _json.dumps_text(part.reservations),
+                ),
+            )
+            c.executemany(
+                "UPDATE items SET state = 'submitted', part = ? WHERE job = ? AND idx = ?",
+                ((part.key, job_id, i) for i in indices),
+            )
+
+    def update_part(self, job_id: str, key: str, *, remote_id: str | None, state: str) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE parts SET remote_id = ?, state = ? WHERE job = ? AND key = ?",
+                (remote_id, state, job_id, key),
+            )
+
+    def remove_part(self, job_id: str, key: str) -> None:
+        """Forget a part whose create certainly failed; its requests become pending again."""
+        with self._tx() as c:
+            c.execute("DELETE FROM parts WHERE job = ? AND key = ?", (job_id, key))
+            c.execute(
+                "UPDATE items SET state = 'pending', part = NULL WHERE job = ? AND part = ?",
+                (job_id, key),
+            )
+
+    def parts(self, job_id: str) -> list[PartRow]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT key, provider, remote_id, state, created, attempt, reservations"
+                " FROM parts WHERE job = ? ORDER BY created, key",
+                (job_id,),
+            ).fetchall()
+        return [PartRow(r[0], r[1], r[2], r[3], r[4], r[5], _json.loads(r[6])) for r in rows]
