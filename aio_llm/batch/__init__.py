@@ -11,6 +11,7 @@ JSONL file of requests, live or through a Batch API, resumably.
 from __future__ import annotations
 
 from ._job import BatchJob, BatchProgress, BatchStatistics
+from ._jsonl import JobSummary, run_jsonl
 from ._store import BatchStore, default_store_path
 from ._wire import ANTHROPIC_LIMITS, OPENAI_LIMITS, Limits
 
@@ -21,6 +22,8 @@ __all__ = [
     "BatchProgress",
     "BatchStatistics",
     "BatchStore",
+    "JobSummary",
     "Limits",
     "default_store_path",
+    "run_jsonl",
 ]
