@@ -125,7 +125,7 @@ async def _batch_run(args: argparse.Namespace) -> int:
 
 
 async def _chat(args: argparse.Namespace) -> int:
-    from .client import AsyncLLMClient
+    from .client._client import AsyncLLMClient
 
     messages: list[dict[str, Any]] = []
     if args.system:
@@ -187,7 +187,7 @@ def _demo_requests(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from .client import AsyncLLMClient
+    from .client._client import AsyncLLMClient
     from .config import ClientConfig
     from .testing import FakeLLMServer, Fault
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .. import _json
-from .._progress import Progress, progress_reporter
+from ..client._progress import Progress, progress_reporter
 from ..cost.ledger import Reservation, UsageRecord
 from ..cost.manager import CostManager
 from ..errors import APIStatusError, InvalidRequestError
@@ -37,7 +37,8 @@ from ._trace import PartSpans
 from ._wire import RemoteCounts, RemoteStatus
 
 if TYPE_CHECKING:
-    from ..client import AsyncLLMClient, RequestLike
+    from ..client import AsyncLLMClient
+    from ..client._client import RequestLike
 
 __all__ = ["BatchJob", "BatchProgress", "BatchStatistics", "resume", "submit"]
 

@@ -27,7 +27,7 @@ import anyio
 from pydantic import ValidationError
 
 from .. import _json
-from .._progress import ProgressBar
+from ..client._progress import ProgressBar
 from ..cost.budgets import BudgetConfig, BudgetPeriod
 from ..errors import APIError, BudgetExceededError, InvalidRequestError, LLMError
 from ..types import ChatRequest, ChatResponse

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._progress import Progress
+from ..client._progress import Progress
 from ..types import ChatResponse
 from ._job import BatchJob, submit
 from ._store import BatchStore
 
 if TYPE_CHECKING:
-    from ..client import AsyncLLMClient, RequestLike
+    from ..client import AsyncLLMClient
+    from ..client._client import RequestLike
 
 __all__ = ["gather_batch"]
 
