@@ -19,22 +19,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from .. import _json
 from ..client._progress import Progress, progress_reporter
-from ..cost.ledger import Reservation, UsageRecord
 from ..cost.manager import CostManager
 from ..errors import APIStatusError, InvalidRequestError
 from ..middleware.budget import BudgetMiddleware
 from ..middleware.cache import Cache
 from ..types import ChatRequest, ChatResponse
-from . import _plan
+from . import _collect, _submit
 from ._api import BatchAPI, batch_api, is_not_found
-from ._results import error_result, rebuild, result_for_line
+from ._results import error_result, rebuild
 from ._store import BatchStore, PartRow
 from ._trace import PartSpans
-from ._wire import RemoteCounts, RemoteStatus
+from ._wire import RemoteCounts
 
 if TYPE_CHECKING:
     from ..client import AsyncLLMClient
@@ -42,7 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchJob", "BatchProgress", "BatchStatistics", "resume", "submit"]
 
-_WINDOW = 24 * 3600.0
 _NOT_FOUND_GRACE = 300.0
 """Seconds after creation during which a 404 on a batch means "not visible yet"."""
 
@@ -187,11 +183,11 @@ class BatchJob:
         self._require_open()
         for part in self.store.parts(self.id):
             if part.state == "submitting":
-                await self._recover(part)
+                await _submit.recover(self, part)
             elif part.state == "active":
                 await self._poll(part)
         if not self._cancelling and not self._active_parts():
-            await self._submit_pending()
+            await _submit.submit_pending(self)
         if self.done:
             self.store.set_job_state(self.id, "done")
         return self.progress()
@@ -323,89 +319,6 @@ class BatchJob:
         if hits:
             self.store.finish_items(self.id, hits)
 
-    async def _submit_pending(self) -> None:
-        """Reserve for and create provider batches for every pending request."""
-        pending = self.store.items_in_state(self.id, "pending")
-        if not pending:
-            return
-        requests = self._load_requests()
-
-        def entries() -> Iterable[tuple[int, str, str, bytes]]:
-            for i in pending:
-                req = requests[i]
-                label = self._label(req)
-                provider = self._client.providers[label]
-                body = provider.encode_chat(req).content
-                yield i, label, req.model, self._api(label).entry(f"r{i}", body)
-
-        def limits(label: str) -> tuple[Any, bool]:
-            api = self._api(label)
-            return api.limits, api.one_model_per_batch
-
-        parts = _plan.split(entries(), limits, max_requests=self._options.get("max_requests"))
-        attempt = 1 + max((p.attempt for p in self.store.parts(self.id)), default=0)
-        # reserve every part first: a refusal sends nothing at all
-        reserved: list[list[tuple[_plan.Group, Reservation]]] = []
-        try:
-            for part in parts:
-                groups = _plan.worst_cases(self._manager, requests, part.indices, self._discount)
-                mine: list[tuple[_plan.Group, Reservation]] = []
-                reserved.append(mine)
-                for group, amount in groups.items():
-                    res = await self._manager.reserve(
-                        group[0], amount, user_id=group[1], project=group[2], ttl=_WINDOW * 1.5
-                    )
-                    if res is not None:
-                        mine.append((group, res))
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                for mine in reserved:
-                    for _, res in mine:
-                        await self._manager.release(res)
-            raise
-        for n, (part, mine) in enumerate(zip(parts, reserved, strict=True)):
-            key = f"p{attempt}-{n}-{os.urandom(3).hex()}"
-            row = PartRow(
-                key,
-                part.provider,
-                None,
-                "submitting",
-                self._client.clock.time(),
-                attempt,
-                [_plan.reservation_to_json(g, r) for g, r in mine],
-            )
-            self.store.add_part(self.id, row, part.indices)
-            try:
-                status = await self._api(part.provider).create(part.entries, self._metadata(key))
-            except APIStatusError:
-                # refused: nothing was created; its requests wait for the next try
-                with anyio.CancelScope(shield=True):
-                    for _, res in mine:
-                        await self._manager.release(res)
-                self.store.remove_part(self.id, key)
-                for later in reserved[n + 1 :]:
-                    for _, res in later:
-                        await self._manager.release(res)
-                raise
-            self.store.update_part(self.id, key, remote_id=status.id, state="active")
-            row.remote_id = status.id
-            self._spans.start(row, len(part.indices), self._client.providers[part.provider])
-            self._live[key] = status.counts
-
-    def _metadata(self, key: str) -> dict[str, str]:
-        return {"aio_llm_job": self.id, "aio_llm_part": key}
-
-    async def _recover(self, part: PartRow) -> None:
-        """A part whose create was in flight when a process died: find it, or send again."""
-        found = await self._api(part.provider).find(self._metadata(part.key))
-        if found is not None:
-            self.store.update_part(self.id, part.key, remote_id=found.id, state="active")
-            return
-        for data in part.reservations:
-            _, res = _plan.reservation_from_json(data)
-            await self._manager.release(res)
-        self.store.remove_part(self.id, part.key)
-
     async def _poll(self, part: PartRow) -> None:
         assert part.remote_id is not None
         try:
@@ -417,125 +330,7 @@ class BatchJob:
             raise
         self._live[part.key] = status.counts
         if status.ended:
-            await self._collect(part, status)
-
-    async def _collect(self, part: PartRow, status: RemoteStatus) -> None:
-        requests = self._load_requests()
-        members = set(self.store.items_of_part(self.id, part.key))
-        provider = self._client.providers[part.provider]
-        results: dict[int, dict[str, Any]] = {}
-        responses: dict[int, ChatResponse] = {}
-        expired: list[int] = []
-        cancelled: list[int] = []
-        outcomes: dict[int, str] = {}
-        lines = await self._api(part.provider).results(status) if not status.errors else ()
-        for line in lines:
-            i = _index(line.custom_id)
-            if i is None or i not in members:
-                continue
-            outcomes[i] = line.kind
-            if line.kind == "expired":
-                expired.append(i)
-            elif line.kind == "cancelled":
-                cancelled.append(i)
-            else:
-                req = requests[i]
-                stored, response = result_for_line(
-                    provider, req, line, status.id, self._manager.pricing, self._discount(req)
-                )
-                results[i] = stored
-                if response is not None:
-                    responses[i] = response
-        for i in sorted(members - results.keys() - set(expired) - set(cancelled)):
-            if status.outcome == "expired":
-                expired.append(i)
-            elif status.outcome == "cancelled":
-                cancelled.append(i)
-            else:
-                why = "; ".join(status.errors) or f"no result for this request ({status.status})"
-                results[i] = error_result("failed", why, batch_id=status.id)
-                outcomes[i] = "errored"
-        retry: list[int] = []
-        again = int(self._options.get("resubmit_expired", 1))
-        if expired and not self._cancelling and part.attempt <= again:
-            retry = sorted(expired)
-        else:
-            for i in expired:
-                results[i] = error_result(
-                    "expired",
-                    "the provider batch expired before the request ran",
-                    batch_id=status.id,
-                )
-        for i in cancelled:
-            results[i] = error_result(
-                "cancelled",
-                "the provider batch was cancelled before the request ran",
-                batch_id=status.id,
-            )
-        await self._settle(part, status.id, requests, responses)
-        if self._cache is not None:
-            for i, response in responses.items():
-                await self._cache.store(requests[i], response)
-        self.store.finish_items(self.id, sorted(results.items()))
-        self.store.release_items(self.id, retry)
-        self.store.update_part(self.id, part.key, remote_id=status.id, state="collected")
-        self._live.pop(part.key, None)
-        self._spans.finish(part, status, requests, responses, outcomes)
-
-    async def _settle(
-        self,
-        part: PartRow,
-        batch_id: str,
-        requests: dict[int, ChatRequest],
-        responses: dict[int, ChatResponse],
-    ) -> None:
-        manager = self._manager
-        by_group: dict[_plan.Group, list[UsageRecord]] = {}
-        now = manager.clock.time()
-        for i, resp in responses.items():
-            req = requests[i]
-            group = (req.model, req.user, req.metadata.get("project"))
-            u = resp.usage
-            by_group.setdefault(group, []).append(
-                UsageRecord(
-                    req.model,
-                    u.input_tokens,
-                    u.output_tokens,
-                    resp.cost,
-                    now,
-                    req.user,
-                    group[2],
-                    u.cached_input_tokens,
-                    u.cache_creation_input_tokens,
-                    u.reasoning_tokens,
-                    resp.id or None,
-                    part.provider,
-                    metadata={"batch": batch_id},
-                )
-            )
-        reservations = dict(_plan.reservation_from_json(d) for d in part.reservations)
-        with anyio.CancelScope(shield=True):
-            for group in set(reservations) | set(by_group):
-                records = by_group.get(group, [])
-                summary = UsageRecord(
-                    group[0],
-                    sum(r.input_tokens for r in records),
-                    sum(r.output_tokens for r in records),
-                    sum(r.cost or 0.0 for r in records),
-                    now,
-                    group[1],
-                    group[2],
-                    response_id=batch_id,
-                    provider=part.provider,
-                    metadata={"batch": batch_id, "requests": len(records)},
-                )
-                await manager.settle_many(reservations.get(group), records, summary)
-
-
-def _index(custom_id: str) -> int | None:
-    if custom_id.startswith("r") and custom_id[1:].isdigit():
-        return int(custom_id[1:])
-    return None
+            await _collect.collect(self, part, status)
 
 
 def _cost_manager(client: AsyncLLMClient) -> CostManager:
@@ -596,7 +391,7 @@ async def submit(
     job = BatchJob(client, store, job_id, options, rng=rng)
     try:
         await job.serve_cached()
-        await job._submit_pending()
+        await _submit.submit_pending(job)
     except BaseException:
         if not job.remote_ids():
             store.set_job_state(job_id, "refused")

@@ -30,17 +30,29 @@ ever submitted, so a test can check nothing was sent twice.
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..._json import dumps, loads
-from . import _formats as fmt
+from ._batch_objects import (
+    ANTHROPIC_MAX_REQUESTS,
+    CUSTOM_ID,
+    ENDPOINTS,
+    OPENAI_MAX_REQUESTS,
+    Batch,
+    File,
+    Line,
+    NotFound,
+    anthropic_results,
+    error_reply,
+    json_reply,
+    line_error,
+    multipart,
+    rfc3339,
+)
 from ._conn import Reply
-from ._replies import CHAT, EMBED, JSON, MESSAGES, build_reply, fault_reply
+from ._replies import JSON, MESSAGES, build_reply, fault_reply
 
 if TYPE_CHECKING:
     from ._faults import Fault
@@ -48,58 +60,6 @@ if TYPE_CHECKING:
     from ._server import FakeLLMServer
 
 __all__ = ["FakeBatches"]
-
-_ENDPOINTS = {"/v1/chat/completions": CHAT, "/v1/embeddings": EMBED}
-_CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_OPENAI_MAX_REQUESTS = 50_000
-_ANTHROPIC_MAX_REQUESTS = 100_000
-
-
-@dataclass
-class _File:
-    id: str
-    filename: str
-    purpose: str
-    content: bytes
-    created: int
-
-    def json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "file",
-            "bytes": len(self.content),
-            "created_at": self.created,
-            "filename": self.filename,
-            "purpose": self.purpose,
-            "status": "processed",
-        }
-
-
-@dataclass
-class _Line:
-    custom_id: str
-    status: int
-    body: bytes
-    request_id: str
-
-
-@dataclass
-class _Batch:
-    id: str
-    anthropic: bool
-    lines: list[_Line]
-    created: float
-    """Server clock ``now()`` at creation."""
-    created_wall: float
-    window: float
-    endpoint: str = ""
-    input_file_id: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
-    errors: list[dict[str, Any]] | None = None
-    """Validation errors: the batch failed without running anything."""
-    cancel_at: float | None = None
-    output_file_id: str | None = None
-    error_file_id: str | None = None
 
 
 class FakeBatches:
@@ -132,8 +92,8 @@ class FakeBatches:
         self.cancelling_time = cancelling_time
         self.completion_window = completion_window
         self.not_found_for = not_found_for
-        self.files: dict[str, _File] = {}
-        self.batches: dict[str, _Batch] = {}
+        self.files: dict[str, File] = {}
+        self.batches: dict[str, Batch] = {}
         self.submitted: Counter[str] = Counter()
         """How often each ``custom_id`` was submitted in a batch (all batches)."""
         self._prefix = os.urandom(4).hex()
@@ -163,10 +123,10 @@ class FakeBatches:
             if parts[1] == "files":
                 return self._files(server, method, parts[2:], req)
             return self._openai(server, method, parts[2:], req)
-        except _NotFound as exc:
-            return _error(404, str(exc), anthropic)
+        except NotFound as exc:
+            return error_reply(404, str(exc), anthropic)
         except ValueError as exc:
-            return _error(400, str(exc), anthropic)
+            return error_reply(400, str(exc), anthropic)
 
     # -- OpenAI files ---------------------------------------------------------------
 
@@ -175,14 +135,14 @@ class FakeBatches:
     ) -> Reply:
         if not rest:
             if method != "POST":
-                return _error(405, f"Method {method} not allowed", False)
-            form = _multipart(req.headers.get("content-type", ""), req.body)
+                return error_reply(405, f"Method {method} not allowed", False)
+            form = multipart(req.headers.get("content-type", ""), req.body)
             upload = form.get("file")
             purpose = form.get("purpose")
             if upload is None or purpose is None:
                 raise ValueError("a file upload needs the 'file' and 'purpose' fields")
             name, content = upload
-            new = _File(
+            new = File(
                 self._next("file-"),
                 name or "upload.jsonl",
                 purpose[1].decode(),
@@ -190,18 +150,18 @@ class FakeBatches:
                 int(server._clock.time()),
             )
             self.files[new.id] = new
-            return _json(new.json())
+            return json_reply(new.json())
         f = self.files.get(rest[0])
         if f is None:
-            raise _NotFound(f"No such File object: {rest[0]}")
+            raise NotFound(f"No such File object: {rest[0]}")
         if len(rest) == 2 and rest[1] == "content" and method == "GET":
             return Reply(200, [("content-type", "application/octet-stream")], f.content)
         if len(rest) == 1 and method == "GET":
-            return _json(f.json())
+            return json_reply(f.json())
         if len(rest) == 1 and method == "DELETE":
             del self.files[f.id]
-            return _json({"id": f.id, "object": "file", "deleted": True})
-        return _error(405, f"Method {method} not allowed", False)
+            return json_reply({"id": f.id, "object": "file", "deleted": True})
+        return error_reply(405, f"Method {method} not allowed", False)
 
     # -- OpenAI batches -------------------------------------------------------------
 
@@ -212,15 +172,15 @@ class FakeBatches:
             if method == "GET":
                 return self._list(server, anthropic=False, query=req.target)
             if method != "POST":
-                return _error(405, f"Method {method} not allowed", False)
+                return error_reply(405, f"Method {method} not allowed", False)
             return self._openai_create(server, loads(req.body))
         batch = self._get(server, rest[0], anthropic=False, method=method)
         if len(rest) == 2 and rest[1] == "cancel" and method == "POST":
             self._cancel(server, batch)
-            return _json(self._openai_json(server, batch))
+            return json_reply(self._openai_json(server, batch))
         if len(rest) == 1 and method == "GET":
-            return _json(self._openai_json(server, batch))
-        return _error(405, f"Method {method} not allowed", False)
+            return json_reply(self._openai_json(server, batch))
+        return error_reply(405, f"Method {method} not allowed", False)
 
     def _openai_create(self, server: FakeLLMServer, body: Any) -> Reply:
         if not isinstance(body, dict):
@@ -229,13 +189,13 @@ class FakeBatches:
         endpoint = body.get("endpoint")
         if body.get("completion_window") != "24h":
             raise ValueError("completion_window must be '24h'")
-        if endpoint not in _ENDPOINTS:
+        if endpoint not in ENDPOINTS:
             raise ValueError(f"unsupported endpoint {endpoint!r}")
         f = self.files.get(str(file_id))
         if f is None:
             raise ValueError(f"No such File object: {file_id}")
         metadata = body.get("metadata") or {}
-        batch = _Batch(
+        batch = Batch(
             self._next("batch_"),
             False,
             [],
@@ -251,35 +211,35 @@ class FakeBatches:
         seen: set[str] = set()
         models: set[str] = set()
         raw_lines = [ln for ln in f.content.split(b"\n") if ln.strip()]
-        if len(raw_lines) > _OPENAI_MAX_REQUESTS:
-            errors.append(_line_error("too_many_requests", "more than 50,000 requests", None))
+        if len(raw_lines) > OPENAI_MAX_REQUESTS:
+            errors.append(line_error("too_many_requests", "more than 50,000 requests", None))
         for n, raw in enumerate(raw_lines, 1):
             try:
                 line = loads(raw)
                 cid = line["custom_id"]
                 if line.get("method") != "POST" or line.get("url") != endpoint:
-                    errors.append(_line_error("invalid_url", "url must match endpoint", n))
+                    errors.append(line_error("invalid_url", "url must match endpoint", n))
                     continue
                 if cid in seen:
-                    errors.append(_line_error("duplicate_custom_id", f"duplicate {cid}", n))
+                    errors.append(line_error("duplicate_custom_id", f"duplicate {cid}", n))
                     continue
                 seen.add(cid)
                 models.add(str(line["body"].get("model")))
                 entries.append((str(cid), line["body"]))
             except (ValueError, KeyError, TypeError, AttributeError):
-                errors.append(_line_error("invalid_json_line", "not a valid request line", n))
+                errors.append(line_error("invalid_json_line", "not a valid request line", n))
         if len(models) > 1:
-            errors.append(_line_error("mixed_models", "a batch may use one model only", None))
+            errors.append(line_error("mixed_models", "a batch may use one model only", None))
         if not entries and not errors:
-            errors.append(_line_error("empty_file", "the input file has no requests", None))
+            errors.append(line_error("empty_file", "the input file has no requests", None))
         if errors:
             batch.errors = errors
         else:
-            batch.lines = self._answer(server, entries, _ENDPOINTS[str(endpoint)], str(endpoint))
+            batch.lines = self._answer(server, entries, ENDPOINTS[str(endpoint)], str(endpoint))
         self.batches[batch.id] = batch
-        return _json(self._openai_json(server, batch))
+        return json_reply(self._openai_json(server, batch))
 
-    def _openai_json(self, server: FakeLLMServer, b: _Batch) -> dict[str, Any]:
+    def _openai_json(self, server: FakeLLMServer, b: Batch) -> dict[str, Any]:
         status, finished, at = self._state(server, b)
         n = len(b.lines)
         done = b.lines[:finished]
@@ -321,7 +281,7 @@ class FakeBatches:
             "metadata": b.metadata or None,
         }
 
-    def _write_openai_files(self, server: FakeLLMServer, b: _Batch, finished: int) -> None:
+    def _write_openai_files(self, server: FakeLLMServer, b: Batch, finished: int) -> None:
         ok: list[bytes] = []
         bad: list[bytes] = []
         cancelled = b.cancel_at is not None
@@ -348,7 +308,7 @@ class FakeBatches:
         b.output_file_id = ""
         b.error_file_id = ""
         if ok:
-            f = _File(
+            f = File(
                 self._next("file-"),
                 f"{b.id}_output.jsonl",
                 "batch_output",
@@ -358,7 +318,7 @@ class FakeBatches:
             self.files[f.id] = f
             b.output_file_id = f.id
         if bad:
-            f = _File(
+            f = File(
                 self._next("file-"),
                 f"{b.id}_error.jsonl",
                 "batch_output",
@@ -377,12 +337,12 @@ class FakeBatches:
             if method == "GET":
                 return self._list(server, anthropic=True, query=req.target)
             if method != "POST":
-                return _error(405, f"Method {method} not allowed", True)
+                return error_reply(405, f"Method {method} not allowed", True)
             return self._anthropic_create(server, loads(req.body))
         batch = self._get(server, rest[0], anthropic=True, method=method)
         if len(rest) == 2 and rest[1] == "cancel" and method == "POST":
             self._cancel(server, batch)
-            return _json(self._anthropic_json(server, batch))
+            return json_reply(self._anthropic_json(server, batch))
         if len(rest) == 2 and rest[1] == "results" and method == "GET":
             status, finished, _ = self._state(server, batch)
             if status != "ended":
@@ -390,17 +350,17 @@ class FakeBatches:
             return Reply(
                 200,
                 [("content-type", "application/binary")],
-                self._anthropic_results(batch, finished),
+                anthropic_results(batch, finished),
             )
         if len(rest) == 1 and method == "GET":
-            return _json(self._anthropic_json(server, batch))
-        return _error(405, f"Method {method} not allowed", True)
+            return json_reply(self._anthropic_json(server, batch))
+        return error_reply(405, f"Method {method} not allowed", True)
 
     def _anthropic_create(self, server: FakeLLMServer, body: Any) -> Reply:
         if not isinstance(body, dict) or not isinstance(body.get("requests"), list):
             raise ValueError("requests: field required")
         requests = body["requests"]
-        if not requests or len(requests) > _ANTHROPIC_MAX_REQUESTS:
+        if not requests or len(requests) > ANTHROPIC_MAX_REQUESTS:
             raise ValueError("requests: between 1 and 100,000 requests")
         entries: list[tuple[str, dict[str, Any]]] = []
         seen: set[str] = set()
@@ -408,7 +368,7 @@ class FakeBatches:
             if not isinstance(item, dict) or not isinstance(item.get("params"), dict):
                 raise ValueError(f"requests.{n}.params: field required")
             cid = item.get("custom_id")
-            if not isinstance(cid, str) or not _CUSTOM_ID.match(cid):
+            if not isinstance(cid, str) or not CUSTOM_ID.match(cid):
                 raise ValueError(f"requests.{n}.custom_id: must match ^[a-zA-Z0-9_-]{{1,64}}$")
             if cid in seen:
                 raise ValueError(f"requests.{n}.custom_id: duplicate custom_id {cid!r}")
@@ -416,7 +376,7 @@ class FakeBatches:
                 raise ValueError(f"requests.{n}.params.stream: not supported in batches")
             seen.add(cid)
             entries.append((cid, item["params"]))
-        batch = _Batch(
+        batch = Batch(
             self._next("msgbatch_"),
             True,
             [],
@@ -426,9 +386,9 @@ class FakeBatches:
         )
         batch.lines = self._answer(server, entries, MESSAGES, "/v1/messages")
         self.batches[batch.id] = batch
-        return _json(self._anthropic_json(server, batch))
+        return json_reply(self._anthropic_json(server, batch))
 
-    def _anthropic_json(self, server: FakeLLMServer, b: _Batch) -> dict[str, Any]:
+    def _anthropic_json(self, server: FakeLLMServer, b: Batch) -> dict[str, Any]:
         status, finished, at = self._state(server, b)
         done = b.lines[:finished]
         errored = sum(1 for ln in done if ln.status >= 400)
@@ -437,7 +397,7 @@ class FakeBatches:
         cancelled = b.cancel_at is not None
 
         def stamp(offset: float | None) -> str | None:
-            return None if offset is None else _rfc3339(b.created_wall + offset)
+            return None if offset is None else rfc3339(b.created_wall + offset)
 
         return {
             "id": b.id,
@@ -450,30 +410,13 @@ class FakeBatches:
                 "canceled": rest if ended and cancelled else 0,
                 "expired": rest if ended and not cancelled else 0,
             },
-            "created_at": _rfc3339(b.created_wall),
-            "expires_at": _rfc3339(b.created_wall + b.window),
+            "created_at": rfc3339(b.created_wall),
+            "expires_at": rfc3339(b.created_wall + b.window),
             "ended_at": stamp(at.get("ended")),
             "cancel_initiated_at": stamp(at.get("cancelling")),
             "archived_at": None,
             "results_url": f"{server.url}/v1/messages/batches/{b.id}/results" if ended else None,
         }
-
-    def _anthropic_results(self, b: _Batch, finished: int) -> bytes:
-        out: list[bytes] = []
-        cancelled = b.cancel_at is not None
-        for i, ln in enumerate(b.lines):
-            result: dict[str, Any]
-            if i >= finished:
-                result = {"type": "canceled" if cancelled else "expired"}
-            elif ln.status < 400:
-                result = {"type": "succeeded", "message": loads(ln.body)}
-            else:
-                err = loads(ln.body)
-                result = {"type": "errored", "error": err}
-            out.append(dumps({"custom_id": ln.custom_id, "result": result}))
-        return b"\n".join(out) + b"\n"
-
-    # -- shared ---------------------------------------------------------------------
 
     def _answer(
         self,
@@ -481,7 +424,7 @@ class FakeBatches:
         entries: list[tuple[str, dict[str, Any]]],
         kind: int,
         path: str,
-    ) -> list[_Line]:
+    ) -> list[Line]:
         lines = []
         for cid, body in entries:
             self.submitted[cid] += 1
@@ -505,18 +448,18 @@ class FakeBatches:
                 seed=server.seed,
                 stream_chunks=server.stream_chunks,
             )
-            lines.append(_Line(cid, reply.status, reply.body, f"req_{rid}"))
+            lines.append(Line(cid, reply.status, reply.body, f"req_{rid}"))
         return lines
 
-    def _get(self, server: FakeLLMServer, batch_id: str, *, anthropic: bool, method: str) -> _Batch:
+    def _get(self, server: FakeLLMServer, batch_id: str, *, anthropic: bool, method: str) -> Batch:
         batch = self.batches.get(batch_id)
         if batch is None or batch.anthropic != anthropic:
-            raise _NotFound(f"No batch found with id '{batch_id}'")
+            raise NotFound(f"No batch found with id '{batch_id}'")
         if method == "GET" and server._clock.now() - batch.created < self.not_found_for:
-            raise _NotFound(f"No batch found with id '{batch_id}'")
+            raise NotFound(f"No batch found with id '{batch_id}'")
         return batch
 
-    def _cancel(self, server: FakeLLMServer, batch: _Batch) -> None:
+    def _cancel(self, server: FakeLLMServer, batch: Batch) -> None:
         status, _, _ = self._state(server, batch)
         if status in ("completed", "expired", "cancelled", "failed", "ended"):
             if not batch.anthropic:
@@ -525,7 +468,7 @@ class FakeBatches:
         if batch.cancel_at is None:
             batch.cancel_at = server._clock.now()
 
-    def _state(self, server: FakeLLMServer, b: _Batch) -> tuple[str, int, dict[str, float]]:
+    def _state(self, server: FakeLLMServer, b: Batch) -> tuple[str, int, dict[str, float]]:
         """``(status, requests finished, {phase: seconds after creation it began})``."""
         now = server._clock.now() - b.created
         if b.errors is not None:
@@ -573,7 +516,7 @@ class FakeBatches:
         return ("ended" if b.anthropic else "completed"), n, at
 
     def _list(self, server: FakeLLMServer, *, anthropic: bool, query: str) -> Reply:
-        render: Callable[[FakeLLMServer, _Batch], dict[str, Any]]
+        render: Callable[[FakeLLMServer, Batch], dict[str, Any]]
         render = self._anthropic_json if anthropic else self._openai_json
         items = [b for b in self.batches.values() if b.anthropic == anthropic]
         items.reverse()  # newest first
@@ -584,7 +527,7 @@ class FakeBatches:
                 limit = max(1, min(int(value), 100))
         data = [render(server, b) for b in items[:limit]]
         if anthropic:
-            return _json(
+            return json_reply(
                 {
                     "data": data,
                     "has_more": len(items) > limit,
@@ -592,7 +535,7 @@ class FakeBatches:
                     "last_id": data[-1]["id"] if data else None,
                 }
             )
-        return _json(
+        return json_reply(
             {
                 "object": "list",
                 "data": data,
@@ -605,50 +548,3 @@ class FakeBatches:
     def _next(self, prefix: str) -> str:
         self._ids += 1
         return f"{prefix}{self._prefix}{self._ids:08d}"
-
-
-class _NotFound(Exception):
-    pass
-
-
-def _json(obj: Any) -> Reply:
-    return Reply(200, [JSON], dumps(obj))
-
-
-def _error(status: int, message: str, anthropic: bool) -> Reply:
-    if anthropic:
-        kind = "not_found_error" if status == 404 else "invalid_request_error"
-        return Reply(status, [JSON], fmt.anthropic_error(status, message, kind, "req_fake"))
-    return Reply(status, [JSON], fmt.openai_error(status, message))
-
-
-def _line_error(code: str, message: str, line: int | None) -> dict[str, Any]:
-    return {"code": code, "message": message, "param": None, "line": line}
-
-
-def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
-def _multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
-    """``{field: (filename, bytes)}`` of a ``multipart/form-data`` body."""
-    match = re.search(r'boundary="?([^";]+)"?', content_type)
-    if not content_type.startswith("multipart/form-data") or match is None:
-        raise ValueError("expected a multipart/form-data body")
-    delimiter = b"--" + match.group(1).encode()
-    out: dict[str, tuple[str | None, bytes]] = {}
-    for part in body.split(delimiter)[1:]:
-        if part.startswith(b"--"):
-            break
-        head, sep, content = part.partition(b"\r\n\r\n")
-        if not sep:
-            raise ValueError("malformed multipart part")
-        if content.endswith(b"\r\n"):
-            content = content[:-2]
-        text = head.decode("utf-8", "replace")
-        name = re.search(r'name="([^"]*)"', text)
-        filename = re.search(r'filename="([^"]*)"', text)
-        if name is None:
-            raise ValueError("multipart part without a name")
-        out[name.group(1)] = (filename.group(1) if filename else None, content)
-    return out
