@@ -122,31 +122,19 @@ class BatchJob:
     def progress(self) -> BatchProgress:
         """Counts from the store plus the provider's counts of running batches."""
         counts = self.store.counts(self.id)
-        results = self._finished_counts()
+        stats = self.statistics()
         live_ok = sum(c.succeeded for c in self._live.values())
         live_bad = sum(c.failed for c in self._live.values())
         submitted = counts.get("submitted", 0)
         return BatchProgress(
             total=sum(counts.values()),
-            succeeded=results[0] + live_ok,
-            failed=results[1] + live_bad,
-            cached=results[2],
+            succeeded=stats.succeeded + live_ok,
+            failed=stats.failed + live_bad,
+            cached=stats.cached,
             pending=counts.get("pending", 0),
             running=max(submitted - live_ok - live_bad, 0),
             batches=sum(1 for p in self.store.parts(self.id) if p.state != "collected"),
         )
-
-    def _finished_counts(self) -> tuple[int, int, int]:
-        ok = bad = cached = 0
-        for r in self.store.results(self.id):
-            if r is None:
-                continue
-            if "ok" in r:
-                ok += 1
-                cached += 1 if r.get("cached") else 0
-            else:
-                bad += 1
-        return ok, bad, cached
 
     @property
     def done(self) -> bool:
