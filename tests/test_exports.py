@@ -203,8 +203,22 @@ TESTING = [
     "spawn_fake_server",
 ]
 
+BATCH = [
+    "ANTHROPIC_LIMITS",
+    "BatchJob",
+    "BatchProgress",
+    "BatchStatistics",
+    "BatchStore",
+    "JobSummary",
+    "Limits",
+    "OPENAI_LIMITS",
+    "default_store_path",
+    "run_jsonl",
+]
+
 PUBLIC = {
     "aio_llm": AIO_LLM,
+    "aio_llm.batch": BATCH,
     "aio_llm.middleware": MIDDLEWARE,
     "aio_llm.providers": PROVIDERS,
     "aio_llm.testing": TESTING,

@@ -17,13 +17,13 @@ from ._wire import ANTHROPIC_LIMITS, OPENAI_LIMITS, Limits
 
 __all__ = [
     "ANTHROPIC_LIMITS",
-    "OPENAI_LIMITS",
     "BatchJob",
     "BatchProgress",
     "BatchStatistics",
     "BatchStore",
     "JobSummary",
     "Limits",
+    "OPENAI_LIMITS",
     "default_store_path",
     "run_jsonl",
 ]
