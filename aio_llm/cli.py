@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _batch_run(args: argparse.Namespace) -> int:
     from .batch import run_jsonl
-    from .client import AsyncLLMClient
+    from .client._client import AsyncLLMClient
 
     async with AsyncLLMClient(args.provider, model=args.model) as client:
         summary = await run_jsonl(

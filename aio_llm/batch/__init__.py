@@ -8,22 +8,20 @@ returns a ``BatchJob`` whose ``id`` finds it again in another process with
 JSONL file of requests, live or through a Batch API, resumably.
 """
 
-from __future__ import annotations
+import typing
 
-from ._job import BatchJob, BatchProgress, BatchStatistics
-from ._jsonl import JobSummary, run_jsonl
-from ._store import BatchStore, default_store_path
-from ._wire import ANTHROPIC_LIMITS, OPENAI_LIMITS, Limits
+from .._exports import lazy_exports as _lazy_exports
 
-__all__ = [
-    "ANTHROPIC_LIMITS",
-    "BatchJob",
-    "BatchProgress",
-    "BatchStatistics",
-    "BatchStore",
-    "JobSummary",
-    "Limits",
-    "OPENAI_LIMITS",
-    "default_store_path",
-    "run_jsonl",
-]
+if typing.TYPE_CHECKING:
+    from ._job import BatchJob as BatchJob
+    from ._job import BatchProgress as BatchProgress
+    from ._job import BatchStatistics as BatchStatistics
+    from ._jsonl import JobSummary as JobSummary
+    from ._jsonl import run_jsonl as run_jsonl
+    from ._store import BatchStore as BatchStore
+    from ._store import default_store_path as default_store_path
+    from ._wire import ANTHROPIC_LIMITS as ANTHROPIC_LIMITS
+    from ._wire import OPENAI_LIMITS as OPENAI_LIMITS
+    from ._wire import Limits as Limits
+
+__all__, __getattr__, __dir__ = _lazy_exports(__name__)

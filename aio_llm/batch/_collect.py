@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..cost.ledger import UsageRecord
+from ..cost.ledger._base import UsageRecord
 from ..types import ChatRequest, ChatResponse
 from . import _plan
 from ._results import error_result, result_for_line

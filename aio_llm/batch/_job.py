@@ -24,7 +24,7 @@ from ..client._progress import Progress, progress_reporter
 from ..cost.manager import CostManager
 from ..errors import APIStatusError, InvalidRequestError
 from ..middleware.budget import BudgetMiddleware
-from ..middleware.cache import Cache
+from ..middleware.cache._cache import Cache
 from ..types import ChatRequest, ChatResponse
 from . import _collect, _submit
 from ._api import BatchAPI, batch_api, is_not_found
@@ -34,8 +34,7 @@ from ._trace import PartSpans
 from ._wire import RemoteCounts
 
 if TYPE_CHECKING:
-    from ..client import AsyncLLMClient
-    from ..client._client import RequestLike
+    from ..client._client import AsyncLLMClient, RequestLike
 
 __all__ = ["BatchJob", "BatchProgress", "BatchStatistics", "resume", "submit"]
 

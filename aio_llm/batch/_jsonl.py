@@ -34,7 +34,7 @@ from ..types import ChatRequest, ChatResponse
 from ._checkpoint import Checkpoint, checkpoint_path
 
 if TYPE_CHECKING:
-    from ..client import AsyncLLMClient
+    from ..client._client import AsyncLLMClient
 
 __all__ = ["JobSummary", "parse_line", "run_jsonl"]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..cost.ledger import Claim, Reservation
+from ..cost.ledger._base import Claim, Reservation
 from ..cost.manager import CostManager
 from ..middleware.budget import BudgetMiddleware
 from ..types import ChatRequest

@@ -13,8 +13,7 @@ from ._job import BatchJob, submit
 from ._store import BatchStore
 
 if TYPE_CHECKING:
-    from ..client import AsyncLLMClient
-    from ..client._client import RequestLike
+    from ..client._client import AsyncLLMClient, RequestLike
 
 __all__ = ["gather_batch"]
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..cost.ledger import Reservation
+from ..cost.ledger._base import Reservation
 from ..errors import APIStatusError
 from . import _plan
 from ._store import PartRow

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 
-from ..middleware.tracing import Tracing
+from ..middleware.tracing._tracing import Tracing
 from ..providers.base import Provider
 from ..types import ChatRequest, ChatResponse
 from ._store import PartRow
 from ._wire import RemoteStatus
 
 if TYPE_CHECKING:
-    from ..client import AsyncLLMClient
+    from ..client._client import AsyncLLMClient
 
 __all__ = ["PartSpans"]
 

@@ -49,7 +49,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ..client import AsyncLLMClient
+from ..client._client import AsyncLLMClient
 from ..config import ClientConfig
 from ..types import ChatResponse
 

@@ -20,9 +20,9 @@ from aio_llm import (
     BudgetExceededError,
     ChatResponse,
     ClientConfig,
-    Tracing,
 )
 from aio_llm.batch import BatchStore
+from aio_llm.middleware import Tracing
 from aio_llm.testing import FakeClock, FakeLLMServer, Fault
 
 PROVIDERS = ["openai", "anthropic"]
