@@ -12,8 +12,9 @@ import ray  # the 'ray' extra is part of the dev install
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from aio_llm import AsyncLLMClient, ClientConfig
-from aio_llm.cost import CostManager, RedisLedger  # type: ignore[attr-defined]
+from aio_llm.cost import CostManager
 from aio_llm.cost.budgets import BudgetConfig, BudgetPeriod
+from aio_llm.cost.ledger import RedisLedger
 from aio_llm.integrations.ray import LLMPredictor
 from aio_llm.middleware import BudgetMiddleware, Cache, RateLimit, RateLimitConfig, RedisCache
 from aio_llm.testing import FakeLLMServer
