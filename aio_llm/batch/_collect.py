@@ -22,12 +22,12 @@ from ._store import PartRow
 from ._wire import RemoteStatus
 
 if TYPE_CHECKING:
-    from ._job import BatchJob
+    from ._core import JobCore
 
 __all__ = ["collect", "settle"]
 
 
-async def collect(job: BatchJob, part: PartRow, status: RemoteStatus) -> None:
+async def collect(job: JobCore, part: PartRow, status: RemoteStatus) -> None:
     requests = job._load_requests()
     members = set(job.store.items_of_part(job.id, part.key))
     provider = job._client.providers[part.provider]
@@ -92,7 +92,7 @@ async def collect(job: BatchJob, part: PartRow, status: RemoteStatus) -> None:
 
 
 async def settle(
-    job: BatchJob,
+    job: JobCore,
     part: PartRow,
     batch_id: str,
     requests: dict[int, ChatRequest],

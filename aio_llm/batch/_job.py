@@ -21,20 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _json
 from ..client._progress import Progress, progress_reporter
-from ..cost.manager import CostManager
 from ..errors import APIStatusError, InvalidRequestError
-from ..middleware.budget import BudgetMiddleware
-from ..middleware.cache._cache import Cache
 from ..types import ChatRequest, ChatResponse
 from . import _collect, _submit
-from ._api import BatchAPI, batch_api, is_not_found
+from ._api import batch_api, is_not_found
+from ._core import JobCore
 from ._results import error_result, rebuild
 from ._store import BatchStore, PartRow
-from ._trace import PartSpans
-from ._wire import RemoteCounts
 
 if TYPE_CHECKING:
-    from ..client._client import AsyncLLMClient, RequestLike
+    from ._host import BatchClient, RequestLike
 
 __all__ = ["BatchJob", "BatchProgress", "BatchStatistics", "resume", "submit"]
 
@@ -78,7 +74,7 @@ class BatchStatistics:
     """What the cache hits would have cost at the batch price."""
 
 
-class BatchJob:
+class BatchJob(JobCore):
     """A set of requests in provider batches; ``id`` finds it again after a restart.
 
     Get one from ``client.batch_submit(...)`` or ``client.batch_resume(id)``.
@@ -87,27 +83,6 @@ class BatchJob:
     ``wait()`` leaves the provider batches running (the job outlives the
     call); ``await job.cancel()`` cancels them.
     """
-
-    def __init__(
-        self,
-        client: AsyncLLMClient,
-        store: BatchStore,
-        job_id: str,
-        options: dict[str, Any],
-        *,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.id = job_id
-        self.store = store
-        self._client = client
-        self._options = options
-        self._rng = rng or random.Random()
-        self._requests: dict[int, ChatRequest] | None = None
-        self._live: dict[str, RemoteCounts] = {}
-        self._apis: dict[str, BatchAPI] = {}
-        self._spans = PartSpans(client, job_id)
-        self._manager = _cost_manager(client)
-        self._cache = next((m for m in client.middleware if isinstance(m, Cache)), None)
 
     def __repr__(self) -> str:
         p = self.progress()
@@ -245,45 +220,6 @@ class BatchJob:
 
     # -- internals ------------------------------------------------------------------
 
-    @property
-    def _cancelling(self) -> bool:
-        found = self.store.job(self.id)
-        return found is not None and found[0] == "cancelling"
-
-    def _require_open(self) -> None:
-        self._client._require_open()
-
-    def _active_parts(self) -> list[PartRow]:
-        return [p for p in self.store.parts(self.id) if p.state != "collected"]
-
-    def _load_requests(self) -> dict[int, ChatRequest]:
-        if self._requests is None:
-            self._requests = {
-                i: ChatRequest.model_validate_json(raw)
-                for i, raw in enumerate(self.store.requests(self.id))
-            }
-        return self._requests
-
-    def _label(self, request: ChatRequest) -> str:
-        return request.provider or self._client._default_provider
-
-    def _api(self, label: str) -> BatchAPI:
-        api = self._apis.get(label)
-        if api is None:
-            provider = self._client.providers.get(label)
-            if provider is None:
-                raise InvalidRequestError(
-                    f"job {self.id} needs provider {label!r}, which this client does not have"
-                )
-            transport = self._client._transport
-            assert transport is not None
-            api = self._apis[label] = batch_api(provider, transport, self._client.clock, self._rng)
-        return api
-
-    def _discount(self, request: ChatRequest) -> float:
-        provider = self._client.providers[self._label(request)]
-        return self._manager.pricing.batch_discount(provider.name, request.model)
-
     async def serve_cached(self) -> None:
         """Answer pending requests from the client's cache."""
         cache = self._cache
@@ -320,17 +256,12 @@ class BatchJob:
             await _collect.collect(self, part, status)
 
 
-def _cost_manager(client: AsyncLLMClient) -> CostManager:
-    budget = next((m for m in client.middleware if isinstance(m, BudgetMiddleware)), None)
-    return budget.cost_manager if budget is not None else client.cost_manager
-
-
 def _new_id() -> str:
     return "job_" + os.urandom(10).hex()
 
 
 async def submit(
-    client: AsyncLLMClient,
+    client: BatchClient,
     requests: Iterable[RequestLike],
     *,
     store: BatchStore,
@@ -389,7 +320,7 @@ async def submit(
 
 
 def resume(
-    client: AsyncLLMClient, job_id: str, *, store: BatchStore, rng: random.Random | None = None
+    client: BatchClient, job_id: str, *, store: BatchStore, rng: random.Random | None = None
 ) -> BatchJob:
     """See ``AsyncLLMClient.batch_resume``."""
     client._require_open()

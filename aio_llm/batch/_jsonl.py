@@ -34,7 +34,7 @@ from ..types import ChatRequest, ChatResponse
 from ._checkpoint import Checkpoint, checkpoint_path
 
 if TYPE_CHECKING:
-    from ..client._client import AsyncLLMClient
+    from ._host import BatchClient
 
 __all__ = ["JobSummary", "parse_line", "run_jsonl"]
 
@@ -122,7 +122,7 @@ def _err(exc: BaseException | str) -> dict[str, Any]:
 class _Run:
     """One run of a job: the checkpoint, the requests and the counters."""
 
-    def __init__(self, client: AsyncLLMClient, ckpt: Checkpoint, progress: bool) -> None:
+    def __init__(self, client: BatchClient, ckpt: Checkpoint, progress: bool) -> None:
         self.client = client
         self.ckpt = ckpt
         self.sent = 0
@@ -157,7 +157,7 @@ class _Run:
 
 
 async def run_jsonl(
-    client: AsyncLLMClient,
+    client: BatchClient,
     input_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     *,

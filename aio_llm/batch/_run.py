@@ -13,13 +13,13 @@ from ._job import BatchJob, submit
 from ._store import BatchStore
 
 if TYPE_CHECKING:
-    from ..client._client import AsyncLLMClient, RequestLike
+    from ._host import BatchClient, RequestLike
 
 __all__ = ["gather_batch"]
 
 
 async def gather_batch(
-    client: AsyncLLMClient,
+    client: BatchClient,
     requests: Iterable[RequestLike],
     return_exceptions: bool,
     progress: Progress,

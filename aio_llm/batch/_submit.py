@@ -22,14 +22,14 @@ from . import _plan
 from ._store import PartRow
 
 if TYPE_CHECKING:
-    from ._job import BatchJob
+    from ._core import JobCore
 
 __all__ = ["metadata", "recover", "submit_pending"]
 
 _WINDOW = 24 * 3600.0
 
 
-async def submit_pending(job: BatchJob) -> None:
+async def submit_pending(job: JobCore) -> None:
     """Reserve for and create provider batches for every pending request."""
     pending = job.store.items_in_state(job.id, "pending")
     if not pending:
@@ -99,11 +99,11 @@ async def submit_pending(job: BatchJob) -> None:
         job._live[key] = status.counts
 
 
-def metadata(job: BatchJob, key: str) -> dict[str, str]:
+def metadata(job: JobCore, key: str) -> dict[str, str]:
     return {"aio_llm_job": job.id, "aio_llm_part": key}
 
 
-async def recover(job: BatchJob, part: PartRow) -> None:
+async def recover(job: JobCore, part: PartRow) -> None:
     """A part whose create was in flight when a process died: find it, or send again."""
     found = await job._api(part.provider).find(metadata(job, part.key))
     if found is not None:

@@ -23,7 +23,7 @@ from ._store import PartRow
 from ._wire import RemoteStatus
 
 if TYPE_CHECKING:
-    from ..client._client import AsyncLLMClient
+    from ._host import BatchClient
 
 __all__ = ["PartSpans"]
 
@@ -31,7 +31,7 @@ __all__ = ["PartSpans"]
 class PartSpans:
     """The open span of each provider batch of one job."""
 
-    def __init__(self, client: AsyncLLMClient, job_id: str) -> None:
+    def __init__(self, client: BatchClient, job_id: str) -> None:
         tracing = next((m for m in client.middleware if isinstance(m, Tracing)), None)
         self._tracer: Tracer | None = (
             tracing.tracer_provider.get_tracer("aio_llm") if tracing is not None else None

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..._json import dumps, loads
 from ._batch_objects import (
@@ -55,11 +55,27 @@ from ._conn import Reply
 from ._replies import JSON, MESSAGES, build_reply, fault_reply
 
 if TYPE_CHECKING:
-    from ._faults import Fault
+    from ...clock import Clock
+    from ._faults import Fault, FaultSchedule
     from ._http import ParsedRequest
-    from ._server import FakeLLMServer
 
 __all__ = ["FakeBatches"]
+
+
+class FakeLLMServer(Protocol):
+    """What the batch routes use of the server that owns them."""
+
+    _clock: Clock
+    _faults: FaultSchedule
+    faults: int
+    reply: str | Callable[[dict[str, Any]], str] | None
+    seed: int
+    stream_chunks: int
+
+    @property
+    def url(self) -> str: ...
+
+    def _next_id(self) -> str: ...
 
 
 class FakeBatches:
