@@ -121,6 +121,8 @@ class AiohttpTransport:
                 data=content,
                 headers=headers,
                 timeout=self._timeout_for_call(),
+                # never follow: aiohttp would carry x-api-key (and the body) to any host
+                allow_redirects=False,
             )
         except TimeoutError as exc:
             raise APITimeoutError("timed out connecting or waiting for the response") from exc

@@ -3,6 +3,8 @@
 Two implementations: ``AiohttpTransport`` (the default) and ``HttpxTransport``.
 Both raise only aio_llm errors: ``APIConnectionError`` / ``APITimeoutError`` for
 network failures, ``APIResponseError`` for an answer over the size limit.
+Neither follows redirects: a 3xx is returned as it is, so no header (an API
+key) ever travels to the host a ``Location`` names.
 """
 
 from __future__ import annotations
