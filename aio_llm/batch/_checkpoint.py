@@ -10,13 +10,13 @@ same file.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .. import _json
+from ._sqlite import open_sqlite
 
 __all__ = ["Checkpoint", "checkpoint_path"]
 
@@ -46,11 +46,7 @@ class Checkpoint:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout = 10000")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.executescript(_SCHEMA)
+        self._conn = open_sqlite(str(self.path), _SCHEMA, what="checkpoint")
 
     def close(self) -> None:
         with self._lock:
@@ -71,19 +67,23 @@ class Checkpoint:
     def register(self, lines: Iterable[tuple[int, str, str]]) -> list[int]:
         """Record ``(n, custom_id, digest)`` of every input line; lines whose text changed.
 
-        Lines already known keep their results; a changed line is reported
-        (the caller refuses to mix two inputs in one output).
+        Lines already known keep their results; a changed line, or a known
+        line the input no longer has, is reported (the caller refuses to mix
+        two inputs in one output).
         """
         changed: list[int] = []
         with self._lock:
             known = dict(self._conn.execute("SELECT n, digest FROM lines").fetchall())
             fresh = []
+            given = set()
             for n, cid, digest in lines:
+                given.add(n)
                 old = known.get(n)
                 if old is None:
                     fresh.append((n, cid, digest))
                 elif old != digest:
                     changed.append(n)
+            changed = sorted(changed + [n for n in known if n not in given])
             if fresh and not changed:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.executemany(

@@ -189,13 +189,15 @@ async def run_jsonl(
         parsed[n] = parse_line(n, raw, client.model)
         register.append((n, parsed[n][0], hashlib.sha256(raw).hexdigest()[:32]))
     out.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_orphan_output(out)
     ckpt = Checkpoint(checkpoint_path(out))
     try:
         changed = ckpt.register(register)
         if changed:
             raise InvalidRequestError(
                 f"{input_path}: line {changed[0]} differs from the one recorded in "
-                f"{ckpt.path} ({len(changed)} lines changed); use another --out for a new input"
+                f"{ckpt.path}, or is gone ({len(changed)} lines changed); use another --out "
+                "for a new input"
             )
         run = _Run(client, ckpt, progress)
         if budget is not None:
@@ -314,6 +316,15 @@ async def _batch(
         run.spent = float(ckpt.totals()["cost"])
     finally:
         store.close()
+
+
+def _refuse_orphan_output(out: Path) -> None:
+    """An output whose checkpoint is gone would be answered again from scratch: refuse."""
+    if not checkpoint_path(out).exists() and out.exists() and out.stat().st_size:
+        raise InvalidRequestError(
+            f"{out} exists without its checkpoint {checkpoint_path(out).name}: running again "
+            "would send (and pay for) every line anew; move it away, or use another --out"
+        )
 
 
 def _read_lines(path: str | os.PathLike[str]) -> list[bytes]:

@@ -267,3 +267,55 @@ async def test_batch_job_killed_at_random_points_submits_every_line_once(tmp_pat
     assert [r["content"] for r in rows] == [f"Echo: L{i}" for i in range(1, 301)]
     assert sorted(srv.batches.submitted) == sorted(f"r{i}" for i in range(300))
     assert set(srv.batches.submitted.values()) == {1}  # no line submitted twice
+
+
+@pytest.mark.anyio
+async def test_an_input_that_lost_lines_is_refused(tmp_path: Path) -> None:
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_input(inp, 6)
+    async with FakeLLMServer() as srv, client_for(srv, config={"daily_budget": 1e-9}) as c:
+        first = await run_jsonl(c, inp, out)  # nothing affordable: every line stays pending
+        assert first.pending == 6
+        write_input(inp, 4)
+        with pytest.raises(InvalidRequestError, match="line 5 differs .* or is gone"):
+            await run_jsonl(c, inp, out)
+        assert srv.request_count == 0
+
+
+@pytest.mark.anyio
+async def test_an_output_without_its_checkpoint_is_not_answered_again(tmp_path: Path) -> None:
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_input(inp, 3)
+    async with FakeLLMServer() as srv, client_for(srv) as c:
+        await run_jsonl(c, inp, out)
+        for p in tmp_path.glob("out.jsonl.checkpoint.sqlite3*"):
+            p.unlink()
+        sent = srv.request_count
+        with pytest.raises(InvalidRequestError, match="without its checkpoint"):
+            await run_jsonl(c, inp, out)
+        assert srv.request_count == sent
+    assert len(read_output(out)) == 3
+
+
+@pytest.mark.anyio
+async def test_a_damaged_checkpoint_or_store_is_a_clear_error_and_left_alone(
+    tmp_path: Path,
+) -> None:
+    from aio_llm import ConfigurationError
+    from aio_llm.batch import BatchStore
+
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_input(inp, 3)
+    damaged = b"this is not a database" * 100
+    ckpt = tmp_path / "out.jsonl.checkpoint.sqlite3"
+    ckpt.write_bytes(damaged)
+    async with FakeLLMServer() as srv, client_for(srv) as c:
+        with pytest.raises(ConfigurationError, match="checkpoint .* cannot be used"):
+            await run_jsonl(c, inp, out)
+        assert srv.request_count == 0
+    assert ckpt.read_bytes() == damaged
+    store = tmp_path / "jobs.sqlite3"
+    store.write_bytes(damaged)
+    with pytest.raises(ConfigurationError, match="batch store .* cannot be used"):
+        BatchStore(store)
+    assert store.read_bytes() == damaged
