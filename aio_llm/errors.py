@@ -13,10 +13,10 @@ The hierarchy::
         ├── APIConnectionError              connect failed, connection reset, DNS
         │   └── APITimeoutError (+ TimeoutError)  a read timed out or the deadline passed
         ├── APIResponseError                a 2xx answer that could not be read (bad JSON)
+        │   └── StreamError                 a stream that broke off or sent an in-band error
         ├── BatchError                      a provider batch refused or did not run a request
         │   ├── BatchExpiredError           the batch expired before the request ran
         │   └── BatchCancelledError         the batch was cancelled before the request ran
-        │   └── StreamError                 a stream that broke off or sent an in-band error
         └── APIStatusError                  the provider answered with an error status
             ├── BadRequestError             400
             │   └── ContextWindowExceededError  the prompt does not fit the model

@@ -3,19 +3,26 @@
 Requests the batch ran keep their results (answers and per-request errors);
 those it did not run because it expired are sent again (up to
 ``resubmit_expired`` times) or reported as ``BatchExpiredError``; those of a
-cancelled batch are reported as ``BatchCancelledError``. The part's
-reservations are settled at the discounted cost before the part is marked
-collected, so a crash in between settles again, which changes nothing.
+cancelled batch are reported as ``BatchCancelledError``.
+
+The results files are streamed to a temporary file and read line by line, so
+a batch of any size is collected in bounded memory: answers are recorded in
+chunks as they are read, only usage totals are kept. The part's reservations
+are settled at the discounted cost before the part is marked collected (in
+one transaction with the rest of its results), so a crash anywhere before
+that collects again, which records nothing twice.
 """
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ..cost.ledger._base import UsageRecord
-from ..types import ChatRequest, ChatResponse
 from . import _plan
 from ._results import error_result, result_for_line
 from ._store import PartRow
@@ -26,35 +33,70 @@ if TYPE_CHECKING:
 
 __all__ = ["collect", "settle"]
 
+_CHUNK = 1000
+"""Results recorded per transaction while a results file is read."""
+
 
 async def collect(job: JobCore, part: PartRow, status: RemoteStatus) -> None:
     requests = job._load_requests()
     members = set(job.store.items_of_part(job.id, part.key))
     provider = job._client.providers[part.provider]
-    results: dict[int, dict[str, Any]] = {}
-    responses: dict[int, ChatResponse] = {}
+    api = job._api(part.provider)
+    seen: set[int] = set()
     expired: list[int] = []
     cancelled: list[int] = []
     outcomes: dict[int, str] = {}
-    lines = await job._api(part.provider).results(status) if not status.errors else ()
-    for line in lines:
-        i = _index(line.custom_id)
-        if i is None or i not in members:
-            continue
-        outcomes[i] = line.kind
-        if line.kind == "expired":
-            expired.append(i)
-        elif line.kind == "cancelled":
-            cancelled.append(i)
-        else:
+    usage: dict[int, tuple[int, int]] = {}
+    records: dict[_plan.Group, list[UsageRecord]] = {}
+    chunk: list[tuple[int, dict[str, Any]]] = []
+    now = job._manager.clock.time()
+    with tempfile.TemporaryFile(dir=_spool_dir(job)) as spool:
+        lines = await api.results(status, spool) if not status.errors else ()
+        for line in lines:
+            i = _index(line.custom_id)
+            if i is None or i not in members or i in seen:
+                continue
+            seen.add(i)
+            outcomes[i] = line.kind
+            if line.kind == "expired":
+                expired.append(i)
+                continue
+            if line.kind == "cancelled":
+                cancelled.append(i)
+                continue
             req = requests[i]
             stored, response = result_for_line(
                 provider, req, line, status.id, job._manager.pricing, job._discount(req)
             )
-            results[i] = stored
+            chunk.append((i, stored))
             if response is not None:
-                responses[i] = response
-    for i in sorted(members - results.keys() - set(expired) - set(cancelled)):
+                u = response.usage
+                usage[i] = (u.input_tokens, u.output_tokens)
+                group = (req.model, req.user, req.metadata.get("project"))
+                records.setdefault(group, []).append(
+                    UsageRecord(
+                        req.model,
+                        u.input_tokens,
+                        u.output_tokens,
+                        response.cost,
+                        now,
+                        req.user,
+                        group[2],
+                        u.cached_input_tokens,
+                        u.cache_creation_input_tokens,
+                        u.reasoning_tokens,
+                        response.id or None,
+                        part.provider,
+                        metadata={"batch": status.id},
+                    )
+                )
+                if job._cache is not None:
+                    await job._cache.store(req, response)
+            if len(chunk) >= _CHUNK:
+                job.store.finish_items(job.id, chunk)
+                chunk = []
+    results: dict[int, dict[str, Any]] = dict(chunk)
+    for i in sorted(members - seen):
         if status.outcome == "expired":
             expired.append(i)
         elif status.outcome == "cancelled":
@@ -80,48 +122,21 @@ async def collect(job: JobCore, part: PartRow, status: RemoteStatus) -> None:
             "the provider batch was cancelled before the request ran",
             batch_id=status.id,
         )
-    await settle(job, part, status.id, requests, responses)
-    if job._cache is not None:
-        for i, response in responses.items():
-            await job._cache.store(requests[i], response)
-    job.store.finish_items(job.id, sorted(results.items()))
-    job.store.release_items(job.id, retry)
-    job.store.update_part(job.id, part.key, remote_id=status.id, state="collected")
+    await settle(job, part, status.id, records)
+    job.store.close_part(job.id, part.key, status.id, sorted(results.items()), retry)
     job._live.pop(part.key, None)
-    job._spans.finish(part, status, requests, responses, outcomes)
+    job._spans.finish(part, status, requests, usage, outcomes)
 
 
 async def settle(
     job: JobCore,
     part: PartRow,
     batch_id: str,
-    requests: dict[int, ChatRequest],
-    responses: dict[int, ChatResponse],
+    by_group: dict[_plan.Group, list[UsageRecord]],
 ) -> None:
+    """Settle each reservation of ``part`` with what its requests cost (one record per group)."""
     manager = job._manager
-    by_group: dict[_plan.Group, list[UsageRecord]] = {}
     now = manager.clock.time()
-    for i, resp in responses.items():
-        req = requests[i]
-        group = (req.model, req.user, req.metadata.get("project"))
-        u = resp.usage
-        by_group.setdefault(group, []).append(
-            UsageRecord(
-                req.model,
-                u.input_tokens,
-                u.output_tokens,
-                resp.cost,
-                now,
-                req.user,
-                group[2],
-                u.cached_input_tokens,
-                u.cache_creation_input_tokens,
-                u.reasoning_tokens,
-                resp.id or None,
-                part.provider,
-                metadata={"batch": batch_id},
-            )
-        )
     reservations = dict(_plan.reservation_from_json(d) for d in part.reservations)
     with anyio.CancelScope(shield=True):
         for group in set(reservations) | set(by_group):
@@ -139,6 +154,22 @@ async def settle(
                 metadata={"batch": batch_id, "requests": len(records)},
             )
             await manager.settle_many(reservations.get(group), records, summary)
+
+
+async def release(job: JobCore, parts: Iterable[PartRow]) -> None:
+    """Give back what ``parts`` reserved; a later collect of theirs charges what it finds."""
+    with anyio.CancelScope(shield=True):
+        for part in parts:
+            for data in part.reservations:
+                _, res = _plan.reservation_from_json(data)
+                await job._manager.release(res)
+            job.store.set_part_reservations(job.id, part.key, [])
+
+
+def _spool_dir(job: JobCore) -> str | None:
+    """Results files go beside a file store (they can be large), else to the temp dir."""
+    path = job.store.path
+    return None if path == ":memory:" else str(Path(path).parent)
 
 
 def _index(custom_id: str) -> int | None:

@@ -7,6 +7,8 @@ work on a ``JobCore``, so they need not import the job back.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..cost.manager import CostManager
@@ -15,14 +17,22 @@ from ..middleware.budget import BudgetMiddleware
 from ..middleware.cache._cache import Cache
 from ..types import ChatRequest
 from ._api import BatchAPI, batch_api
-from ._store import BatchStore, PartRow
+from ._store import BatchStore, PartRow, lease_owner
 from ._trace import PartSpans
 from ._wire import RemoteCounts
 
 if TYPE_CHECKING:
     from ._host import BatchClient
 
-__all__ = ["JobCore", "cost_manager"]
+__all__ = ["LEASE", "JobCore", "LeaseLost", "cost_manager"]
+
+
+LEASE = 600.0
+"""Seconds a driver holds a job without renewing its lease (renewed before each step)."""
+
+
+class LeaseLost(Exception):
+    """Another driver took the job over (this one stalled past ``LEASE``)."""
 
 
 class JobCore:
@@ -48,6 +58,32 @@ class JobCore:
         self._spans = PartSpans(client, job_id)
         self._manager = cost_manager(client)
         self._cache = next((m for m in client.middleware if isinstance(m, Cache)), None)
+        self._owner = lease_owner()
+
+    @contextmanager
+    def _driving(self) -> Iterator[bool]:
+        """Hold the job's lease for the block: ``True`` if this job drives it now.
+
+        Only the holder sends, polls, collects or cancels provider batches, so
+        two processes on one job never send a request twice; the other one
+        waits, reading the store. A lease ends with the block, lapses after
+        ``LEASE`` seconds without renewal, and passes at once when its holder
+        was a process of this host that died.
+        """
+        now = self._client.clock.time()
+        held = self.store.acquire_lease(self.id, self._owner, now, LEASE) is None
+        try:
+            yield held
+        finally:
+            if held:
+                self.store.release_lease(self.id, self._owner)
+
+    def _renew(self) -> None:
+        """Extend the lease before a long step; ``LeaseLost`` if another driver has it."""
+        now = self._client.clock.time()
+        holder = self.store.acquire_lease(self.id, self._owner, now, LEASE)
+        if holder is not None:
+            raise LeaseLost(holder)
 
     @property
     def _cancelling(self) -> bool:
@@ -81,7 +117,13 @@ class JobCore:
                 )
             transport = self._client._transport
             assert transport is not None
-            api = self._apis[label] = batch_api(provider, transport, self._client.clock, self._rng)
+            api = self._apis[label] = batch_api(
+                provider,
+                transport,
+                self._client.clock,
+                self._rng,
+                self._client.config.max_response_bytes,
+            )
         return api
 
     def _discount(self, request: ChatRequest) -> float:

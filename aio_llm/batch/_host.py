@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..types import ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
+    from contextlib import AsyncExitStack
+
+    from ..client._session import Session
     from ..clock import Clock
+    from ..config import ClientConfig
     from ..cost.manager import CostManager
     from ..pipeline import MiddlewareLike
     from ..providers.base import Provider
@@ -29,10 +33,13 @@ class BatchClient(Protocol):
     """The parts of ``AsyncLLMClient`` a batch job uses."""
 
     clock: Clock
+    config: ClientConfig
     cost_manager: CostManager
     model: str | None
     _default_provider: str
     _transport: HTTPTransport | None
+    _session: Session | None
+    _exit_stack: AsyncExitStack | None
 
     @property
     def providers(self) -> Mapping[str, Provider]: ...

@@ -25,14 +25,16 @@ from ..errors import APIStatusError, InvalidRequestError
 from ..types import ChatRequest, ChatResponse
 from . import _collect, _submit
 from ._api import batch_api, is_not_found
-from ._core import JobCore
+from ._core import JobCore, LeaseLost
 from ._results import error_result, rebuild
 from ._store import BatchStore, PartRow
 
 if TYPE_CHECKING:
     from ._host import BatchClient, RequestLike
 
-__all__ = ["BatchJob", "BatchProgress", "BatchStatistics", "resume", "submit"]
+__all__ = ["BatchJob", "BatchProgress", "BatchStatistics", "new_job_id", "resume", "submit"]
+
+_CANCELLED = error_result("cancelled", "the job was cancelled", batch_id=None)
 
 _NOT_FOUND_GRACE = 300.0
 """Seconds after creation during which a 404 on a batch means "not visible yet"."""
@@ -112,8 +114,11 @@ class BatchJob(JobCore):
 
     @property
     def done(self) -> bool:
+        """Every request has its result and every provider batch is collected (and paid)."""
         counts = self.store.counts(self.id)
-        return not counts.get("pending") and not counts.get("submitted")
+        if counts.get("pending") or counts.get("submitted"):
+            return False
+        return not self._active_parts()
 
     def statistics(self) -> BatchStatistics:
         ok = bad = cached = 0
@@ -141,18 +146,37 @@ class BatchJob(JobCore):
     # -- waiting and results ----------------------------------------------------------
 
     async def refresh(self) -> BatchProgress:
-        """Poll every running provider batch once; collect those that ended."""
+        """Poll every running provider batch once; collect those that ended.
+
+        When another process drives the job (see ``JobCore._driving``) this
+        only reads where the job stands.
+        """
         self._require_open()
+        with self._driving() as driving:
+            if driving:
+                try:
+                    await self._drive()
+                except LeaseLost:
+                    pass
+        return self.progress()
+
+    async def _drive(self) -> None:
         for part in self.store.parts(self.id):
             if part.state == "submitting":
                 await _submit.recover(self, part)
-            elif part.state == "active":
+        cancelling = self._cancelling
+        for part in self.store.parts(self.id):
+            if part.state in ("active", "cancelling"):
+                self._renew()
+                if cancelling and part.state == "active":
+                    await self._cancel_part(part)
                 await self._poll(part)
-        if not self._cancelling and not self._active_parts():
+        if self._cancelling:
+            self.store.cancel_pending(self.id, _CANCELLED)
+        elif not self._active_parts():
             await _submit.submit_pending(self)
         if self.done:
             self.store.set_job_state(self.id, "done")
-        return self.progress()
 
     async def wait(self, *, progress: Progress = False) -> None:
         """Poll until every request has a result (``progress``: as in ``gather``)."""
@@ -197,26 +221,25 @@ class BatchJob(JobCore):
         Results of requests that finished before the cancel are kept; the
         others become ``BatchCancelledError``. With ``wait`` the call returns
         once the provider batches have ended and their results are recorded.
+        When another process drives the job, that process cancels them.
         """
         self._require_open()
-        self.store.set_job_state(self.id, "cancelling")
-        pending = self.store.items_in_state(self.id, "pending")
-        self.store.finish_items(
-            self.id,
-            (
-                (i, error_result("cancelled", "the job was cancelled", batch_id=None))
-                for i in pending
-            ),
-        )
-        for part in self._active_parts():
-            if part.remote_id is None:
-                continue
-            try:
-                await self._api(part.provider).cancel(part.remote_id)
-            except APIStatusError:
-                pass  # it ended meanwhile: collected by the next poll
+        if not self.done:
+            self.store.set_job_state(self.id, "cancelling")
+            self.store.cancel_pending(self.id, _CANCELLED)
+        await self.refresh()
         if wait:
             await self.wait()
+
+    async def release_reservations(self) -> None:
+        """Give back the budget still reserved for provider batches not collected yet.
+
+        For a job that will not be waited on: a later collect of those
+        batches charges what they cost without a reservation.
+        """
+        from ._collect import release
+
+        await release(self, self._active_parts())
 
     # -- internals ------------------------------------------------------------------
 
@@ -242,6 +265,14 @@ class BatchJob(JobCore):
         if hits:
             self.store.finish_items(self.id, hits)
 
+    async def _cancel_part(self, part: PartRow) -> None:
+        assert part.remote_id is not None
+        try:
+            await self._api(part.provider).cancel(part.remote_id)
+        except APIStatusError:
+            pass  # it ended meanwhile: collected by the poll
+        self.store.update_part(self.id, part.key, remote_id=part.remote_id, state="cancelling")
+
     async def _poll(self, part: PartRow) -> None:
         assert part.remote_id is not None
         try:
@@ -256,7 +287,7 @@ class BatchJob(JobCore):
             await _collect.collect(self, part, status)
 
 
-def _new_id() -> str:
+def new_job_id() -> str:
     return "job_" + os.urandom(10).hex()
 
 
@@ -299,7 +330,7 @@ async def submit(
         "resubmit_expired": resubmit_expired,
         "max_requests": max_requests,
     }
-    job_id = job_id or _new_id()
+    job_id = job_id or new_job_id()
     store.create_job(
         job_id,
         client.clock.time(),
@@ -308,8 +339,9 @@ async def submit(
     )
     job = BatchJob(client, store, job_id, options, rng=rng)
     try:
-        await job.serve_cached()
-        await _submit.submit_pending(job)
+        with job._driving():  # a new job: nobody else drives it yet
+            await job.serve_cached()
+            await _submit.submit_pending(job)
     except BaseException:
         if not job.remote_ids():
             store.set_job_state(job_id, "refused")

@@ -14,6 +14,7 @@ The default file is ``$LLM_BATCH_STORE``, else
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -23,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import _json
+from ._sqlite import open_sqlite
 
-__all__ = ["BatchStore", "PartRow", "default_store_path"]
+__all__ = ["BatchStore", "PartRow", "default_store_path", "lease_owner"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -54,6 +56,11 @@ CREATE TABLE IF NOT EXISTS parts (
     reservations TEXT NOT NULL,
     PRIMARY KEY (job, key)
 );
+CREATE TABLE IF NOT EXISTS leases (
+    job TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until REAL NOT NULL
+);
 """
 
 
@@ -68,6 +75,33 @@ def default_store_path() -> Path:
     return Path(base) / "aio_llm" / "batches.sqlite3"
 
 
+def lease_owner() -> str:
+    """A name for one job driver: ``host:pid:token``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+
+
+def _holder_is_dead(owner: str) -> bool:
+    """True when ``owner`` was a process on this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+class _Conflict(Exception):
+    """Rolls back a transaction whose precondition no longer holds."""
+
+
 @dataclass(slots=True)
 class PartRow:
     """One provider batch of a job."""
@@ -76,7 +110,8 @@ class PartRow:
     provider: str
     remote_id: str | None
     state: str
-    """``submitting`` (create in flight), ``active`` or ``collected``."""
+    """``submitting`` (create in flight), ``active``, ``cancelling`` (cancel asked) or
+    ``collected``."""
     created: float
     attempt: int
     reservations: list[dict[str, Any]]
@@ -96,12 +131,7 @@ class BatchStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA busy_timeout = 10000")
-        if self.path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.executescript(_SCHEMA)
+        self._conn = open_sqlite(self.path, _SCHEMA, what="batch store")
 
     def __repr__(self) -> str:
         return f"<BatchStore {self.path!r}>"
@@ -210,29 +240,51 @@ class BatchStore:
                 ((job_id, i) for i in indices),
             )
 
-    # -- parts ----------------------------------------------------------------------
-
-    def add_part(self, job_id: str, part: PartRow, indices: Iterable[int]) -> None:
-        """Record a part about to be created, and move its requests into it."""
+    def cancel_pending(self, job_id: str, result: dict[str, Any]) -> None:
+        """Give every request not sent yet ``result`` (the job was cancelled)."""
         with self._tx() as c:
             c.execute(
-                "INSERT INTO parts (job, key, provider, remote_id, state, created, attempt,"
-                " reservations) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    part.key,
-                    part.provider,
-                    part.remote_id,
-                    part.state,
-                    part.created,
-                    part.attempt,
-                    _json.dumps_text(part.reservations),
-                ),
+                "UPDATE items SET state = 'done', result = ? WHERE job = ? AND state = 'pending'",
+                (_json.dumps_text(result), job_id),
             )
-            c.executemany(
-                "UPDATE items SET state = 'submitted', part = ? WHERE job = ? AND idx = ?",
-                ((part.key, job_id, i) for i in indices),
-            )
+
+    # -- parts ----------------------------------------------------------------------
+
+    def add_part(self, job_id: str, part: PartRow, indices: list[int]) -> bool:
+        """Record a part about to be created and move its requests into it.
+
+        Only requests still ``pending`` move; when any of ``indices`` is not
+        (another driver took it, or the job was cancelled) nothing changes
+        and the answer is ``False``.
+        """
+        try:
+            with self._tx() as c:
+                c.execute(
+                    "INSERT INTO parts (job, key, provider, remote_id, state, created, attempt,"
+                    " reservations) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job_id,
+                        part.key,
+                        part.provider,
+                        part.remote_id,
+                        part.state,
+                        part.created,
+                        part.attempt,
+                        _json.dumps_text(part.reservations),
+                    ),
+                )
+                moved = 0
+                for i in indices:
+                    moved += c.execute(
+                        "UPDATE items SET state = 'submitted', part = ?"
+                        " WHERE job = ? AND idx = ? AND state = 'pending'",
+                        (part.key, job_id, i),
+                    ).rowcount
+                if moved != len(indices):
+                    raise _Conflict
+        except _Conflict:
+            return False
+        return True
 
     def update_part(self, job_id: str, key: str, *, remote_id: str | None, state: str) -> None:
         with self._tx() as c:
@@ -258,3 +310,76 @@ class BatchStore:
                 (job_id,),
             ).fetchall()
         return [PartRow(r[0], r[1], r[2], r[3], r[4], r[5], _json.loads(r[6])) for r in rows]
+
+    def set_part_reservations(self, job_id: str, key: str, reservations: list[Any]) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE parts SET reservations = ? WHERE job = ? AND key = ?",
+                (_json.dumps_text(reservations), job_id, key),
+            )
+
+    def close_part(
+        self,
+        job_id: str,
+        key: str,
+        remote_id: str,
+        results: Iterable[tuple[int, dict[str, Any]]],
+        again: Iterable[int],
+    ) -> bool:
+        """Record a collected part in one transaction: final results, requests to send
+        again (``pending``), the part ``collected``. ``False`` (nothing changed) when the
+        part was collected already."""
+        try:
+            with self._tx() as c:
+                done = c.execute(
+                    "UPDATE parts SET remote_id = ?, state = 'collected'"
+                    " WHERE job = ? AND key = ? AND state != 'collected'",
+                    (remote_id, job_id, key),
+                ).rowcount
+                if not done:
+                    raise _Conflict
+                c.executemany(
+                    "UPDATE items SET state = 'done', result = ? WHERE job = ? AND idx = ?",
+                    ((_json.dumps_text(r), job_id, i) for i, r in results),
+                )
+                c.executemany(
+                    "UPDATE items SET state = 'pending', part = NULL"
+                    " WHERE job = ? AND idx = ? AND part = ?",
+                    ((job_id, i, key) for i in again),
+                )
+        except _Conflict:
+            return False
+        return True
+
+    # -- who drives a job -------------------------------------------------------------
+
+    def acquire_lease(self, job_id: str, owner: str, now: float, ttl: float) -> str | None:
+        """Hold (or renew) the right to drive ``job_id`` until ``now + ttl``.
+
+        ``None`` when ``owner`` holds it now; else the name of the driver that
+        does. A lease that ran out, or whose holder was a process of this host
+        that is gone, is taken over.
+        """
+        try:
+            with self._tx() as c:
+                row = c.execute(
+                    "SELECT owner, until FROM leases WHERE job = ?", (job_id,)
+                ).fetchone()
+                if (
+                    row is not None
+                    and row[0] != owner
+                    and row[1] > now
+                    and not _holder_is_dead(row[0])
+                ):
+                    raise _Conflict(row[0])
+                c.execute(
+                    "INSERT OR REPLACE INTO leases (job, owner, until) VALUES (?, ?, ?)",
+                    (job_id, owner, now + ttl),
+                )
+        except _Conflict as held:
+            return str(held.args[0])
+        return None
+
+    def release_lease(self, job_id: str, owner: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM leases WHERE job = ? AND owner = ?", (job_id, owner))

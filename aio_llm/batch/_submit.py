@@ -64,10 +64,7 @@ async def submit_pending(job: JobCore) -> None:
                 if res is not None:
                     mine.append((group, res))
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            for mine in reserved:
-                for _, res in mine:
-                    await job._manager.release(res)
+        await _release(job, reserved)
         raise
     for n, (part, mine) in enumerate(zip(parts, reserved, strict=True)):
         key = f"p{attempt}-{n}-{os.urandom(3).hex()}"
@@ -80,23 +77,39 @@ async def submit_pending(job: JobCore) -> None:
             attempt,
             [_plan.reservation_to_json(g, r) for g, r in mine],
         )
-        job.store.add_part(job.id, row, part.indices)
+        try:
+            job._renew()
+            # the job was cancelled, or another driver took these requests: stop here
+            go = not job._cancelling and job.store.add_part(job.id, row, part.indices)
+        except BaseException:
+            await _release(job, reserved[n:])
+            raise
+        if not go:
+            await _release(job, reserved[n:])
+            return
         try:
             status = await job._api(part.provider).create(part.entries, metadata(job, key))
         except APIStatusError:
             # refused: nothing was created; its requests wait for the next try
-            with anyio.CancelScope(shield=True):
-                for _, res in mine:
-                    await job._manager.release(res)
             job.store.remove_part(job.id, key)
-            for later in reserved[n + 1 :]:
-                for _, res in later:
-                    await job._manager.release(res)
+            await _release(job, reserved[n:])
+            raise
+        except BaseException:
+            # the create may have gone through: the part stays ``submitting`` with its
+            # reservation (``recover`` finds it or forgets it); the later parts are let go
+            await _release(job, reserved[n + 1 :])
             raise
         job.store.update_part(job.id, key, remote_id=status.id, state="active")
         row.remote_id = status.id
         job._spans.start(row, len(part.indices), job._client.providers[part.provider])
         job._live[key] = status.counts
+
+
+async def _release(job: JobCore, parts: list[list[tuple[_plan.Group, Reservation]]]) -> None:
+    with anyio.CancelScope(shield=True):
+        for mine in parts:
+            for _, res in mine:
+                await job._manager.release(res)
 
 
 def metadata(job: JobCore, key: str) -> dict[str, str]:
@@ -105,11 +118,13 @@ def metadata(job: JobCore, key: str) -> dict[str, str]:
 
 async def recover(job: JobCore, part: PartRow) -> None:
     """A part whose create was in flight when a process died: find it, or send again."""
-    found = await job._api(part.provider).find(metadata(job, part.key))
+    job._renew()
+    found = await job._api(part.provider).find(metadata(job, part.key), since=part.created)
     if found is not None:
         job.store.update_part(job.id, part.key, remote_id=found.id, state="active")
         return
-    for data in part.reservations:
-        _, res = _plan.reservation_from_json(data)
-        await job._manager.release(res)
-    job.store.remove_part(job.id, part.key)
+    with anyio.CancelScope(shield=True):
+        for data in part.reservations:
+            _, res = _plan.reservation_from_json(data)
+            await job._manager.release(res)
+        job.store.remove_part(job.id, part.key)

@@ -18,7 +18,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 
 from ..middleware.tracing._tracing import Tracing
 from ..providers.base import Provider
-from ..types import ChatRequest, ChatResponse
+from ..types import ChatRequest
 from ._store import PartRow
 from ._wire import RemoteStatus
 
@@ -60,7 +60,7 @@ class PartSpans:
         part: PartRow,
         status: RemoteStatus,
         requests: dict[int, ChatRequest],
-        responses: dict[int, ChatResponse],
+        usage: dict[int, tuple[int, int]],
         outcomes: dict[int, str],
     ) -> None:
         if self._tracer is None:
@@ -72,10 +72,10 @@ class PartSpans:
         for i in sorted(outcomes):
             attrs: dict[str, str | int] = {"aio_llm.batch.index": i, "outcome": outcomes[i]}
             attrs["gen_ai.request.model"] = requests[i].model
-            response = responses.get(i)
-            if response is not None:
-                attrs["gen_ai.usage.input_tokens"] = response.usage.input_tokens
-                attrs["gen_ai.usage.output_tokens"] = response.usage.output_tokens
+            tokens = usage.get(i)
+            if tokens is not None:
+                attrs["gen_ai.usage.input_tokens"] = tokens[0]
+                attrs["gen_ai.usage.output_tokens"] = tokens[1]
             span.add_event("aio_llm.batch.request", attributes=attrs)
         span.set_attribute("aio_llm.batch.status", status.status)
         span.set_attribute("aio_llm.batch.succeeded", status.counts.succeeded)

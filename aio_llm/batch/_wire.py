@@ -23,7 +23,7 @@ requests and 256 MB per batch. ``custom_id`` matches ``[a-zA-Z0-9_-]{1,64}``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,13 +172,23 @@ def parse_openai_batch(data: Any) -> RemoteStatus:
     )
 
 
-def parse_openai_results(content: bytes) -> Iterator[LineResult]:
-    """The lines of an OpenAI output or error file."""
-    for raw in content.splitlines():
+def _objects(lines: Iterable[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(custom_id, line)`` of each JSON line; blank and unreadable lines are skipped
+    (their requests end up without a result, which is reported as a failure)."""
+    for raw in lines:
         if not raw.strip():
             continue
-        line = _json.loads(raw)
-        custom_id = str(line["custom_id"])
+        try:
+            line = _json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and isinstance(line.get("custom_id"), str):
+            yield line["custom_id"], line
+
+
+def parse_openai_results(lines: Iterable[bytes]) -> Iterator[LineResult]:
+    """The lines of an OpenAI output or error file (``bytes.splitlines()`` or a file)."""
+    for custom_id, line in _objects(lines):
         response = line.get("response")
         error = line.get("error")
         if isinstance(response, dict) and response.get("status_code") is not None:
@@ -243,14 +253,12 @@ def parse_anthropic_batch(data: Any) -> RemoteStatus:
     )
 
 
-def parse_anthropic_results(content: bytes) -> Iterator[LineResult]:
-    """The lines of an Anthropic results file."""
-    for raw in content.splitlines():
-        if not raw.strip():
-            continue
-        line = _json.loads(raw)
-        custom_id = str(line["custom_id"])
-        result = line.get("result") or {}
+def parse_anthropic_results(lines: Iterable[bytes]) -> Iterator[LineResult]:
+    """The lines of an Anthropic results file (``bytes.splitlines()`` or a file)."""
+    for custom_id, line in _objects(lines):
+        result = line.get("result")
+        if not isinstance(result, dict):
+            result = {}
         kind = result.get("type")
         if kind == "succeeded":
             yield LineResult(custom_id, "succeeded", 200, _json.dumps(result.get("message")))

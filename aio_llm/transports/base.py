@@ -47,9 +47,19 @@ class HTTPTransport(Protocol):
         ...
 
     async def stream(
-        self, method: str, url: str, headers: Mapping[str, str], content: bytes
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes,
+        *,
+        max_body_size: int | None = None,
     ) -> StreamingHTTPResponse:
-        """Send and return once the status line and headers have arrived."""
+        """Send and return once the status line and headers have arrived.
+
+        ``max_body_size`` replaces the transport's limit for this response (a
+        caller that writes the body to disk as it comes needs none).
+        """
         ...
 
     async def aclose(self) -> None:

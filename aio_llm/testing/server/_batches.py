@@ -541,6 +541,9 @@ class FakeBatches:
             key, _, value = part.partition("=")
             if key == "limit" and value.isdigit():
                 limit = max(1, min(int(value), 100))
+            elif key in ("after", "after_id"):  # the cursor: the page after this batch
+                ids = [b.id for b in items]
+                items = items[ids.index(value) + 1 :] if value in ids else []
         data = [render(server, b) for b in items[:limit]]
         if anthropic:
             return json_reply(
