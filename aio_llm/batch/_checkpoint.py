@@ -13,10 +13,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .. import _json
+from ..errors import InvalidRequestError
 from ._sqlite import open_sqlite
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: runs are not locked against each other
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["Checkpoint", "checkpoint_path"]
 
@@ -40,17 +46,43 @@ def checkpoint_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".checkpoint.sqlite3")
 
 
+def _lock_job(path: Path) -> IO[bytes]:
+    """Hold ``<checkpoint>.lock`` while a run goes on; ``InvalidRequestError`` if another has it.
+
+    Two runs of one job at once would send the same lines twice. The OS
+    drops the lock when its process ends, however it ends, so a killed run
+    never blocks the next one.
+    """
+    f = open(path.with_name(path.name + ".lock"), "a+b")  # held until close()
+    if fcntl is not None:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise InvalidRequestError(
+                f"another run of this job is in progress ({path} is locked); wait for it "
+                "to end, or use another --out"
+            ) from None
+    return f
+
+
 class Checkpoint:
     """One job's checkpoint file (see the module docstring)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._conn = open_sqlite(str(self.path), _SCHEMA, what="checkpoint")
+        self._run_lock = _lock_job(self.path)
+        try:
+            self._conn = open_sqlite(str(self.path), _SCHEMA, what="checkpoint")
+        except BaseException:
+            self._run_lock.close()
+            raise
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        self._run_lock.close()
 
     def get(self, key: str) -> Any:
         with self._lock:

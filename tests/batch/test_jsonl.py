@@ -319,3 +319,20 @@ async def test_a_damaged_checkpoint_or_store_is_a_clear_error_and_left_alone(
     with pytest.raises(ConfigurationError, match="batch store .* cannot be used"):
         BatchStore(store)
     assert store.read_bytes() == damaged
+
+
+@pytest.mark.anyio
+async def test_a_second_run_of_a_job_in_progress_is_refused(tmp_path: Path) -> None:
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_input(inp, 4)
+    async with FakeLLMServer() as srv, client_for(srv) as c:
+        srv.enqueue(Fault.hang(), path="/v1/chat/completions")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: run_jsonl(c, inp, out, concurrency=1))
+            await srv.wait_until(lambda s: s.request_count >= 1)
+            with anyio.fail_after(30), pytest.raises(InvalidRequestError, match="another run"):
+                await run_jsonl(c, inp, out)
+            assert srv.request_count == 1  # the second run sent nothing
+            tg.cancel_scope.cancel()  # as Ctrl-C: the lock goes with the run
+        summary = await run_jsonl(c, inp, out)
+    assert summary.succeeded == 4
