@@ -121,22 +121,7 @@ class BatchJob(JobCore):
         return not self._active_parts()
 
     def statistics(self) -> BatchStatistics:
-        ok = bad = cached = 0
-        cost = saved_batch = saved_cache = 0.0
-        for r in self.store.results(self.id):
-            if r is None:
-                continue
-            if "error" in r:
-                bad += 1
-                continue
-            ok += 1
-            if r.get("cached"):
-                cached += 1
-                saved_cache += r.get("saved") or 0.0
-                continue
-            charged = r["ok"].get("cost") or 0.0
-            cost += charged
-            saved_batch += max((r.get("full_cost") or charged) - charged, 0.0)
+        ok, bad, cached, cost, saved_batch, saved_cache = self.store.totals(self.id)
         return BatchStatistics(ok, bad, cached, cost, saved_batch, saved_cache)
 
     def remote_ids(self) -> list[str]:

@@ -64,6 +64,25 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 
+_TOTALS = """
+SELECT
+    SUM(answered), SUM(NOT answered), SUM(cached),
+    TOTAL(CASE WHEN answered AND NOT cached THEN cost END),
+    TOTAL(CASE WHEN answered AND NOT cached
+          THEN MAX(COALESCE(NULLIF(full, 0), cost) - cost, 0) END),
+    TOTAL(CASE WHEN cached THEN saved END)
+FROM (
+    SELECT
+        json_type(result, '$.ok') IS NOT NULL AS answered,
+        COALESCE(json_extract(result, '$.cached'), 0) = 1 AS cached,
+        COALESCE(json_extract(result, '$.ok.cost'), 0.0) AS cost,
+        json_extract(result, '$.full_cost') AS full,
+        COALESCE(json_extract(result, '$.saved'), 0.0) AS saved
+    FROM items WHERE job = ? AND result IS NOT NULL
+)
+"""
+
+
 def default_store_path() -> Path:
     """``$LLM_BATCH_STORE``, else ``$XDG_STATE_HOME/aio_llm/batches.sqlite3``."""
     explicit = os.environ.get("LLM_BATCH_STORE")
@@ -223,6 +242,14 @@ class BatchStore:
                 "SELECT result FROM items WHERE job = ? ORDER BY idx", (job_id,)
             ).fetchall()
         return [None if r[0] is None else _json.loads(r[0]) for r in rows]
+
+    def totals(self, job_id: str) -> tuple[int, int, int, float, float, float]:
+        """``(succeeded, failed, cached, cost, saved_by_batch, saved_by_cache)`` of the
+        recorded results, summed in SQLite (no result is loaded into Python)."""
+        with self._lock:
+            row = self._conn.execute(_TOTALS, (job_id,)).fetchone()
+        ok, bad, cached, cost, saved_batch, saved_cache = row
+        return int(ok or 0), int(bad or 0), int(cached or 0), cost, saved_batch, saved_cache
 
     def finish_items(self, job_id: str, results: Iterable[tuple[int, dict[str, Any]]]) -> None:
         """Record final results (``state`` becomes ``done``) in one transaction."""

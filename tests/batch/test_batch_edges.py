@@ -201,3 +201,23 @@ async def test_the_results_are_fetched_from_the_provider_and_a_redirect_keeps_th
     assert [r.path for r in elsewhere.requests] == [f"/v1/messages/batches/{created.id}/results"]
     assert all("x-api-key" not in r.headers for r in elsewhere.requests)
     assert all("authorization" not in r.headers for r in elsewhere.requests)
+
+
+def test_job_totals_are_summed_in_the_store(tmp_path: Path) -> None:
+    store = BatchStore(tmp_path / "jobs.sqlite3")
+    rows: list[dict[str, Any]] = [
+        {"ok": {"cost": 0.25}, "full_cost": 0.5},
+        {"ok": {"cost": 0.1}, "full_cost": 0.0},  # no live price known: nothing saved
+        {"ok": {"cost": None}, "full_cost": None},
+        {"ok": {"cost": 0.0}, "cached": True, "saved": 0.3},
+        {"ok": {"cost": 0.0}, "cached": True, "saved": None},
+        {"error": {"kind": "expired"}},
+    ]
+    store.create_job("j", 0.0, {}, ("{}" for _ in range(len(rows) + 1)))
+    store.finish_items("j", enumerate(rows))  # the last request has no result yet
+    ok, bad, cached, cost, saved_batch, saved_cache = store.totals("j")
+    store.close()
+    assert (ok, bad, cached) == (5, 1, 2)
+    assert cost == pytest.approx(0.35)
+    assert saved_batch == pytest.approx(0.25)
+    assert saved_cache == pytest.approx(0.3)
