@@ -191,6 +191,8 @@ class AnthropicProvider(Provider):
             reasoning="".join(thoughts) or None,
             request_id=headers.get("request-id") or headers.get("x-request-id"),
             raw=data,
+            stream=None,
+            headers=None,
         )
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:

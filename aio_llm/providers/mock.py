@@ -95,7 +95,7 @@ class MockProvider(Provider):
             stream = ChunkStream(source)
             await stream.prefetch()
             response = source.build_response()
-            response._stream = stream
+            response.stream = stream
             return response
         return fast_construct(
             ChatResponse,
@@ -120,6 +120,8 @@ class MockProvider(Provider):
             reasoning=None,
             request_id=None,
             raw=None,
+            stream=None,
+            headers=None,
         )
 
     async def embed(
