@@ -309,18 +309,11 @@ class AnthropicBatchAPI(_Base):
     limits = _wire.ANTHROPIC_LIMITS
     one_model_per_batch = False
 
-    def __init__(
-        self,
-        provider: Provider,
-        transport: HTTPTransport,
-        clock: Clock,
-        rng: random.Random,
-        line_limit: int = DEFAULT_MAX_BODY_SIZE,
-    ) -> None:
-        super().__init__(provider, transport, clock, rng, line_limit)
-        base = provider.base_url
+    @property
+    def _url(self) -> str:
+        base = self.provider.base_url
         root = base[:-3] if base.endswith("/v1") else base
-        self._url = f"{root}/v1/messages/batches"
+        return f"{root}/v1/messages/batches"
 
     def entry(self, custom_id: str, body: bytes) -> bytes:
         return _wire.anthropic_entry(custom_id, body)

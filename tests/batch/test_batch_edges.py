@@ -11,25 +11,13 @@ from typing import Any
 import anyio
 import pytest
 
-from aio_llm import APIStatusError, AsyncLLMClient, BatchError, ClientConfig
+from aio_llm import APIStatusError, BatchError
 from aio_llm.batch import BatchStore
 from aio_llm.batch._api import AnthropicBatchAPI
 from aio_llm.testing import FakeClock, FakeLLMServer, Fault
 from aio_llm.transports.base import HTTPTransport, StreamingHTTPResponse
 
-MODEL = {"openai": "gpt-4o-mini", "anthropic": "claude-3-5-haiku-20241022"}
-
-
-def client_for(srv: FakeLLMServer, kind: str, clock: FakeClock, **config: Any) -> AsyncLLMClient:
-    base = srv.openai_url if kind == "openai" else srv.url
-    return AsyncLLMClient(
-        kind,
-        api_key="sk-test-edges",
-        base_url=base,
-        model=MODEL[kind],
-        config=ClientConfig(**config),
-        clock=clock,
-    )
+from .test_provider_batches import client_for
 
 
 def reqs(n: int, prefix: str = "q") -> list[dict[str, Any]]:
