@@ -106,7 +106,9 @@ class BudgetMiddleware:
             raise
         stream = response.stream
         if stream is not None:
-            stream.on_close(_StreamSettler(self, request, response, reservation, input_tokens))
+            await stream.on_close(
+                _StreamSettler(self, request, response, reservation, input_tokens)
+            )
             return response
         row = self._row(request, response, response.usage, estimated=False)
         self._settled += 1

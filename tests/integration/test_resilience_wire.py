@@ -47,7 +47,7 @@ from aio_llm.middleware import (
     Retry,
     Tracing,
 )
-from aio_llm.middleware.tracing._tracing import (
+from aio_llm.middleware.events import (
     EVENT_CIRCUIT_REJECTED,
     EVENT_DEDUP_HIT,
     EVENT_FALLBACK,
