@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -163,6 +164,10 @@ def _env(srv: FakeLLMServer) -> dict[str, str]:
     return env
 
 
+def _reached(s: FakeLLMServer, *, target: int) -> bool:
+    return s.request_count >= target
+
+
 def _recorded(out: Path) -> set[int]:
     path = out.with_name(out.name + ".checkpoint.sqlite3")
     if not path.exists():
@@ -205,7 +210,7 @@ async def test_live_job_killed_20_times_answers_every_line_once_and_never_resend
                 with anyio.move_on_after(20):
                     while srv.request_count < target and proc.returncode is None:
                         with anyio.move_on_after(0.2):
-                            await srv.wait_until(lambda s, t=target: s.request_count >= t, None)
+                            await srv.wait_until(functools.partial(_reached, target=target), None)
                 await anyio.sleep(rng.uniform(0.0, 0.03))
             if proc.returncode is None:
                 proc.kill()

@@ -60,7 +60,7 @@ def ray_cluster() -> Iterator[None]:
         runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore"}},
     )
     # the actors build their clients with make_client below: ship this module's code to them
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # type: ignore[no-untyped-call]
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     yield
