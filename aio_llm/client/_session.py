@@ -25,6 +25,7 @@ import anyio.abc
 
 from ..errors import APITimeoutError
 from ..pipeline import EmbedNext, Next
+from ..transports.base import call_deadline
 from ..types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 
 __all__ = ["Session", "deadline_message"]
@@ -90,10 +91,13 @@ class Session:
     ) -> T:
         self.requests += 1
         self.in_flight += 1
+        token = None
         try:
             if limit is None:
                 return await handler(request)
-            with anyio.CancelScope(deadline=self.now() + limit):
+            deadline = self.now() + limit
+            token = call_deadline.set(deadline)  # for the transport (see call_deadline)
+            with anyio.CancelScope(deadline=deadline):
                 return await handler(request)
             raise APITimeoutError(deadline_message(request), provider=request.provider)
         except Exception:
@@ -101,6 +105,8 @@ class Session:
             raise
         finally:
             self.in_flight -= 1
+            if token is not None:
+                call_deadline.reset(token)
 
     def __repr__(self) -> str:
         limit = "none" if self.default_timeout is None else f"{self.default_timeout:g}s"
