@@ -152,6 +152,9 @@ class VectorIndex:
             return best, part.payloads[row]
         return None
 
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self._lru
+
     def clear(self) -> None:
         self._parts.clear()
         self._lru.clear()

@@ -1,44 +1,59 @@
-"""Semantic cache: answer a question asked again in other words.
+"""Semantic cache: answer a question asked again in other words, within an error bound.
 
 Only the last message is compared, and only when it is a user message with
-text content: it is embedded and searched among earlier questions whose
+text content. Its embedding is searched among earlier questions whose
 everything-else is identical: tenant, provider, model, sampling parameters,
 tools, response format, extra, and the whole conversation before it (all
-hashed into the partition key, ``RequestKeyer.partition``). So a
-multi-turn conversation never hits on an answer given after a different
-history, and a hit needs both that and a cosine similarity at or above the
-threshold. A conversation that ends in a tool result, or a message with
-images, is not cached here.
+hashed into the partition key, ``RequestKeyer.partition``). A conversation
+that ends in a tool result, or a message with images, is not cached here.
 
-The default embedder is ``LocalEmbedder`` (offline, no model download) with
-its recommended threshold (0.90, chosen for precision: see
-``docs/caching.md``); ``ClientEmbedder`` uses the provider's embeddings
-instead (pass a threshold that suits the model). Off unless the client's
-``semantic_cache_threshold`` is set. Hits carry ``cached=True`` and
-``cost=0.0``; streams replay; entries expire after ``ttl`` and the index
-holds at most ``max_entries`` (least recently used out first). If the
-embedder fails, the request goes upstream uncached.
+The nearest earlier question (the candidate) goes through three gates:
+
+1. **similarity** at least the bound's ``floor`` (else a plain miss);
+2. the **verifier** (``LexicalVerifier`` by default): numbers, negation,
+   names, polar words and word order must agree, else a plain miss;
+3. the **decision** of the policy: ``ErrorBound(max_error)`` by default,
+   which serves only above a threshold it learned from observed outcomes
+   (see ``aio_llm.semantic.bound``). Candidates it does not serve go to the
+   model, and the ``judge`` compares the fresh answer with the cached one:
+   that verdict is the observation it learns from. A random ``explore``
+   share of would-be hits is also sent to the model and judged, so the
+   served region stays measured. A cold cache therefore serves nothing
+   until it has seen enough outcomes.
+
+``threshold=`` replaces the bound with a fixed similarity threshold (no
+learning, no error bound; the verifier still applies). Hits carry
+``cached=True`` and ``cost=0.0``; streams replay. Entries expire after
+``ttl``. ``store=`` shares the entries (``RedisStore``). If the embedder
+fails, the request goes upstream uncached. Off unless configured.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
+from .._extras import require_numpy
 from ..cache_key import RequestKeyer, TenantFn
 from ..clock import SYSTEM_CLOCK, Clock
 from ..embeddings import Embedder, LocalEmbedder
 from ..pipeline import Next
+from ..semantic.bound import Decision, ErrorBound, FixedThreshold, Policy
+from ..semantic.judge import Judge, SameAnswer
+from ..semantic.store import Candidate, MemoryStore, SemanticStore
+from ..semantic.verify import LexicalVerifier, Verifier
 from ..streaming import ChunkStream, replay_as_stream
 from ..types import ChatRequest, ChatResponse
-from ..vector_index import VectorIndex
 
 __all__ = ["SemanticCache", "SemanticCacheStatistics"]
+
+logger = logging.getLogger("aio_llm.cache")
+
+_DEFAULT: Any = object()
 
 
 @dataclass(frozen=True)
@@ -50,59 +65,83 @@ class SemanticCacheStatistics:
     skipped: int
     """Requests not eligible (``cache=False``, last message not user text)."""
     errors: int
-    """Embedder failures (the request went upstream uncached)."""
+    """Embedder, store or judge failures (the request went upstream uncached)."""
     entries: int
+    rejected: int
+    """Candidates the verifier rejected."""
+    explored: int
+    """Would-be hits sent to the model to keep measuring (``explore``)."""
+    observed: int
+    """Outcomes judged and recorded."""
+    threshold: float | None
+    """The similarity the policy serves from now (None: nothing is served yet)."""
 
 
 class SemanticCache:
-    """Middleware: serve a cached answer to a similar enough question (see the module doc)."""
+    """Middleware: serve a cached answer to the same question asked in other words."""
 
     __slots__ = (
-        "_clock",
         "_embedder",
-        "_index",
         "_key",
         "errors",
+        "explored",
         "hits",
-        "max_entries",
+        "judge",
         "misses",
+        "observed",
+        "policy",
+        "rejected",
         "skipped",
-        "threshold",
+        "store",
         "ttl",
+        "verifier",
     )
 
     def __init__(
         self,
         embedder: Embedder | None = None,
         *,
+        max_error: float = 0.02,
+        confidence: float = 0.95,
+        explore: float = 0.05,
         threshold: float | None = None,
+        policy: Policy | None = None,
+        verifier: Verifier | None = _DEFAULT,
+        judge: Judge | None = None,
+        store: SemanticStore | None = None,
         ttl: float = 3600.0,
         max_entries: int = 10_000,
         keyer: RequestKeyer | None = None,
         provider: str | None = None,
         tenant: str | TenantFn | None = None,
         clock: Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
-        if embedder is None:
-            embedder = LocalEmbedder()
-        if threshold is None:
-            threshold = getattr(embedder, "recommended_threshold", None)
-            if threshold is None:
-                raise ValueError("pass a threshold: this embedder recommends none")
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError("threshold must be in (0, 1]")
+        require_numpy("the semantic cache")
         if ttl <= 0:
             raise ValueError("ttl must be positive")
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self._embedder = embedder
-        self.threshold = float(threshold)
+        if policy is not None and threshold is not None:
+            raise ValueError("pass either a policy or a threshold, not both")
+        if policy is None:
+            if threshold is not None:
+                policy = FixedThreshold(threshold)
+            else:
+                policy = ErrorBound(max_error, confidence=confidence, explore=explore, rng=rng)
+        clock = clock or SYSTEM_CLOCK
+        self._embedder = embedder if embedder is not None else LocalEmbedder()
+        self.policy = policy
+        self.verifier = LexicalVerifier() if verifier is _DEFAULT else verifier
+        self.judge = judge if judge is not None else SameAnswer()
+        self.store = store if store is not None else MemoryStore(max_entries, clock=clock)
         self.ttl = ttl
-        self.max_entries = max_entries
         self._key = keyer if keyer is not None else RequestKeyer(provider=provider, tenant=tenant)
-        self._clock = clock or SYSTEM_CLOCK
-        self._index: VectorIndex | None = None
         self.hits = self.misses = self.skipped = self.errors = 0
+        self.rejected = self.explored = self.observed = 0
+
+    @property
+    def threshold(self) -> float | None:
+        """The similarity from which hits are served now (None: none yet)."""
+        return self.policy.threshold
 
     async def __call__(self, request: ChatRequest, next: Next) -> ChatResponse:
         text = _question(request)
@@ -112,59 +151,97 @@ class SemanticCache:
         partition = self._key.partition(request)
         try:
             vector = await self._embed(text)
+            await self.store.refresh(self.policy)
+            candidate = await self.store.nearest(partition, vector, floor=self.policy.floor)
         except Exception:
+            logger.debug("semantic cache lookup failed", exc_info=True)
             self.errors += 1
             return await next(request)
-        index = self._index
-        if index is None:
-            index = self._index = VectorIndex(len(vector), max_entries=self.max_entries)
-        found = index.search(partition, vector, threshold=self.threshold, now=self._clock.now())
-        if found is not None:
+        decision = Decision.MISS
+        if candidate is not None and candidate.response is not None:
+            verdict = self.verifier.verify(text, candidate.question) if self.verifier else True
+            if not verdict:
+                self.rejected += 1
+            else:
+                decision = self.policy.decide(candidate.score, candidate.record)
+        if decision is Decision.SERVE:
+            assert candidate is not None and candidate.response is not None
             self.hits += 1
-            entry: ChatResponse = found[1]
+            entry = candidate.response
             return replay_as_stream(entry) if request.stream else entry.model_copy()
         self.misses += 1
+        if decision is Decision.EXPLORE:
+            self.explored += 1
+        judged = candidate if decision in (Decision.EXPLORE, Decision.OBSERVE) else None
         response = await next(request)
         ttl = request.cache_ttl or self.ttl
+        done = functools.partial(self._settle, text, partition, vector, ttl, judged)
         stream = response.stream
         if stream is not None:
-            stream.on_close(functools.partial(self._store_stream, partition, vector, ttl))
+            stream.on_close(functools.partial(self._settle_stream, done))
         elif not response.cached:
-            self._store(partition, vector, response, ttl)
+            await done(response)
         return response
 
-    async def _embed(self, text: str) -> npt.NDArray[np.float32]:
+    async def _embed(self, text: str) -> Sequence[float]:
+        np = require_numpy("the semantic cache")
         vectors = await self._embedder.embed([text])
-        row: npt.NDArray[np.float32] = np.asarray(vectors, dtype=np.float32).reshape(1, -1)[0]
+        row: Sequence[float] = np.asarray(vectors, dtype=np.float32).reshape(1, -1)[0]
         return row
 
-    def _store(self, partition: str, vector: Any, response: ChatResponse, ttl: float) -> None:
-        index = self._index
-        assert index is not None
-        entry = response.model_copy(update={"cached": True, "cost": 0.0})
-        index.add(partition, vector, entry, expires_at=self._clock.now() + ttl)
-
-    async def _store_stream(
-        self, partition: str, vector: Any, ttl: float, stream: ChunkStream
+    async def _settle(
+        self,
+        text: str,
+        partition: str,
+        vector: Sequence[float],
+        ttl: float,
+        judged: Candidate | None,
+        response: ChatResponse,
     ) -> None:
+        """Judge the fresh answer against the candidate, then store it unless it was the same."""
+        same = False
+        try:
+            if judged is not None and judged.response is not None:
+                same = await self.judge.same(text, response, judged.response)
+                await self.store.outcome(judged, same, self.policy)
+                self.observed += 1
+            if not same:
+                entry = response.model_copy(update={"cached": True, "cost": 0.0})
+                await self.store.add(partition, vector, text, entry, ttl)
+        except Exception:
+            logger.debug("semantic cache could not record an answer", exc_info=True)
+            self.errors += 1
+
+    @staticmethod
+    async def _settle_stream(done: functools.partial[Any], stream: ChunkStream) -> None:
         if stream.completed and stream.error is None and stream.response is not None:
-            self._store(partition, vector, stream.response, ttl)
+            await done(stream.response)
 
     def statistics(self) -> SemanticCacheStatistics:
-        entries = len(self._index) if self._index is not None else 0
-        return SemanticCacheStatistics(self.hits, self.misses, self.skipped, self.errors, entries)
+        return SemanticCacheStatistics(
+            hits=self.hits,
+            misses=self.misses,
+            skipped=self.skipped,
+            errors=self.errors,
+            entries=len(self.store),
+            rejected=self.rejected,
+            explored=self.explored,
+            observed=self.observed,
+            threshold=self.policy.threshold,
+        )
 
     def metrics(self) -> dict[str, object]:
         return {
             "semantic_cache.hits": self.hits,
             "semantic_cache.misses": self.misses,
-            "semantic_cache.entries": len(self._index) if self._index is not None else 0,
+            "semantic_cache.entries": len(self.store),
+            "semantic_cache.rejected": self.rejected,
+            "semantic_cache.explored": self.explored,
         }
 
     def __repr__(self) -> str:
-        entries = len(self._index) if self._index is not None else 0
         return (
-            f"SemanticCache({self._embedder!r}, threshold={self.threshold}, entries={entries}, "
+            f"SemanticCache({self._embedder!r}, {self.policy!r}, entries={len(self.store)}, "
             f"hits={self.hits}, misses={self.misses})"
         )
 
@@ -185,3 +262,4 @@ def _question(request: ChatRequest) -> str | None:
 
 def _not_text(part: dict[str, Any] | Sequence[Any]) -> bool:
     return not isinstance(part, dict) or part.get("type") != "text"
+
