@@ -30,6 +30,7 @@ from .errors import (
     ContextWindowExceededError,
     InvalidRequestError,
     LLMError,
+    MissingExtraError,
     NotFoundError,
     OverloadedError,
     PermissionDeniedError,
@@ -123,6 +124,7 @@ if TYPE_CHECKING:
     )
     from .observability import Observability, RequestStats, get_observability
     from .optimization import PromptOptimizer, get_cache, get_deduplicator
+    from .semantic import ErrorBound, LexicalVerifier, LLMJudge, MiniLMEmbedder, SameAnswer
     from .testing import FakeClock
     from .vector_index import VectorIndex
 
@@ -150,6 +152,7 @@ _LAZY = {
     "Deduplicator": "middleware",
     "Embedder": "embeddings",
     "EmbeddingBatcher": "embeddings",
+    "ErrorBound": "semantic",
     "ExponentialBackoffRetry": "middleware",
     "FakeClock": "testing",
     "Fallback": "middleware",
@@ -157,7 +160,10 @@ _LAZY = {
     "LLMClientService": "facade",
     "LedgerUnavailableError": "cost",
     "LinearBackoffRetry": "middleware",
+    "LLMJudge": "semantic",
+    "LexicalVerifier": "semantic",
     "LocalEmbedder": "embeddings",
+    "MiniLMEmbedder": "semantic",
     "MockLLMTransport": "facade",
     "ModelPrice": "cost",
     "Observability": "observability",
@@ -174,6 +180,7 @@ _LAZY = {
     "RetryConfig": "middleware",
     "RetryExecutor": "middleware",
     "RetryStrategy": "middleware",
+    "SameAnswer": "semantic",
     "SemanticCache": "middleware",
     "Tracing": "middleware",
     "UsageRecord": "cost",
@@ -206,7 +213,6 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "USE_CLIENT_DEFAULT",
     "APIConnectionError",
     "APIError",
     "APIResponseError",
@@ -249,6 +255,7 @@ __all__ = [
     "Embedder",
     "EmbeddingBatcher",
     "EmbeddingResponse",
+    "ErrorBound",
     "ExponentialBackoffRetry",
     "FakeClock",
     "Fallback",
@@ -258,11 +265,15 @@ __all__ = [
     "LLMClient",
     "LLMClientService",
     "LLMError",
+    "LLMJudge",
     "LedgerUnavailableError",
+    "LexicalVerifier",
     "LinearBackoffRetry",
     "LocalEmbedder",
     "Message",
     "Middleware",
+    "MiniLMEmbedder",
+    "MissingExtraError",
     "MockLLMTransport",
     "MockProvider",
     "ModelPrice",
@@ -291,6 +302,7 @@ __all__ = [
     "RetryConfig",
     "RetryExecutor",
     "RetryStrategy",
+    "SameAnswer",
     "SemanticCache",
     "ServerError",
     "StreamError",
@@ -298,6 +310,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Tracing",
+    "USE_CLIENT_DEFAULT",
     "UnprocessableEntityError",
     "Usage",
     "UsageRecord",

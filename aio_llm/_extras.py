@@ -7,7 +7,15 @@ from types import ModuleType
 
 from .errors import MissingExtraError
 
-__all__ = ["require", "require_numpy"]
+__all__ = ["missing", "require", "require_numpy"]
+
+
+def missing(module: str, extra: str, feature: str) -> MissingExtraError:
+    """The error to raise when ``feature`` cannot import ``module``."""
+    return MissingExtraError(
+        f"{feature} needs {module.split('.')[0]}, which is not installed: "
+        f"pip install 'aio-llm[{extra}]'"
+    )
 
 
 def require(module: str, extra: str, feature: str) -> ModuleType:
@@ -15,10 +23,7 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingExtraError(
-            f"{feature} needs {module.split('.')[0]}, which is not installed: "
-            f"pip install 'aio-llm[{extra}]'"
-        ) from exc
+        raise missing(module, extra, feature) from exc
 
 
 def require_numpy(feature: str) -> ModuleType:

@@ -159,6 +159,7 @@ class AsyncLLMClient:
                     default_provider=self._default_provider,
                     tenant=self.tenant_of,
                     observability=self.observability,
+                    client=self,
                 )
                 for mw in self._middleware:
                     collect = getattr(mw, "metrics", None)

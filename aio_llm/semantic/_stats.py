@@ -74,7 +74,7 @@ def clopper_pearson_upper(failures: int, trials: int, delta: float) -> float:
     if trials <= 0 or failures >= trials:
         return 1.0
     if failures == 0:
-        return 1.0 - delta ** (1.0 / trials)
+        return 1.0 - float(delta ** (1.0 / trials))
     # P(X <= k) = 1 - I_p(k + 1, n - k); solve I_p(k + 1, n - k) = 1 - delta by bisection
     lo, hi = 0.0, 1.0
     for _ in range(60):

@@ -19,7 +19,9 @@ hits allowed to be wrong) and learns the threshold from outcomes:
   error rate of the observations at or above it is at most ``max_error``;
   the lowest threshold before the first failure wins. Testing in a fixed
   order needs no multiple-testing correction. Testing starts where there
-  are enough observations to pass (twice the fewest that could). Before
+  are enough observations to pass (the fewest that could, and at least
+  100); which threshold that is depends on the similarities alone, not on
+  the outcomes, so the order stays fixed in advance. Before
   that there is no threshold, and nothing is served: a cold cache only
   observes.
 * **Per entry** (in the spirit of vCache): an entry that was observed to
@@ -51,6 +53,9 @@ __all__ = ["BoundStatistics", "Decision", "EntryRecord", "ErrorBound", "FixedThr
 
 _BINS = 400  # similarity resolution 0.0025 over [0, 1]
 _MAX_OK = 512
+_MIN_START = 100
+"""Never test a threshold on fewer observations: with a loose ``max_error`` the fewest that
+could pass are a handful, and one early wrong answer among them would end the sequence."""
 
 
 class Decision(enum.Enum):
@@ -172,6 +177,7 @@ class ErrorBound:
         "max_error",
         "needed",
         "served",
+        "start",
         "total",
         "wrong",
     )
@@ -196,7 +202,9 @@ class ErrorBound:
         self.explore = explore
         self.floor = floor
         self.needed = min_trials(max_error, 1.0 - confidence)
-        """Observations at or above a threshold before it is tested (and per entry)."""
+        """Correct observations an entry needs before it may serve below the global threshold."""
+        self.start = max(self.needed, _MIN_START)
+        """Observations at or above a threshold before it is tested."""
         self._rng = rng or random.Random()
         self.total = [0] * _BINS
         self.wrong = [0] * _BINS
@@ -251,7 +259,7 @@ class ErrorBound:
         for b in range(_BINS - 1, -1, -1):
             n += self.total[b]
             k += self.wrong[b]
-            if n < self.needed or self.total[b] == 0:
+            if n < self.start or self.total[b] == 0:
                 continue
             # the Clopper-Pearson bound is <= max_error iff P(X <= k | n, max_error) <= delta
             if k and binomial_cdf(k, n, self.max_error) > delta:

@@ -71,8 +71,10 @@ class _Model:
             def lin(name: str, p: str = p) -> tuple[Any, Any]:
                 return np.ascontiguousarray(w[p + name + ".weight"].T), w[p + name + ".bias"]
 
-            q, k, v = lin("attention.self.query"), lin("attention.self.key"), lin(
-                "attention.self.value"
+            q, k, v = (
+                lin("attention.self.query"),
+                lin("attention.self.key"),
+                lin("attention.self.value"),
             )
             self.layers.append(
                 {
@@ -104,7 +106,8 @@ class _Model:
         z = np.abs(x) / math.sqrt(2.0)
         t = 1.0 / (1.0 + 0.3275911 * z)
         poly = t * (
-            0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
+            0.254829592
+            + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
         )
         erf = np.sign(x) * (1.0 - poly * np.exp(-z * z))
         return 0.5 * x * (1.0 + erf)

@@ -203,7 +203,7 @@ class RedisStore:
     # -- the mirror -------------------------------------------------------------
     async def _sync(self, client: Any) -> None:
         np = require_numpy("the semantic cache")
-        now = self._self._clock.now()
+        now = self._clock.now()
         while True:
             rows = await client.zrangebyscore(
                 self.prefix + "log", f"({self._seq!r}", "+inf", start=0, num=512, withscores=True

@@ -109,7 +109,7 @@ def _parse(text: str) -> _Parsed:
         raw = match.group()
         word = raw.lower()
         prev = text[: match.start()].rstrip()[-1:] if match.start() else ""
-        if prev in ".!?:;\"“(" or not prev:
+        if prev in '.!?:;"“(' or not prev:
             sentence_start = True
         if word in _NEGATION or word.endswith("n't"):
             negations += 1
@@ -126,7 +126,9 @@ def _parse(text: str) -> _Parsed:
             names.add(word)
         sentence_start = False
         words.append(word)
-    return _Parsed(tuple(words), tuple(sorted(numbers)), negations, frozenset(names), tuple(sorted(polar)))
+    return _Parsed(
+        tuple(words), tuple(sorted(numbers)), negations, frozenset(names), tuple(sorted(polar))
+    )
 
 
 def _order_kept(a: tuple[str, ...], b: tuple[str, ...]) -> bool:

@@ -17,6 +17,7 @@ from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRespons
 
 pytestmark = pytest.mark.anyio
 
+
 def _request(*texts: str, **kw: Any) -> ChatRequest:
     roles = ["user", "assistant"]
     messages = [{"role": roles[i % 2], "content": t} for i, t in enumerate(texts)]
@@ -213,7 +214,7 @@ class Oracle:
 
 
 def _bound(**kw: Any) -> ErrorBound:
-    # max_error 0.1 at 90% confidence needs 22 observations: a short test
+    # max_error 0.1 at 90% confidence: the first threshold is tested on 100 observations
     return ErrorBound(0.1, confidence=0.9, **kw)
 
 
@@ -222,15 +223,15 @@ async def test_a_cold_cache_serves_nothing_until_outcomes_bound_the_error() -> N
     bound = _bound(explore=0.0)
     cache = SemanticCache(policy=bound)
     served_at = None
-    for town in range(40):
+    for town in range(120):
         await cache(_request(f"How many people live in town {town}?"), oracle)
         again = await cache(_request(f"how many people live in town {town}"), oracle)
         if again.cached:
             served_at = served_at if served_at is not None else town
             assert again.content == f"about {town}00 people"
-    assert served_at == bound.needed == 22  # every earlier repeat was observed, not served
+    assert served_at == bound.start == 100  # every earlier repeat was observed, not served
     stats = cache.statistics()
-    assert stats.observed == 22 and stats.hits == 40 - 22 and stats.threshold is not None
+    assert stats.observed == 100 and stats.hits == 20 and stats.threshold is not None
     assert bound.statistics().wrong == 0
 
 
@@ -249,7 +250,7 @@ class _Verdicts:
 async def test_exploration_asks_the_model_for_a_sampled_share_of_would_be_hits() -> None:
     oracle = Oracle()
     bound = _bound(explore=0.5, rng=random.Random(7))
-    bound.observe_many([0.999] * bound.needed, [True] * bound.needed)
+    bound.observe_many([0.999] * bound.start, [True] * bound.start)
     judge = _Verdicts(True)
     cache = SemanticCache(policy=bound, judge=judge)
     await cache(_request("How many people live in town 3?"), oracle)
@@ -265,7 +266,7 @@ async def test_exploration_asks_the_model_for_a_sampled_share_of_would_be_hits()
 async def test_an_entry_seen_wrong_is_never_served_at_that_similarity_again() -> None:
     oracle = Oracle()
     bound = _bound(explore=1.0, rng=random.Random(1))
-    bound.observe_many([0.999] * bound.needed, [True] * bound.needed)
+    bound.observe_many([0.999] * bound.start, [True] * bound.start)
     cache = SemanticCache(policy=bound, judge=_Verdicts(False))
     await cache(_request("How many people live in town 3?"), oracle)
     explored = await cache(_request("how many people live in town 3"), oracle)
@@ -280,7 +281,7 @@ async def test_an_entry_seen_wrong_is_never_served_at_that_similarity_again() ->
 async def test_explored_streams_are_judged_when_they_end() -> None:
     upstream = Upstream()
     bound = _bound(explore=1.0, rng=random.Random(1))
-    bound.observe_many([0.999] * bound.needed, [True] * bound.needed)
+    bound.observe_many([0.999] * bound.start, [True] * bound.start)
     judge = _Verdicts(True)
     cache = SemanticCache(policy=bound, judge=judge)
     first = await cache(_request("Explain recursion to a beginner.", stream=True), upstream)
