@@ -3,7 +3,7 @@
 Replays labelled PAWS-Wiki pairs (Google's "Paraphrase Adversaries from Word
 Scrambling": every non-paraphrase shares almost all its words with its
 partner) through the real ``SemanticCache`` (see
-``aio_llm.semantic.evaluate``): the pairs of PAWS' dev split are the warm-up
+``aio_llm.middleware.semantic_cache.replay_pairs``): the pairs of PAWS' dev split are the warm-up
 the error bound learns from, the pairs of its test split are measured. For
 each embedder and configuration it prints precision, recall, hit rate and
 false-hit rate (wrong hits / lookups), each with its 95% Wilson interval.
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from aio_llm.embeddings import Embedder, LocalEmbedder  # noqa: E402
 from aio_llm.errors import MissingExtraError  # noqa: E402
 from aio_llm.middleware.semantic_cache import SemanticCache  # noqa: E402
-from aio_llm.semantic.evaluate import PairReport, PrecomputedEmbedder, replay_pairs  # noqa: E402
+from aio_llm.middleware.semantic_cache import PairReport, PrecomputedEmbedder, replay_pairs  # noqa: E402
 
 PAIRS = ROOT / "tests" / "data" / "paws_wiki_pairs.jsonl"
 MAX_ERRORS = (0.01, 0.02, 0.05, 0.10)
@@ -97,7 +97,7 @@ def embedders(names: Sequence[str], provider_model: str | None) -> dict[str, Emb
             out["local (hashed lexical, 128-d)"] = LocalEmbedder()
         elif name == "minilm":
             try:
-                from aio_llm.semantic.minilm import MiniLMEmbedder
+                from aio_llm.embeddings import MiniLMEmbedder
 
                 out["minilm (all-MiniLM-L6-v2, 384-d)"] = MiniLMEmbedder()
             except (MissingExtraError, FileNotFoundError) as exc:
