@@ -96,8 +96,14 @@ if TYPE_CHECKING:
         UsageRecord,
         get_cost_manager,
     )
-    from .embeddings._embedders import ClientEmbedder, Embedder, EmbeddingBatcher, LocalEmbedder
-    from .embeddings._index import VectorIndex
+    from .embeddings import (
+        ClientEmbedder,
+        Embedder,
+        EmbeddingBatcher,
+        LocalEmbedder,
+        MiniLMEmbedder,
+        VectorIndex,
+    )
     from .middleware import (
         AdaptiveRetry,
         BudgetMiddleware,
@@ -123,7 +129,6 @@ if TYPE_CHECKING:
         default_middleware,
         record_event,
     )
-    from .embeddings import MiniLMEmbedder
     from .middleware._keys import RequestKeyer, api_key_fingerprint, request_key
     from .middleware.semantic_cache import ErrorBound, LexicalVerifier, LLMJudge, SameAnswer
     from .middleware.tracing._observability import Observability, RequestStats, get_observability

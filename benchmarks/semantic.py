@@ -35,8 +35,12 @@ sys.path.insert(0, str(ROOT))
 
 from aio_llm.embeddings import Embedder, LocalEmbedder  # noqa: E402
 from aio_llm.errors import MissingExtraError  # noqa: E402
-from aio_llm.middleware.semantic_cache import SemanticCache  # noqa: E402
-from aio_llm.middleware.semantic_cache import PairReport, PrecomputedEmbedder, replay_pairs  # noqa: E402
+from aio_llm.middleware.semantic_cache import (  # noqa: E402
+    PairReport,
+    PrecomputedEmbedder,
+    SemanticCache,
+    replay_pairs,
+)
 
 PAIRS = ROOT / "tests" / "data" / "paws_wiki_pairs.jsonl"
 MAX_ERRORS = (0.01, 0.02, 0.05, 0.10)

@@ -44,11 +44,11 @@ from ...errors import ConfigurationError
 from ...pipeline import Next
 from ...streaming import ChunkStream, replay_as_stream
 from ...types import ChatRequest, ChatResponse
+from .._keys import RequestKeyer, TenantFn
 from ._bound import Decision, ErrorBound, FixedThreshold, Policy
 from ._judge import Judge, SameAnswer
 from ._store import Candidate, MemoryStore, SemanticStore
 from ._verify import LexicalVerifier, Verifier
-from .._keys import RequestKeyer, TenantFn
 
 if TYPE_CHECKING:
     from ...client import AsyncLLMClient

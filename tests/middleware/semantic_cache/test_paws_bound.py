@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from aio_llm.embeddings import LocalEmbedder
-from aio_llm.middleware.semantic_cache import SemanticCache
-from aio_llm.middleware.semantic_cache import PrecomputedEmbedder, replay_pairs
+from aio_llm.middleware.semantic_cache import PrecomputedEmbedder, SemanticCache, replay_pairs
 
 pytestmark = pytest.mark.anyio
 

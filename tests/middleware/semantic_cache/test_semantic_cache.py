@@ -9,8 +9,7 @@ import numpy.typing as npt
 import pytest
 
 from aio_llm.embeddings import ClientEmbedder
-from aio_llm.middleware.semantic_cache import SemanticCache
-from aio_llm.middleware.semantic_cache import ErrorBound
+from aio_llm.middleware.semantic_cache import ErrorBound, SemanticCache
 from aio_llm.streaming import ChunkAccumulator, ChunkStream
 from aio_llm.testing.clock import FakeClock
 from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse

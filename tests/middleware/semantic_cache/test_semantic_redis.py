@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 
-from aio_llm.middleware.semantic_cache import SemanticCache
-from aio_llm.middleware.semantic_cache import ErrorBound
-from aio_llm.middleware.semantic_cache import RedisStore
+from aio_llm.middleware.semantic_cache import ErrorBound, RedisStore, SemanticCache
 from aio_llm.types import ChatRequest, ChatResponse
 
 ROOT = Path(__file__).resolve().parents[3]

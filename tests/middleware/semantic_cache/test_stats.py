@@ -4,7 +4,12 @@ import math
 
 import pytest
 
-from aio_llm.middleware.semantic_cache._stats import binomial_cdf, clopper_pearson_upper, min_trials, wilson
+from aio_llm.middleware.semantic_cache._stats import (
+    binomial_cdf,
+    clopper_pearson_upper,
+    min_trials,
+    wilson,
+)
 
 
 def test_clopper_pearson_matches_known_values() -> None:
