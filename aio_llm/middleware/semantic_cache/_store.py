@@ -19,13 +19,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..._extras import require_numpy
 from ..._json import dumps, loads
 from ...clock import SYSTEM_CLOCK, Clock
 from ...types import ChatResponse
 from ._bound import EntryRecord, ErrorBound, Policy
+
+if TYPE_CHECKING:
+    from ...embeddings._index import VectorIndex
 
 __all__ = ["Candidate", "MemoryStore", "RedisStore", "SemanticStore"]
 
@@ -66,6 +69,15 @@ class SemanticStore(Protocol):
     def __len__(self) -> int: ...
 
 
+def _index(index: VectorIndex | None, dim: int, max_entries: int) -> VectorIndex:
+    """``index``, or a new one for vectors of ``dim`` dimensions (the first vector's)."""
+    if index is None:
+        from ...embeddings._index import VectorIndex
+
+        index = VectorIndex(dim, max_entries=max_entries)
+    return index
+
+
 class _Entry:
     __slots__ = ("question", "record", "response")
 
@@ -86,19 +98,12 @@ class MemoryStore:
         require_numpy("the semantic cache")
         self.max_entries = max_entries
         self._clock = clock or SYSTEM_CLOCK
-        self._index: Any = None
-
-    def _index_for(self, dim: int) -> Any:
-        if self._index is None:
-            from ...embeddings._index import VectorIndex
-
-            self._index = VectorIndex(dim, max_entries=self.max_entries)
-        return self._index
+        self._index: VectorIndex | None = None
 
     async def nearest(
         self, partition: str, vector: Sequence[float], *, floor: float
     ) -> Candidate | None:
-        index = self._index_for(len(vector))
+        index = self._index = _index(self._index, len(vector), self.max_entries)
         found = index.search(partition, vector, threshold=floor, now=self._clock.now())
         if found is None:
             return None
@@ -113,7 +118,7 @@ class MemoryStore:
         response: ChatResponse,
         ttl: float,
     ) -> None:
-        index = self._index_for(len(vector))
+        index = self._index = _index(self._index, len(vector), self.max_entries)
         index.add(partition, vector, _Entry(question, response), expires_at=self._clock.now() + ttl)
 
     async def outcome(self, candidate: Candidate, correct: bool, bound: Policy) -> None:
@@ -184,7 +189,7 @@ class RedisStore:
         self.prefix = f"aio_llm:semantic:{namespace}:"
         self.max_entries = max_entries
         self.refresh_interval = refresh_interval
-        self._index: Any = None
+        self._index: VectorIndex | None = None
         self._known: dict[str, int] = {}
         self._seq = 0.0
         self._next_refresh = -math.inf
@@ -192,13 +197,6 @@ class RedisStore:
     # -- keys -------------------------------------------------------------------
     def _entry_key(self, entry_id: str) -> str:
         return f"{self.prefix}e:{entry_id}"
-
-    def _index_for(self, dim: int) -> Any:
-        if self._index is None:
-            from ...embeddings._index import VectorIndex
-
-            self._index = VectorIndex(dim, max_entries=self.max_entries)
-        return self._index
 
     # -- the mirror -------------------------------------------------------------
     async def _sync(self, client: Any) -> None:
@@ -222,7 +220,7 @@ class RedisStore:
                     if part is None or vec is None or ttl_ms is None or ttl_ms <= 0:
                         continue
                     vector = np.frombuffer(vec, dtype=np.float32)
-                    index = self._index_for(len(vector))
+                    index = self._index = _index(self._index, len(vector), self.max_entries)
                     if len(vector) != index.dim:
                         continue
                     local = index.add(
