@@ -7,6 +7,7 @@ route, micro-batched), so concurrent lookups share one upstream request.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import anyio
@@ -95,3 +96,23 @@ async def test_semantic_settings_are_checked() -> None:
         with pytest.raises(ConfigurationError):
             async with AsyncLLMClient("mock", config=_config(**kw)):
                 pass
+
+
+@pytest.mark.redis
+async def test_api_keys_are_tenants_of_a_shared_cache(redis_url: str) -> None:
+    """Two clients on one Redis-backed semantic cache: another API key never sees an entry."""
+    config = _config(
+        semantic_cache_embedder="local",
+        semantic_cache_threshold=0.9,
+        semantic_cache_backend=redis_url,
+    )
+    question = _ask(f"What is the tallest mountain on planet {uuid.uuid4().hex}?")
+    async with FakeLLMServer() as server:
+        replies = []
+        for key in ("sk-tenant-a", "sk-tenant-b", "sk-tenant-a"):
+            async with AsyncLLMClient(
+                "openai", api_key=key, base_url=server.openai_url, config=config
+            ) as client:
+                replies.append(await client.chat(question, model=MODEL))
+        assert [r.cached for r in replies] == [False, False, True]
+        assert _paths(server).count("completions") == 2
