@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..._extras import require_numpy
 from ...types import ChatRequest, ChatResponse
 from ._stats import wilson
 
@@ -99,8 +100,7 @@ class PrecomputedEmbedder:
         if missing:
             rows = await self.inner.embed(missing)
             self._vectors.update(zip(missing, rows, strict=True))
-        import numpy as np
-
+        np = require_numpy("PrecomputedEmbedder")
         return np.stack([self._vectors[t] for t in texts])
 
     def __repr__(self) -> str:
