@@ -179,6 +179,10 @@ class MiniLMEmbedder:
                 self._model = _Model(self.path, self.max_length)
             return self._model
 
+    async def load(self) -> None:
+        """Load the model now (in a worker thread) rather than on the first ``embed``."""
+        await anyio.to_thread.run_sync(self._loaded)
+
     def embed_nowait(self, texts: Sequence[str]) -> Any:
         """Vectors of ``texts`` (one unit-length row each), computed in this thread."""
         model = self._loaded()

@@ -16,7 +16,8 @@ from ._bound import BoundStatistics, Decision, EntryRecord, ErrorBound, FixedThr
 from ._cache import SemanticCache, SemanticCacheStatistics
 from ._evaluate import PairReport, PrecomputedEmbedder, replay_pairs
 from ._judge import Judge, LLMJudge, SameAnswer
-from ._store import Candidate, MemoryStore, RedisStore, SemanticStore
+from ._redis_store import RedisStore
+from ._store import Candidate, MemoryStore, SemanticStore
 from ._verify import LexicalVerifier, Verdict, Verifier
 
 __all__ = [

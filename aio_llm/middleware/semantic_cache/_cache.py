@@ -181,7 +181,7 @@ class SemanticCache:
             )
         store: SemanticStore | None = None
         if config.semantic_cache_backend != "memory":
-            from ._store import RedisStore
+            from ._redis_store import RedisStore
 
             url = config.backend_url(config.semantic_cache_backend)
             store = RedisStore(url, max_entries=config.cache_max_entries, clock=clock)
@@ -197,6 +197,11 @@ class SemanticCache:
         )
 
     async def __aenter__(self) -> SemanticCache:
+        """Load the embedder's model, if it has one to load (the client enters its middleware
+        when it opens, so the first request does not wait for it)."""
+        load = getattr(self.embedder, "load", None)
+        if callable(load):
+            await load()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
