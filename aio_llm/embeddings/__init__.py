@@ -1,35 +1,21 @@
 """Embeddings: the ``Embedder`` protocol, embedders, micro-batching and the vector index.
 
-``ClientEmbedder`` and ``EmbeddingBatcher`` need nothing beyond the core
-dependencies; ``LocalEmbedder`` and ``VectorIndex`` need numpy (the
-``semantic`` extra) and ``MiniLMEmbedder`` the ``minilm`` extra: they load on
-first use, so ``client.embed`` works without numpy.
+``LocalEmbedder`` and ``VectorIndex`` need numpy (the ``semantic`` extra),
+``MiniLMEmbedder`` the ``minilm`` extra; each name loads on first use, so
+``client.embed`` works without them.
 """
 
-from __future__ import annotations
+import typing
 
-from typing import TYPE_CHECKING
+from .._exports import lazy_exports as _lazy_exports
 
-from .._lazy import lazy_getattr
-from ._embedders import BatcherStatistics, ClientEmbedder, Embedder, EmbeddingBatcher
+if typing.TYPE_CHECKING:
+    from ._embedders import BatcherStatistics as BatcherStatistics
+    from ._embedders import ClientEmbedder as ClientEmbedder
+    from ._embedders import Embedder as Embedder
+    from ._embedders import EmbeddingBatcher as EmbeddingBatcher
+    from ._index import VectorIndex as VectorIndex
+    from ._local import LocalEmbedder as LocalEmbedder
+    from ._minilm import MiniLMEmbedder as MiniLMEmbedder
 
-if TYPE_CHECKING:
-    from ._index import VectorIndex
-    from ._local import LocalEmbedder
-    from ._minilm import MiniLMEmbedder
-
-__all__ = [
-    "BatcherStatistics",
-    "ClientEmbedder",
-    "Embedder",
-    "EmbeddingBatcher",
-    "LocalEmbedder",
-    "MiniLMEmbedder",
-    "VectorIndex",
-]
-
-__getattr__ = lazy_getattr(
-    __name__,
-    {"LocalEmbedder": "_local", "MiniLMEmbedder": "_minilm", "VectorIndex": "_index"},
-    globals(),
-)
+__all__, __getattr__, __dir__ = _lazy_exports(__name__)

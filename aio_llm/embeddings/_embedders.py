@@ -1,14 +1,14 @@
 """Embeddings: the ``Embedder`` protocol, its two implementations, and micro-batching.
 
 * ``LocalEmbedder`` works offline with no model download (hashed lexical
-  features, see ``._local``); it is the semantic cache's
+  features, see ``aio_llm.embeddings._local``); it is the semantic cache's
   default.
 * ``ClientEmbedder(client, model)`` asks the provider's embeddings endpoint
   through ``client.embed``.
 * ``EmbeddingBatcher`` gathers ``embed`` calls that arrive within a few
   milliseconds of each other into one upstream request per model and hands
   each caller its own vectors back.
-* ``VectorIndex`` (``._index``) stores and searches vectors.
+* ``VectorIndex`` (``aio_llm.embeddings._index``) stores and searches vectors.
 """
 
 from __future__ import annotations

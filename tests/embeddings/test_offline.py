@@ -80,7 +80,7 @@ def test_the_guard_catches_a_connection() -> None:
 def test_the_local_embedder_is_offline() -> None:
     out = _run(
         """
-        from aio_llm import LocalEmbedder
+        from aio_llm.embeddings import LocalEmbedder
         vectors = LocalEmbedder().embed_nowait(["Is it offline?", "is it offline"])
         print(round(float(vectors[0] @ vectors[1]), 3))
         """
@@ -97,7 +97,7 @@ def test_minilm_loads_and_runs_offline_without_torch_or_a_hub() -> None:
     out = _run(
         """
         import anyio
-        from aio_llm import MiniLMEmbedder
+        from aio_llm.embeddings import MiniLMEmbedder
 
         async def main():
             e = MiniLMEmbedder()

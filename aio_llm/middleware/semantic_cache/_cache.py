@@ -51,7 +51,7 @@ from ._store import Candidate, MemoryStore, SemanticStore
 from ._verify import LexicalVerifier, Verifier
 
 if TYPE_CHECKING:
-    from ...client import AsyncLLMClient
+    from ...client._client import AsyncLLMClient
     from ...config import ClientConfig
 
 __all__ = ["SemanticCache", "SemanticCacheStatistics"]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 from ...types import ChatResponse
 
 if TYPE_CHECKING:
-    from ...client import AsyncLLMClient
+    from ...client._client import AsyncLLMClient
 
 __all__ = ["Judge", "LLMJudge", "SameAnswer"]
 
