@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from ..client._client import AsyncLLMClient
-
 __all__ = [
     "BatcherStatistics",
     "ClientEmbedder",
@@ -49,12 +47,20 @@ class Embedder(Protocol):
     async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
 
+class EmbeddingClient(Protocol):
+    """What ``ClientEmbedder`` needs of a client: ``AsyncLLMClient`` is one."""
+
+    async def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbeddingResponse:
+        """Vectors for ``texts`` from the provider's embeddings endpoint."""
+        ...
+
+
 class ClientEmbedder:
     """An ``Embedder`` that calls the provider's embeddings endpoint via ``client.embed``."""
 
     __slots__ = ("client", "model")
 
-    def __init__(self, client: AsyncLLMClient, model: str) -> None:
+    def __init__(self, client: EmbeddingClient, model: str) -> None:
         if not model:
             raise ValueError("model must name an embedding model")
         self.client = client

@@ -42,8 +42,8 @@ from ...clock import SYSTEM_CLOCK, Clock
 from ...embeddings import ClientEmbedder, Embedder
 from ...errors import ConfigurationError
 from ...pipeline import Next
-from ...streaming import ChunkStream, replay_as_stream
-from ...types import ChatRequest, ChatResponse
+from ...streaming import replay_as_stream
+from ...types import ChatRequest, ChatResponse, ChunkStream
 from .._keys import RequestKeyer, TenantFn
 from ._bound import Decision, ErrorBound, FixedThreshold, Policy
 from ._judge import Judge, SameAnswer

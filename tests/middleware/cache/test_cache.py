@@ -19,9 +19,9 @@ from aio_llm.config import ClientConfig
 from aio_llm.errors import ServerError
 from aio_llm.middleware import Cache, MemoryCache, RedisCache
 from aio_llm.middleware._keys import RequestKeyer, api_key_fingerprint, local_key, request_key
-from aio_llm.streaming import ChunkAccumulator, ChunkStream
+from aio_llm.streaming import ChunkAccumulator
 from aio_llm.testing.clock import FakeClock
-from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, Message, Usage
+from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Message, Usage
 from tests.conftest import RedisServer
 
 pytestmark = pytest.mark.anyio

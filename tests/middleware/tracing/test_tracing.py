@@ -30,9 +30,9 @@ from aio_llm.middleware.tracing._tracing import (
     tracing_active,
 )
 from aio_llm.pipeline import Next, build_chain
-from aio_llm.streaming import ChunkStream, replay_as_stream
+from aio_llm.streaming import replay_as_stream
 from aio_llm.testing.clock import FakeClock
-from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, Message, Usage
+from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Message, Usage
 
 PROMPT = "What is the secret recipe of grandma's soup?"
 ANSWER = "Carrots, patience and a bay leaf."
