@@ -51,8 +51,8 @@ from ._store import Candidate, MemoryStore, SemanticStore
 from ._verify import LexicalVerifier, Verifier
 
 if TYPE_CHECKING:
-    from ...client._client import AsyncLLMClient
     from ...config import ClientConfig
+    from ...embeddings._embedders import EmbeddingClient
 
 __all__ = ["SemanticCache", "SemanticCacheStatistics"]
 
@@ -154,7 +154,7 @@ class SemanticCache:
         *,
         keyer: RequestKeyer | None = None,
         clock: Clock | None = None,
-        client: AsyncLLMClient | None = None,
+        client: EmbeddingClient | None = None,
     ) -> SemanticCache:
         """The semantic cache that ``config`` describes (``semantic_cache_*`` settings)."""
         if config.semantic_cache_max_error is not None and config.semantic_cache_threshold:

@@ -21,14 +21,19 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 from ...types import ChatResponse
 
-if TYPE_CHECKING:
-    from ...client._client import AsyncLLMClient
-
 __all__ = ["Judge", "LLMJudge", "SameAnswer"]
+
+
+class ChatClient(Protocol):
+    """What ``LLMJudge`` needs of a client: ``AsyncLLMClient`` is one."""
+
+    async def chat(self, messages: Any = None, *, model: str | None = None, **params: Any) -> Any:
+        """One chat completion."""
+        ...
 
 
 class Judge(Protocol):
@@ -82,7 +87,7 @@ class LLMJudge:
 
     __slots__ = ("client", "model")
 
-    def __init__(self, client: AsyncLLMClient, model: str) -> None:
+    def __init__(self, client: ChatClient, model: str) -> None:
         if not model:
             raise ValueError("model must name a chat model")
         self.client = client
@@ -90,7 +95,7 @@ class LLMJudge:
 
     async def same(self, question: str, fresh: ChatResponse, cached: ChatResponse) -> bool:
         prompt = _PROMPT.format(question=question, fresh=fresh.content, cached=cached.content)
-        reply = await self.client.chat(
+        reply: ChatResponse = await self.client.chat(
             [{"role": "user", "content": prompt}],
             model=self.model,
             temperature=0,
