@@ -16,7 +16,16 @@ from typing import Any, Protocol
 
 import anyio
 
-from .types import ChatChunk, ChatResponse, FinishReason, Message, ToolCall, Usage, fast_construct
+from .types import (
+    ChatChunk,
+    ChatResponse,
+    FinishReason,
+    ThinkingBlock,
+    Usage,
+    fast_construct,
+    make_message,
+    make_tool_call,
+)
 
 _log = logging.getLogger("aio_llm.streaming")
 
@@ -172,9 +181,24 @@ class ChunkStream:
 
 
 class ChunkAccumulator:
-    """Rebuilds a ``ChatResponse`` from chunks (text, reasoning, tool calls, usage)."""
+    """Rebuilds a ``ChatResponse`` from chunks (text, reasoning, tool calls, usage).
 
-    __slots__ = ("_reasoning", "_text", "_tools", "finish_reason", "id", "model", "usage")
+    What a chunk does not carry, a stream decoder sets here directly:
+    ``thinking`` (reasoning blocks with their signatures, for the next turn)
+    and ``signatures`` (tool-call index -> the provider's signature).
+    """
+
+    __slots__ = (
+        "_reasoning",
+        "_text",
+        "_tools",
+        "finish_reason",
+        "id",
+        "model",
+        "signatures",
+        "thinking",
+        "usage",
+    )
 
     def __init__(self) -> None:
         self._text: list[str] = []
@@ -184,6 +208,8 @@ class ChunkAccumulator:
         self.usage: Usage | None = None
         self.id = ""
         self.model = ""
+        self.thinking: list[ThinkingBlock] = []
+        self.signatures: dict[int, str] = {}
 
     def add(self, chunk: ChatChunk) -> None:
         if chunk.delta:
@@ -211,21 +237,18 @@ class ChunkAccumulator:
 
     def build(self, *, provider: str, raw: Any = None) -> ChatResponse:
         text = "".join(self._text)
+        signatures = self.signatures
         tool_calls = [
-            fast_construct(ToolCall, id=s[0], name=s[1], arguments=s[2])
-            for _, s in sorted(self._tools.items())
+            make_tool_call(s[0], s[1], s[2], signatures.get(i))
+            for i, s in sorted(self._tools.items())
         ]
-        message = fast_construct(
-            Message,
-            role="assistant",
-            content=text,
-            name=None,
-            tool_calls=tool_calls or None,
-            tool_call_id=None,
-        )
+        message = make_message(text, tool_calls, self.thinking)
         usage = self.usage
         if usage is None:
             usage = Usage()
+        finish = self.finish_reason
+        if tool_calls and finish is not None:
+            finish = "tool_calls"  # whatever the provider said (OpenAI's forced choice: "stop")
         return fast_construct(
             ChatResponse,
             id=self.id,
@@ -233,7 +256,7 @@ class ChunkAccumulator:
             provider=provider,
             content=text,
             message=message,
-            finish_reason=self.finish_reason,
+            finish_reason=finish,
             tool_calls=tool_calls,
             usage=usage,
             cost=None,

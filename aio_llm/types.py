@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 if TYPE_CHECKING:
     from .streaming import ChunkStream
@@ -24,6 +24,7 @@ __all__ = [
     "Message",
     "MessageInput",
     "Role",
+    "ThinkingBlock",
     "ToolCall",
     "ToolCallDelta",
     "Usage",
@@ -38,13 +39,31 @@ FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
 
 class ToolCall(BaseModel):
-    """A complete function call the model asked for; ``arguments`` is JSON text."""
+    """A complete function call the model asked for; ``arguments`` is JSON text.
+
+    Also accepts OpenAI's nested shape, ``{"id", "type": "function",
+    "function": {"name", "arguments"}}`` (``arguments`` may be an object),
+    as users copy it from the SDK. ``signature`` is an opaque token the
+    provider needs back with this call in the next turn (Gemini's
+    ``thoughtSignature``; OpenAI-compatible Gemini sends it as
+    ``extra_content.google.thought_signature``, which is read too).
+    """
 
     model_config = ConfigDict(defer_build=True, frozen=True)
 
     id: str
     name: str
     arguments: str = ""
+    signature: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_openai_shape(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and ("function" in data or "extra_content" in data):
+            return flat_tool_call(data)
+        if isinstance(data, Mapping) and not isinstance(data.get("arguments", ""), str):
+            return {**data, "arguments": _json_text(data["arguments"])}
+        return data
 
 
 class ToolCallDelta(BaseModel):
@@ -58,8 +77,41 @@ class ToolCallDelta(BaseModel):
     arguments: str = ""
 
 
+class ThinkingBlock(BaseModel):
+    """Reasoning an assistant turn carried, kept so that the next turn can send it back.
+
+    Providers that reason visibly want their reasoning returned unchanged in
+    the history of the next request (Anthropic and Bedrock thinking with its
+    ``signature``, redacted reasoning, OpenAI Responses reasoning items with
+    their encrypted content, Gemini thought parts and signatures). A block
+    goes back only to the kind of provider that produced it (``provider``);
+    a block without ``provider`` (Anthropic-format input) goes to Anthropic
+    and Bedrock.
+    """
+
+    model_config = ConfigDict(defer_build=True, frozen=True)
+
+    text: str = ""
+    signature: str | None = None
+    """The opaque token that vouches for ``text`` (Responses: the encrypted content)."""
+    redacted: str | None = None
+    """Reasoning the provider sent encrypted instead of as text."""
+    id: str | None = None
+    """The provider's id of the reasoning item (Responses ``rs_...``)."""
+    provider: str | None = None
+    """The kind of provider that produced it ("anthropic", "bedrock", "gemini", ...)."""
+
+
 class Message(BaseModel):
-    """One chat message. Every API that takes messages also takes plain dicts."""
+    """One chat message. Every API that takes messages also takes plain dicts.
+
+    Messages in OpenAI's chat format and in Anthropic's content-block format
+    are accepted as they are and translated for each provider: ``content``
+    may hold Anthropic ``tool_use`` / ``tool_result`` / ``thinking`` /
+    ``image`` / ``document`` blocks as well as OpenAI parts. ``thinking``
+    carries an assistant turn's reasoning for the next request (see
+    ``ThinkingBlock``).
+    """
 
     model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
@@ -68,6 +120,15 @@ class Message(BaseModel):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    thinking: list[ThinkingBlock] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_sdk_nulls(cls, data: Any) -> Any:
+        # an OpenAI SDK message dumped to a dict carries these, mostly empty
+        if isinstance(data, Mapping) and not _MESSAGE_KEYS.issuperset(data):
+            return sdk_message(data)
+        return data
 
     @field_validator("content")
     @classmethod
@@ -91,6 +152,61 @@ class Message(BaseModel):
 
 
 MessageInput = Message | Mapping[str, Any]
+
+_MESSAGE_KEYS = frozenset(Message.model_fields)
+
+
+def _json_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    from ._json import dumps_text
+
+    return dumps_text(value)
+
+
+def flat_tool_call(data: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenAI's nested tool call ``{"id", "type", "function": {...}}`` as ``ToolCall`` fields."""
+    out = {k: v for k, v in data.items() if k not in ("function", "type", "extra_content")}
+    kind = data.get("type", "function")
+    if kind != "function":
+        raise ValueError(f"tool call type {kind!r} is not supported (only 'function')")
+    fn = data.get("function")
+    if fn is not None:
+        if not isinstance(fn, Mapping):
+            raise ValueError("'function' must be an object with 'name' and 'arguments'")
+        if "name" in fn:
+            out.setdefault("name", fn["name"])
+        if "arguments" in fn:
+            out.setdefault("arguments", fn["arguments"])
+    if not isinstance(out.get("arguments", ""), str):
+        out["arguments"] = _json_text(out["arguments"])
+    extra = data.get("extra_content")
+    google = extra.get("google") if isinstance(extra, Mapping) else None
+    if isinstance(google, Mapping) and isinstance(google.get("thought_signature"), str):
+        out.setdefault("signature", google["thought_signature"])
+    return out
+
+
+_SDK_EMPTY_FIELDS = ("refusal", "audio", "function_call", "annotations")
+
+
+def sdk_message(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A message dict from an SDK (``model_dump()`` of an OpenAI message) in aio_llm's fields.
+
+    Empty ``refusal``/``audio``/``function_call``/``annotations`` are dropped; a
+    refusal without content becomes the content. Anything else that is not a
+    field is left for validation to refuse.
+    """
+    out = dict(data)
+    for key in _SDK_EMPTY_FIELDS:
+        if key in out and not out[key]:
+            del out[key]
+    refusal = out.pop("refusal", None)
+    if isinstance(refusal, str) and not out.get("content"):
+        out["content"] = refusal
+    return out
 
 
 class ChatRequest(BaseModel):
@@ -231,6 +347,28 @@ def fast_construct(cls: type[_M], **fields: Any) -> _M:
         dict.fromkeys(_RESPONSE_PRIVATE) if cls is ChatResponse else None,
     )
     return obj
+
+
+def make_tool_call(id: str, name: str, arguments: str, signature: str | None = None) -> ToolCall:
+    """A ``ToolCall`` from trusted values (no validation)."""
+    return fast_construct(ToolCall, id=id, name=name, arguments=arguments, signature=signature)
+
+
+def make_message(
+    content: str,
+    tool_calls: list[ToolCall] | None = None,
+    thinking: list[ThinkingBlock] | None = None,
+) -> Message:
+    """An assistant ``Message`` from trusted values (no validation)."""
+    return fast_construct(
+        Message,
+        role="assistant",
+        content=content,
+        name=None,
+        tool_calls=tool_calls or None,
+        tool_call_id=None,
+        thinking=thinking or None,
+    )
 
 
 def make_usage(

@@ -14,6 +14,7 @@ from ..types import (
     ChatRequest,
     ChatResponse,
     FinishReason,
+    ThinkingBlock,
     ToolCallDelta,
     Usage,
     fast_construct,
@@ -34,7 +35,8 @@ FINISH: dict[str, FinishReason] = {
 }
 
 
-# Per-block kinds the stream decoder tracks.
+# Per-block kinds the stream decoder tracks; a block's state is
+# [kind, tool ordinal, saw-arguments (tools) | text pieces (thinking), start input | signature].
 _TEXT, _THINKING, _TOOL, _SKIP = 0, 1, 2, 3
 
 
@@ -53,7 +55,6 @@ class AnthropicStreamDecoder:
         self._provider = provider
         self.accumulator = ChunkAccumulator()
         self.accumulator.model = request.model
-        # block index -> [kind, tool ordinal, saw-arguments, start input]
         self._blocks: dict[int, list[Any]] = {}
         self._tools = 0
         self._usage: dict[str, Any] = {}
@@ -140,9 +141,16 @@ class AnthropicStreamDecoder:
             text = block.get("text")
             return [_chunk(delta=text)] if isinstance(text, str) and text else []
         if kind == "thinking":
-            self._blocks[index] = [_THINKING, -1, False, None]
             thought = block.get("thinking")
-            return [_chunk(reasoning=thought)] if isinstance(thought, str) and thought else []
+            thought = thought if isinstance(thought, str) else ""
+            sig = block.get("signature")
+            self._blocks[index] = [_THINKING, -1, [thought], sig if isinstance(sig, str) else None]
+            return [_chunk(reasoning=thought)] if thought else []
+        if kind == "redacted_thinking":
+            data_ = block.get("data")
+            if isinstance(data_, str):
+                kept = ThinkingBlock(redacted=data_, provider=self._provider.name)
+                self.accumulator.thinking.append(kept)
         if kind == "tool_use":
             ident, name = block.get("id"), block.get("name")
             if not isinstance(ident, str) or not isinstance(name, str):
@@ -166,7 +174,18 @@ class AnthropicStreamDecoder:
             return _chunk(delta=text) if isinstance(text, str) and text else None
         if kind == "thinking_delta":
             thought = delta.get("thinking")
-            return _chunk(reasoning=thought) if isinstance(thought, str) and thought else None
+            if not isinstance(thought, str) or not thought:
+                return None
+            state = self._block(data)
+            if state is not None and state[0] == _THINKING:
+                state[2].append(thought)
+            return _chunk(reasoning=thought)
+        if kind == "signature_delta":
+            state = self._block(data)
+            sig = delta.get("signature")
+            if state is not None and state[0] == _THINKING and isinstance(sig, str):
+                state[3] = (state[3] or "") + sig
+            return None
         if kind == "input_json_delta":
             state = self._block(data)
             part = delta.get("partial_json")
@@ -175,10 +194,15 @@ class AnthropicStreamDecoder:
             state[2] = True
             tc = fast_construct(ToolCallDelta, index=state[1], id=None, name=None, arguments=part)
             return _chunk(tool_calls=[tc])
-        return None  # signature_delta, citations_delta, unknown deltas
+        return None  # citations_delta, unknown deltas
 
     def _stop(self, data: dict[str, Any]) -> list[ChatChunk]:
         state = self._block(data)
+        if state is not None and state[0] == _THINKING:
+            text = "".join(state[2])
+            block = ThinkingBlock(text=text, signature=state[3], provider=self._provider.name)
+            self.accumulator.thinking.append(block)
+            return []
         if state is None or state[0] != _TOOL or state[2]:
             return []
         # a tool call streamed without argument fragments: its input came whole

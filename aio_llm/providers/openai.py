@@ -24,8 +24,11 @@ from ._openai_stream import OpenAIStreamDecoder
 from ._openai_wire import (
     decode_embeddings,
     error_from_body,
-    message_to_wire,
+    messages_to_wire,
     parse_chat,
+    response_format_to_wire,
+    tool_choice_to_wire,
+    tools_to_wire,
 )
 from .base import HTTPRequest, Provider
 
@@ -96,7 +99,7 @@ class OpenAIProvider(Provider):
     def encode_chat(self, request: ChatRequest) -> HTTPRequest:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [message_to_wire(m) for m in request.messages],
+            "messages": messages_to_wire(request.messages),
         }
         if request.temperature is not None:
             body["temperature"] = request.temperature
@@ -107,11 +110,11 @@ class OpenAIProvider(Provider):
         if request.stop is not None:
             body["stop"] = request.stop
         if request.tools is not None:
-            body["tools"] = request.tools
+            body["tools"] = tools_to_wire(request.tools)
         if request.tool_choice is not None:
-            body["tool_choice"] = request.tool_choice
+            body["tool_choice"] = tool_choice_to_wire(request.tool_choice)
         if request.response_format is not None:
-            body["response_format"] = request.response_format
+            body["response_format"] = response_format_to_wire(request.response_format)
         if request.seed is not None:
             body["seed"] = request.seed
         if request.user is not None:
