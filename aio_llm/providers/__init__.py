@@ -15,6 +15,7 @@ from .anthropic import AnthropicProvider
 from .base import HTTPRequest, Provider, StreamDecoder
 from .mock import MockProvider
 from .openai import OpenAICompatibleProvider, OpenAIProvider
+from .openai_responses import OpenAIResponsesProvider
 from .openrouter import OpenRouterProvider
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "MockProvider",
     "OpenAICompatibleProvider",
     "OpenAIProvider",
+    "OpenAIResponsesProvider",
     "OpenRouterProvider",
     "Provider",
     "StreamDecoder",
@@ -32,6 +34,7 @@ __all__ = [
 
 PROVIDER_KINDS: Mapping[str, type[Provider]] = {
     "openai": OpenAIProvider,
+    "openai-responses": OpenAIResponsesProvider,
     "anthropic": AnthropicProvider,
     "openrouter": OpenRouterProvider,
     "openai-compatible": OpenAICompatibleProvider,
