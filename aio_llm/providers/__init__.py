@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from .anthropic import AnthropicProvider
 from .base import HTTPRequest, Provider, StreamDecoder
+from .gemini import GeminiProvider
 from .mock import MockProvider
 from .openai import OpenAICompatibleProvider, OpenAIProvider
 from .openai_responses import OpenAIResponsesProvider
@@ -21,6 +22,7 @@ from .openrouter import OpenRouterProvider
 __all__ = [
     "PROVIDER_KINDS",
     "AnthropicProvider",
+    "GeminiProvider",
     "HTTPRequest",
     "MockProvider",
     "OpenAICompatibleProvider",
@@ -37,6 +39,7 @@ PROVIDER_KINDS: Mapping[str, type[Provider]] = {
     "openai-responses": OpenAIResponsesProvider,
     "anthropic": AnthropicProvider,
     "openrouter": OpenRouterProvider,
+    "gemini": GeminiProvider,
     "openai-compatible": OpenAICompatibleProvider,
     "mock": MockProvider,
 }
