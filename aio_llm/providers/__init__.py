@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from .anthropic import AnthropicProvider
+from .azure import AzureOpenAIProvider, AzureOpenAIResponsesProvider
 from .base import HTTPRequest, Provider, StreamDecoder
 from .gemini import GeminiProvider
 from .mock import MockProvider
@@ -22,6 +23,8 @@ from .openrouter import OpenRouterProvider
 __all__ = [
     "PROVIDER_KINDS",
     "AnthropicProvider",
+    "AzureOpenAIProvider",
+    "AzureOpenAIResponsesProvider",
     "GeminiProvider",
     "HTTPRequest",
     "MockProvider",
@@ -40,6 +43,8 @@ PROVIDER_KINDS: Mapping[str, type[Provider]] = {
     "anthropic": AnthropicProvider,
     "openrouter": OpenRouterProvider,
     "gemini": GeminiProvider,
+    "azure-openai": AzureOpenAIProvider,
+    "azure-openai-responses": AzureOpenAIResponsesProvider,
     "openai-compatible": OpenAICompatibleProvider,
     "mock": MockProvider,
 }
@@ -58,7 +63,10 @@ def create_provider(
 
     The key and base URL default to the provider's own variables
     (``OPENAI_API_KEY``/``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY``/
-    ``ANTHROPIC_BASE_URL``, ``OPENROUTER_API_KEY``).
+    ``ANTHROPIC_BASE_URL``, ``OPENROUTER_API_KEY``, ``GEMINI_API_KEY``,
+    ``AZURE_OPENAI_API_KEY``/``AZURE_OPENAI_ENDPOINT``, ...); the kind's own
+    settings (Azure's ``OPENAI_API_VERSION``, Bedrock's AWS region and
+    credentials) come from ``Provider.settings_from_env``.
     """
     env = os.environ if environ is None else environ
     normalized = kind.strip().lower().replace("_", "-")
@@ -70,11 +78,14 @@ def create_provider(
         raise ConfigurationError(f"unknown provider {kind!r}; known providers: {known}")
     if base_url is None and cls.base_url_env:
         base_url = env.get(cls.base_url_env) or None
+    from_env = {k: v for k, v in cls.settings_from_env(env).items() if v is not None}
+    options = {**from_env, **options}
     if api_key is None and cls.api_key_env:
-        api_key = env.get(cls.api_key_env) or None
-        if api_key is None:
+        names = (cls.api_key_env, *cls.api_key_alt_envs)
+        api_key = next((env[n] for n in names if env.get(n)), None)
+        if api_key is None and not cls.has_credentials(options):
             raise ConfigurationError(
-                f"no API key for provider {label or normalized!r}: set {cls.api_key_env} "
+                f"no API key for provider {label or normalized!r}: set {' or '.join(names)} "
                 "or pass api_key="
             )
     if cls is OpenAICompatibleProvider and base_url is None:

@@ -120,6 +120,8 @@ class Provider:
 
     name: ClassVar[str] = "base"
     api_key_env: ClassVar[str | None] = None
+    api_key_alt_envs: ClassVar[tuple[str, ...]] = ()
+    """More variables the key is read from when ``api_key_env`` is unset."""
     base_url_env: ClassVar[str | None] = None
     default_base_url: ClassVar[str] = ""
 
@@ -149,6 +151,20 @@ class Provider:
     def __repr__(self) -> str:
         key = "set" if self.api_key else "missing"
         return f"<{type(self).__name__} {self.label} base_url={self.base_url!r} api_key={key}>"
+
+    @classmethod
+    def settings_from_env(cls, env: Mapping[str, str]) -> dict[str, Any]:
+        """Constructor settings this kind reads from ``env`` beside the key and base URL.
+
+        ``create_provider`` passes them on (``None`` values are left out;
+        settings given explicitly win).
+        """
+        return {}
+
+    @classmethod
+    def has_credentials(cls, settings: Mapping[str, Any]) -> bool:
+        """True when ``settings`` hold a credential other than an API key (a token)."""
+        return False
 
     # -- the codec (pure) -------------------------------------------------
     def encode_chat(self, request: ChatRequest) -> HTTPRequest:

@@ -53,7 +53,7 @@ class GeminiProvider(Provider):
     api_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
     base_url_env: ClassVar[str | None] = "GOOGLE_GEMINI_BASE_URL"
     default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com/v1beta"
-    api_key_fallback_env: ClassVar[str] = "GOOGLE_API_KEY"
+    api_key_alt_envs: ClassVar[tuple[str, ...]] = ("GOOGLE_API_KEY",)
 
     def __init__(
         self,

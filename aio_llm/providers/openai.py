@@ -73,8 +73,7 @@ class OpenAIProvider(Provider):
         self._chat_url = self.base_url + "/chat/completions"
         self._embed_url = self.base_url + "/embeddings"
         static: dict[str, str] = {"Content-Type": "application/json"}
-        if self.api_key:
-            static["Authorization"] = f"Bearer {self.api_key}"
+        static.update(self._auth_headers())
         if organization:
             static["OpenAI-Organization"] = organization
         if project:
@@ -84,6 +83,10 @@ class OpenAIProvider(Provider):
         # shared by every request of this instance: transports copy, never mutate
         self._headers = static
         self._stream_headers = {**static, "Accept": "text/event-stream"}
+
+    def _auth_headers(self) -> dict[str, str]:
+        """The headers that carry the key (``Authorization: Bearer``)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def _provider_headers(self) -> dict[str, str]:
         """Headers a subclass adds to every request (before the user's ``headers``)."""
