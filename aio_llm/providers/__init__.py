@@ -14,6 +14,7 @@ from ..errors import ConfigurationError
 from .anthropic import AnthropicProvider
 from .azure import AzureOpenAIProvider, AzureOpenAIResponsesProvider
 from .base import HTTPRequest, Provider, StreamDecoder
+from .bedrock import BedrockProvider
 from .gemini import GeminiProvider
 from .mock import MockProvider
 from .openai import OpenAICompatibleProvider, OpenAIProvider
@@ -25,6 +26,7 @@ __all__ = [
     "AnthropicProvider",
     "AzureOpenAIProvider",
     "AzureOpenAIResponsesProvider",
+    "BedrockProvider",
     "GeminiProvider",
     "HTTPRequest",
     "MockProvider",
@@ -45,6 +47,7 @@ PROVIDER_KINDS: Mapping[str, type[Provider]] = {
     "gemini": GeminiProvider,
     "azure-openai": AzureOpenAIProvider,
     "azure-openai-responses": AzureOpenAIResponsesProvider,
+    "bedrock": BedrockProvider,
     "openai-compatible": OpenAICompatibleProvider,
     "mock": MockProvider,
 }
@@ -80,6 +83,8 @@ def create_provider(
         base_url = env.get(cls.base_url_env) or None
     from_env = {k: v for k, v in cls.settings_from_env(env).items() if v is not None}
     options = {**from_env, **options}
+    env_base_url = options.pop("base_url", None)  # a kind's second variable (AWS_ENDPOINT_URL)
+    base_url = base_url or env_base_url
     if api_key is None and cls.api_key_env:
         names = (cls.api_key_env, *cls.api_key_alt_envs)
         api_key = next((env[n] for n in names if env.get(n)), None)

@@ -139,8 +139,15 @@ class AzureOpenAIProvider(OpenAIProvider):
             response.__dict__["request_id"] = headers.get("apim-request-id")
         return response
 
-    def encode_embed(self, texts: list[str], model: str, **params: Any) -> HTTPRequest:
-        http = super().encode_embed(texts, model, **params)
+    def encode_embed(
+        self,
+        texts: list[str],
+        model: str,
+        dimensions: int | None = None,
+        encoding_format: str = "float",
+        **params: Any,
+    ) -> HTTPRequest:
+        http = super().encode_embed(texts, model, dimensions, encoding_format, **params)
         if self.api_version is None:
             url = f"{self.base_url}/openai/v1/embeddings"
         else:
