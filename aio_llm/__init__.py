@@ -60,6 +60,7 @@ from .types import (
     ChatResponse,
     EmbeddingResponse,
     Message,
+    ThinkingBlock,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -125,6 +126,13 @@ if TYPE_CHECKING:
     )
     from .observability import Observability, RequestStats, get_observability
     from .optimization import PromptOptimizer, get_cache, get_deduplicator
+    from .providers import (
+        AzureOpenAIProvider,
+        AzureOpenAIResponsesProvider,
+        BedrockProvider,
+        GeminiProvider,
+        OpenAIResponsesProvider,
+    )
     from .testing import FakeClock
     from .vector_index import VectorIndex
 
@@ -133,6 +141,11 @@ __version__ = "0.1.0"
 # Names whose modules pull in heavier dependencies load on first use, so that
 # `import aio_llm` stays light (see benchmarks/README.md for the import time).
 _LAZY = {
+    "AzureOpenAIProvider": "providers",
+    "AzureOpenAIResponsesProvider": "providers",
+    "BedrockProvider": "providers",
+    "GeminiProvider": "providers",
+    "OpenAIResponsesProvider": "providers",
     "AdaptiveRetry": "middleware",
     "AnthropicTransport": "facade",
     "BudgetAlert": "cost",
@@ -208,7 +221,6 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "USE_CLIENT_DEFAULT",
     "APIConnectionError",
     "APIError",
     "APIResponseError",
@@ -219,7 +231,10 @@ __all__ = [
     "AnthropicTransport",
     "AsyncLLMClient",
     "AuthenticationError",
+    "AzureOpenAIProvider",
+    "AzureOpenAIResponsesProvider",
     "BadRequestError",
+    "BedrockProvider",
     "BudgetAlert",
     "BudgetConfig",
     "BudgetExceededError",
@@ -258,6 +273,7 @@ __all__ = [
     "Fallback",
     "FallbackTarget",
     "FibonacciBackoffRetry",
+    "GeminiProvider",
     "InvalidRequestError",
     "LLMClient",
     "LLMClientService",
@@ -275,6 +291,7 @@ __all__ = [
     "Observability",
     "OpenAICompatibleProvider",
     "OpenAIProvider",
+    "OpenAIResponsesProvider",
     "OpenAITransport",
     "OpenRouterProvider",
     "OpenRouterTransport",
@@ -299,9 +316,11 @@ __all__ = [
     "ServerError",
     "StreamError",
     "SystemClock",
+    "ThinkingBlock",
     "ToolCall",
     "ToolCallDelta",
     "Tracing",
+    "USE_CLIENT_DEFAULT",
     "UnprocessableEntityError",
     "Usage",
     "UsageRecord",

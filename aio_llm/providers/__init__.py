@@ -1,25 +1,31 @@
 """Provider adapters: sans-I/O codecs for each wire format, plus the mock.
 
 ``create_provider(kind, ...)`` builds one by kind, reading the API key and
-base URL from the variables the official SDKs read when not given.
+base URL from the variables the official SDKs read when not given. The
+Responses, Gemini, Azure and Bedrock adapters load on first use, so that
+``import aio_llm`` costs nothing for the providers a program does not use.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
+from .._lazy import lazy_getattr
 from ..errors import ConfigurationError
 from .anthropic import AnthropicProvider
-from .azure import AzureOpenAIProvider, AzureOpenAIResponsesProvider
 from .base import HTTPRequest, Provider, StreamDecoder
-from .bedrock import BedrockProvider
-from .gemini import GeminiProvider
 from .mock import MockProvider
 from .openai import OpenAICompatibleProvider, OpenAIProvider
-from .openai_responses import OpenAIResponsesProvider
 from .openrouter import OpenRouterProvider
+
+if TYPE_CHECKING:
+    from .azure import AzureOpenAIProvider, AzureOpenAIResponsesProvider
+    from .bedrock import BedrockProvider
+    from .gemini import GeminiProvider
+    from .openai_responses import OpenAIResponsesProvider
 
 __all__ = [
     "PROVIDER_KINDS",
@@ -39,18 +45,51 @@ __all__ = [
     "create_provider",
 ]
 
-PROVIDER_KINDS: Mapping[str, type[Provider]] = {
-    "openai": OpenAIProvider,
-    "openai-responses": OpenAIResponsesProvider,
-    "anthropic": AnthropicProvider,
-    "openrouter": OpenRouterProvider,
-    "gemini": GeminiProvider,
-    "azure-openai": AzureOpenAIProvider,
-    "azure-openai-responses": AzureOpenAIResponsesProvider,
-    "bedrock": BedrockProvider,
-    "openai-compatible": OpenAICompatibleProvider,
-    "mock": MockProvider,
+_LAZY = {
+    "AzureOpenAIProvider": "azure",
+    "AzureOpenAIResponsesProvider": "azure",
+    "BedrockProvider": "bedrock",
+    "GeminiProvider": "gemini",
+    "OpenAIResponsesProvider": "openai_responses",
 }
+
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
+
+
+class _Kinds(Mapping[str, type[Provider]]):
+    """Kind -> provider class; a class whose module is not loaded yet is imported on lookup."""
+
+    def __init__(self, table: Mapping[str, type[Provider] | str]) -> None:
+        self._table = dict(table)
+
+    def __getitem__(self, kind: str) -> type[Provider]:
+        entry = self._table[kind]
+        if isinstance(entry, str):
+            cls: type[Provider] = getattr(importlib.import_module(f"{__name__}"), entry)
+            self._table[kind] = entry = cls
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+PROVIDER_KINDS: Mapping[str, type[Provider]] = _Kinds(
+    {
+        "openai": OpenAIProvider,
+        "openai-responses": "OpenAIResponsesProvider",
+        "anthropic": AnthropicProvider,
+        "openrouter": OpenRouterProvider,
+        "gemini": "GeminiProvider",
+        "azure-openai": "AzureOpenAIProvider",
+        "azure-openai-responses": "AzureOpenAIResponsesProvider",
+        "bedrock": "BedrockProvider",
+        "openai-compatible": OpenAICompatibleProvider,
+        "mock": MockProvider,
+    }
+)
 
 
 def create_provider(
