@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._lazy import lazy_getattr
-from .client import USE_CLIENT_DEFAULT, AsyncLLMClient, ChatStream, UseClientDefault
+from .client._client import USE_CLIENT_DEFAULT, AsyncLLMClient, ChatStream, UseClientDefault
+from .client._sync import LLMClient, invoke_chat
 from .clock import Clock, SystemClock
 from .config import ClientConfig, FallbackTarget
 from .errors import (
@@ -53,7 +54,6 @@ from .providers import (
     create_provider,
 )
 from .streaming import ChunkStream
-from .sync import LLMClient, invoke_chat
 from .types import (
     ChatChunk,
     ChatRequest,
@@ -67,23 +67,8 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from .cache_key import RequestKeyer, api_key_fingerprint, request_key
-    from .cost import (
-        BudgetAlert,
-        BudgetConfig,
-        BudgetPeriod,
-        BudgetScope,
-        CostManager,
-        CostMetrics,
-        LedgerUnavailableError,
-        ModelPrice,
-        PricingTable,
-        Recommendation,
-        UsageRecord,
-        get_cost_manager,
-    )
-    from .embeddings import ClientEmbedder, Embedder, EmbeddingBatcher, LocalEmbedder
-    from .facade import (
+    from .compat._optimization import PromptOptimizer, get_cache, get_deduplicator
+    from .compat.facade import (
         AnthropicTransport,
         LLMClientService,
         MockLLMTransport,
@@ -99,6 +84,22 @@ if TYPE_CHECKING:
         trace_operation,
         track_usage,
     )
+    from .cost import (
+        BudgetAlert,
+        BudgetConfig,
+        BudgetPeriod,
+        BudgetScope,
+        CostManager,
+        CostMetrics,
+        LedgerUnavailableError,
+        ModelPrice,
+        PricingTable,
+        Recommendation,
+        UsageRecord,
+        get_cost_manager,
+    )
+    from .embeddings._embedders import ClientEmbedder, Embedder, EmbeddingBatcher, LocalEmbedder
+    from .embeddings._index import VectorIndex
     from .middleware import (
         AdaptiveRetry,
         BudgetMiddleware,
@@ -124,8 +125,8 @@ if TYPE_CHECKING:
         default_middleware,
         record_event,
     )
-    from .observability import Observability, RequestStats, get_observability
-    from .optimization import PromptOptimizer, get_cache, get_deduplicator
+    from .middleware._keys import RequestKeyer, api_key_fingerprint, request_key
+    from .middleware.tracing._observability import Observability, RequestStats, get_observability
     from .providers import (
         AzureOpenAIProvider,
         AzureOpenAIResponsesProvider,
@@ -134,7 +135,6 @@ if TYPE_CHECKING:
         OpenAIResponsesProvider,
     )
     from .testing import FakeClock
-    from .vector_index import VectorIndex
 
 __version__ = "0.1.0"
 
@@ -147,7 +147,7 @@ _LAZY = {
     "GeminiProvider": "providers",
     "OpenAIResponsesProvider": "providers",
     "AdaptiveRetry": "middleware",
-    "AnthropicTransport": "facade",
+    "AnthropicTransport": "compat.facade",
     "BudgetAlert": "cost",
     "BudgetConfig": "cost",
     "BudgetMiddleware": "middleware",
@@ -169,22 +169,22 @@ _LAZY = {
     "FakeClock": "testing",
     "Fallback": "middleware",
     "FibonacciBackoffRetry": "middleware",
-    "LLMClientService": "facade",
+    "LLMClientService": "compat.facade",
     "LedgerUnavailableError": "cost",
     "LinearBackoffRetry": "middleware",
     "LocalEmbedder": "embeddings",
-    "MockLLMTransport": "facade",
+    "MockLLMTransport": "compat.facade",
     "ModelPrice": "cost",
-    "Observability": "observability",
-    "OpenAITransport": "facade",
-    "OpenRouterTransport": "facade",
+    "Observability": "middleware.tracing._observability",
+    "OpenAITransport": "compat.facade",
+    "OpenRouterTransport": "compat.facade",
     "PricingTable": "cost",
-    "PromptOptimizer": "optimization",
+    "PromptOptimizer": "compat._optimization",
     "RateLimit": "middleware",
     "RateLimitConfig": "middleware",
     "Recommendation": "cost",
-    "RequestKeyer": "cache_key",
-    "RequestStats": "observability",
+    "RequestKeyer": "middleware._keys",
+    "RequestStats": "middleware.tracing._observability",
     "Retry": "middleware",
     "RetryConfig": "middleware",
     "RetryExecutor": "middleware",
@@ -192,24 +192,24 @@ _LAZY = {
     "SemanticCache": "middleware",
     "Tracing": "middleware",
     "UsageRecord": "cost",
-    "VectorIndex": "vector_index",
-    "api_key_fingerprint": "cache_key",
+    "VectorIndex": "embeddings",
+    "api_key_fingerprint": "middleware._keys",
     "default_middleware": "middleware",
-    "finish_operation": "facade",
-    "get_budget_status": "facade",
-    "get_circuit_breaker": "facade",
-    "get_cache": "optimization",
+    "finish_operation": "compat.facade",
+    "get_budget_status": "compat.facade",
+    "get_circuit_breaker": "compat.facade",
+    "get_cache": "compat._optimization",
     "get_cost_manager": "cost",
-    "get_dashboard_data": "facade",
-    "get_deduplicator": "optimization",
-    "get_llm_client_service": "facade",
-    "get_metrics": "facade",
-    "get_observability": "observability",
-    "get_optimization_recommendations": "facade",
+    "get_dashboard_data": "compat.facade",
+    "get_deduplicator": "compat._optimization",
+    "get_llm_client_service": "compat.facade",
+    "get_metrics": "compat.facade",
+    "get_observability": "middleware.tracing._observability",
+    "get_optimization_recommendations": "compat.facade",
     "record_event": "middleware",
-    "request_key": "cache_key",
-    "trace_operation": "facade",
-    "track_usage": "facade",
+    "request_key": "middleware._keys",
+    "trace_operation": "compat.facade",
+    "track_usage": "compat.facade",
 }
 
 

@@ -1,7 +1,7 @@
 """Cost management: the price table, ``CostManager``, budgets and their ledgers."""
 
 from .budgets import BudgetAlert, BudgetConfig, BudgetPeriod, BudgetScope, period_bounds
-from .ledger import (
+from .ledger._base import (
     Ledger,
     LedgerUnavailableError,
     MemoryLedger,
@@ -9,7 +9,7 @@ from .ledger import (
     UsageRecord,
     ledger_from_url,
 )
-from .ledger_sqlite import SQLiteLedger
+from .ledger._sqlite import SQLiteLedger
 from .manager import CostManager, get_cost_manager
 from .metrics import CostMetrics
 from .pricing import ModelPrice, PricingTable, default_pricing
@@ -40,7 +40,7 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     if name == "RedisLedger":  # imported lazily: it needs the optional redis package
-        from .ledger_redis import RedisLedger
+        from .ledger._redis import RedisLedger
 
         return RedisLedger
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,7 +26,7 @@ from ..errors import BudgetExceededError
 from ..types import Usage
 from .book import BudgetBook
 from .budgets import BudgetAlert, BudgetConfig, BudgetPeriod, budget_status
-from .ledger import (
+from .ledger._base import (
     Balances,
     Ledger,
     LedgerUnavailableError,

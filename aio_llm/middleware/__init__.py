@@ -28,8 +28,8 @@ from ..pipeline import MiddlewareLike
 if TYPE_CHECKING:
     from ..providers.base import Provider
     from .budget import BudgetMiddleware, BudgetStatistics
-    from .cache import Cache, CacheBackend, CacheStatistics, MemoryCache, RedisCache
-    from .circuit_breaker import (
+    from .cache._cache import Cache, CacheBackend, CacheStatistics, MemoryCache, RedisCache
+    from .circuit_breaker._breaker import (
         CircuitBreaker,
         CircuitBreakerConfig,
         CircuitBreakerMiddleware,
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     )
     from .dedup import Dedup, Deduplicator, DedupStatistics
     from .fallback import Fallback, FallbackStatistics, should_fall_back
-    from .ratelimit import RateLimit, RateLimitConfig, RateLimitStatistics
-    from .retry import (
+    from .ratelimit._ratelimit import RateLimit, RateLimitConfig, RateLimitStatistics
+    from .retry._retry import (
         AdaptiveRetry,
         ExponentialBackoffRetry,
         FibonacciBackoffRetry,
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
         is_transient,
     )
     from .semantic_cache import SemanticCache, SemanticCacheStatistics
-    from .tracing import Tracing, record_event
+    from .tracing._tracing import Tracing, record_event
 
 __all__ = [
     "AdaptiveRetry",
@@ -153,14 +153,14 @@ def default_middleware(
     observability: Any = None,
 ) -> list[MiddlewareLike]:
     """A fresh default chain for ``config``, outermost first (see the module docstring)."""
-    from ..cache_key import RequestKeyer
+    from ._keys import RequestKeyer
     from .budget import BudgetMiddleware
-    from .circuit_breaker import CircuitBreakerConfig, CircuitBreakerMiddleware
+    from .circuit_breaker._breaker import CircuitBreakerConfig, CircuitBreakerMiddleware
     from .dedup import Dedup
     from .fallback import Fallback
-    from .ratelimit import RateLimit, RateLimitConfig
-    from .retry import Retry
-    from .tracing import Tracing
+    from .ratelimit._ratelimit import RateLimit, RateLimitConfig
+    from .retry._retry import Retry
+    from .tracing._tracing import Tracing
 
     chain: list[MiddlewareLike] = [
         Tracing(
@@ -173,7 +173,7 @@ def default_middleware(
     ]
     keyer = RequestKeyer(provider=default_provider, tenant=tenant)
     if config.cache_enabled:
-        from .cache import Cache
+        from .cache._cache import Cache
 
         chain.append(Cache.from_config(config, keyer=keyer, clock=clock))
     if config.semantic_cache_threshold is not None:

@@ -35,11 +35,11 @@ import anyio
 import anyio.abc
 
 from .._task_host import TaskGroupHost
-from ..cache_key import RequestKeyer, TenantFn
 from ..pipeline import Next
 from ..streaming import replay_as_stream
 from ..types import ChatRequest, ChatResponse
-from .tracing import EVENT_DEDUP_HIT, record_event
+from ._keys import RequestKeyer, TenantFn
+from .tracing._tracing import EVENT_DEDUP_HIT, record_event
 
 __all__ = ["Dedup", "DedupStatistics", "Deduplicator"]
 

@@ -7,11 +7,11 @@ time-based policies testable without sleeping.
 
 from __future__ import annotations
 
-from ._spawn import SpawnedServer, run_fake_server, spawn_fake_server
 from .clock import FakeClock
-from .faults import DEFAULT_RANDOM_FAULTS, Fault
-from .records import RecordedRequest, RequestHeaders, ServerStatistics
-from .server import FakeLLMServer
+from .server._faults import DEFAULT_RANDOM_FAULTS, Fault
+from .server._records import RecordedRequest, RequestHeaders, ServerStatistics
+from .server._server import FakeLLMServer
+from .server._spawn import SpawnedServer, run_fake_server, spawn_fake_server
 
 __all__ = [
     "DEFAULT_RANDOM_FAULTS",
