@@ -242,7 +242,7 @@ class ChunkAccumulator:
             make_tool_call(s[0], s[1], s[2], signatures.get(i))
             for i, s in sorted(self._tools.items())
         ]
-        message = make_message(text, tool_calls, self.thinking)
+        message = make_message(text, tool_calls, list(self.thinking))
         usage = self.usage
         if usage is None:
             usage = Usage()

@@ -235,8 +235,17 @@ class GeminiStreamDecoder:
             self.accumulator.thinking.append(block)
 
     def build_response(self) -> ChatResponse:
-        self._close_thought(None)
-        return self.accumulator.build(provider=self._label, raw=self._raw)
+        acc = self.accumulator
+        if not self._thought:
+            return acc.build(provider=self._label, raw=self._raw)
+        # thoughts still open (the stream is read on): in the response, not closed here
+        kept = acc.thinking
+        pending = ThinkingBlock(text="".join(self._thought), provider="gemini")
+        acc.thinking = [*kept, pending]
+        try:
+            return acc.build(provider=self._label, raw=self._raw)
+        finally:
+            acc.thinking = kept
 
     def __repr__(self) -> str:
         state = "complete" if self._complete else "open"
