@@ -68,6 +68,7 @@ class AzureOpenAIProvider(OpenAIProvider):
     """
 
     name: ClassVar[str] = "azure-openai"
+    genai_system: ClassVar[str | None] = "azure.ai.openai"
     api_key_env: ClassVar[str | None] = "AZURE_OPENAI_API_KEY"
     base_url_env: ClassVar[str | None] = "AZURE_OPENAI_ENDPOINT"
     default_base_url: ClassVar[str] = ""
@@ -163,6 +164,7 @@ class AzureOpenAIResponsesProvider(OpenAIResponsesProvider):
     """
 
     name: ClassVar[str] = "azure-openai-responses"
+    genai_system: ClassVar[str | None] = "azure.ai.openai"
     api_key_env: ClassVar[str | None] = "AZURE_OPENAI_API_KEY"
     base_url_env: ClassVar[str | None] = "AZURE_OPENAI_ENDPOINT"
     default_base_url: ClassVar[str] = ""

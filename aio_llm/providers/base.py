@@ -124,6 +124,8 @@ class Provider:
     """More variables the key is read from when ``api_key_env`` is unset."""
     base_url_env: ClassVar[str | None] = None
     default_base_url: ClassVar[str] = ""
+    genai_system: ClassVar[str | None] = None
+    """``gen_ai.provider.name`` in traces when the GenAI conventions name it (else ``name``)."""
 
     api_key: str | None
     base_url: str

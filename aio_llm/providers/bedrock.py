@@ -75,6 +75,7 @@ class BedrockProvider(Provider):
     """
 
     name: ClassVar[str] = "bedrock"
+    genai_system: ClassVar[str | None] = "aws.bedrock"
     api_key_env: ClassVar[str | None] = "AWS_BEARER_TOKEN_BEDROCK"
     base_url_env: ClassVar[str | None] = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
     default_base_url: ClassVar[str] = ""

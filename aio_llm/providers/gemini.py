@@ -50,6 +50,7 @@ class GeminiProvider(Provider):
     """
 
     name: ClassVar[str] = "gemini"
+    genai_system: ClassVar[str | None] = "gcp.gemini"
     api_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
     base_url_env: ClassVar[str | None] = "GOOGLE_GEMINI_BASE_URL"
     default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com/v1beta"

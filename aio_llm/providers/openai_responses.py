@@ -53,6 +53,7 @@ class OpenAIResponsesProvider(Provider):
     """
 
     name: ClassVar[str] = "openai-responses"
+    genai_system: ClassVar[str | None] = "openai"
     api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
