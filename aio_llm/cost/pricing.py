@@ -11,7 +11,8 @@ and Bedrock model ids (``us.anthropic.claude-sonnet-4-5-20250929-v1:0``,
 ``amazon.nova-micro-v1:0``) all resolve to their base entry; Claude 4.5 and
 later through a geographic or in-region Bedrock endpoint costs 10% more than
 through the global one, as AWS prices it. An unknown model has no price:
-its cost is ``None`` and one log line says so. Users add or override prices with ``PricingTable.register``.
+its cost is ``None`` and one log line says so. Users add or override
+prices with ``PricingTable.register``.
 
 How a ``Usage`` is charged: ``input_tokens`` counts every prompt token;
 ``cached_input_tokens`` of them are billed at the cached price,
