@@ -106,6 +106,8 @@ def message_to_wire(message: Message) -> dict[str, Any]:
         out["name"] = message.name
     if message.tool_calls:
         out["tool_calls"] = [_call_to_wire(tc) for tc in message.tool_calls]
+        if not message.content:
+            out["content"] = None  # a call-only turn: null, as the API writes it
     if message.tool_call_id is not None:
         out["tool_call_id"] = message.tool_call_id
     return out
