@@ -15,6 +15,7 @@ calls, whose id is the ``toolUseId`` the next turn quotes back.
 
 from __future__ import annotations
 
+import mimetypes
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -214,13 +215,17 @@ def _source(part: Media) -> dict[str, Any]:
 
 
 def _media(part: Media) -> dict[str, Any]:
+    media_type = part.media_type
+    if media_type is None and part.url is not None:  # s3://bucket/cat.png
+        media_type = mimetypes.guess_type(part.url)[0]
     if part.kind == "image":
-        fmt = _IMAGE_FORMATS.get(part.media_type or "")
+        fmt = _IMAGE_FORMATS.get(media_type or "")
         if fmt is None:
-            raise InvalidRequestError(f"Bedrock cannot take an image of type {part.media_type!r}")
+            raise InvalidRequestError(f"Bedrock cannot take an image of type {media_type!r}")
         return {"image": {"format": fmt, "source": _source(part)}}
     if part.kind == "document":
-        name = _DOC_NAME.sub(" ", part.name or "document").strip() or "document"
+        # Bedrock allows letters, digits, single spaces, hyphens, parentheses, brackets
+        name = " ".join(_DOC_NAME.sub(" ", part.name or "").split()) or "document"
         if part.text is not None:
             return {"document": {"format": "txt", "name": name, "source": {"text": part.text}}}
         fmt = _DOC_FORMATS.get(part.media_type or "")
