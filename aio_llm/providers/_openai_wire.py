@@ -94,7 +94,7 @@ def _native(message: Message) -> bool:
         return message.role != "assistant" or not message.thinking
     if message.role == "assistant":
         return False
-    return all(p.get("type") in _OPENAI_PARTS for p in content)
+    return all(p.get("type") in _OPENAI_PARTS and "cache_control" not in p for p in content)
 
 
 def message_to_wire(message: Message) -> dict[str, Any]:
