@@ -94,20 +94,19 @@ def _native(message: Message) -> bool:
         return message.role != "assistant" or not message.thinking
     if message.role == "assistant":
         return False
-    return all(p.get("type") in _OPENAI_PARTS and "cache_control" not in p for p in content)
+    return all(p.get("type") in _OPENAI_PARTS for p in content)
 
 
 def message_to_wire(message: Message) -> dict[str, Any]:
     """One OpenAI-format ``Message`` as the wire dict, ``None`` fields left out."""
     out: dict[str, Any] = {"role": message.role}
-    if message.content is not None:
-        out["content"] = message.content
+    content = message.content
+    if content is not None and (content or not message.tool_calls):
+        out["content"] = content  # a call-only turn has none, as the SDKs write it
     if message.name is not None:
         out["name"] = message.name
     if message.tool_calls:
         out["tool_calls"] = [_call_to_wire(tc) for tc in message.tool_calls]
-        if not message.content:
-            out["content"] = None  # a call-only turn: null, as the API writes it
     if message.tool_call_id is not None:
         out["tool_call_id"] = message.tool_call_id
     return out
@@ -198,7 +197,8 @@ def _turn_to_wire(turn: Turn) -> list[dict[str, Any]]:
     plain = turn.plain_text
     if role == "assistant":
         text = turn.text
-        msg["content"] = text or None
+        if text or not turn.tool_calls:
+            msg["content"] = text
         if turn.tool_calls:
             msg["tool_calls"] = [_call_to_wire(tc) for tc in turn.tool_calls]
     elif plain is not None:
@@ -214,8 +214,8 @@ def part_to_wire(part: Part) -> dict[str, Any]:
     """One canonical content part as an OpenAI chat-completions part."""
     if isinstance(part, Opaque):
         return dict(part.raw)
-    if part.raw is not None and part.dialect == "openai":
-        return dict(part.raw)
+    if part.raw is not None and (part.dialect == "openai" or part.raw.get("type") == "text"):
+        return dict(part.raw)  # a text block's cache_control too (OpenRouter and proxies read it)
     if isinstance(part, Text):
         return {"type": "text", "text": part.text}
     if part.kind == "image":
