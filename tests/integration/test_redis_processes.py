@@ -314,7 +314,7 @@ def test_two_processes_share_one_budget(redis_url: str, server: SpawnedServer) -
     per_process = 120
     prompts = [[f"budget {tag} p{p} #{i:04d}" for i in range(per_process)] for p in range(2)]
     # price of one answer, measured by a single worker with no budget
-    (probe,) = _run_workers([_job("budget", redis_url, server.openai_url, ["budget probe"])])
+    (probe,) = _run_workers([_job("budget", redis_url, server.openai_url, [f"budget probe {tag}"])])
     unit = probe["cost"]
     assert unit > 0
     # more than one process spends alone, less than both would spend on their own budgets
