@@ -23,7 +23,7 @@ from .types import (
     ThinkingBlock,
     Usage,
     fast_construct,
-    make_message,
+    make_response,
     make_tool_call,
 )
 
@@ -242,28 +242,22 @@ class ChunkAccumulator:
             make_tool_call(s[0], s[1], s[2], signatures.get(i))
             for i, s in sorted(self._tools.items())
         ]
-        message = make_message(text, tool_calls, list(self.thinking))
         usage = self.usage
         if usage is None:
             usage = Usage()
         finish = self.finish_reason
         if tool_calls and finish is not None:
             finish = "tool_calls"  # whatever the provider said (OpenAI's forced choice: "stop")
-        return fast_construct(
-            ChatResponse,
+        return make_response(
             id=self.id,
             model=self.model,
             provider=provider,
             content=text,
-            message=message,
             finish_reason=finish,
-            tool_calls=tool_calls,
             usage=usage,
-            cost=None,
-            cached=False,
-            latency_ms=0.0,
+            tool_calls=tool_calls,
+            thinking=list(self.thinking),
             reasoning="".join(self._reasoning) or None,
-            request_id=None,
             raw=raw,
         )
 

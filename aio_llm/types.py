@@ -371,6 +371,67 @@ def make_message(
     )
 
 
+def make_response(
+    *,
+    id: str,
+    model: str,
+    provider: str,
+    content: str,
+    finish_reason: FinishReason | None,
+    usage: Usage,
+    tool_calls: list[ToolCall] | None = None,
+    thinking: list[ThinkingBlock] | None = None,
+    reasoning: str | None = None,
+    request_id: str | None = None,
+    raw: Any = None,
+) -> ChatResponse:
+    """A decoded ``ChatResponse`` (and its assistant ``message``) from trusted values."""
+    calls = tool_calls or []
+    return fast_construct(
+        ChatResponse,
+        id=id,
+        model=model,
+        provider=provider,
+        content=content,
+        message=make_message(content, calls, thinking),
+        finish_reason=finish_reason,
+        tool_calls=calls,
+        usage=usage,
+        cost=None,
+        cached=False,
+        latency_ms=0.0,
+        reasoning=reasoning,
+        request_id=request_id,
+        raw=raw,
+    )
+
+
+def make_chunk(
+    *,
+    delta: str = "",
+    reasoning: str = "",
+    tool_calls: list[ToolCallDelta] | None = None,
+    finish_reason: FinishReason | None = None,
+    usage: Usage | None = None,
+) -> ChatChunk:
+    """A ``ChatChunk`` from trusted values (no validation)."""
+    return fast_construct(
+        ChatChunk,
+        delta=delta,
+        tool_calls=tool_calls if tool_calls is not None else [],
+        finish_reason=finish_reason,
+        usage=usage,
+        reasoning=reasoning,
+    )
+
+
+def make_tool_delta(
+    index: int, id: str | None = None, name: str | None = None, arguments: str = ""
+) -> ToolCallDelta:
+    """A ``ToolCallDelta`` from trusted values (no validation)."""
+    return fast_construct(ToolCallDelta, index=index, id=id, name=name, arguments=arguments)
+
+
 def make_usage(
     input_tokens: int = 0,
     output_tokens: int = 0,

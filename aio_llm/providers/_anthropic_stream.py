@@ -15,13 +15,15 @@ from ..types import (
     ChatResponse,
     FinishReason,
     ThinkingBlock,
-    ToolCallDelta,
     Usage,
     fast_construct,
+    make_chunk,
+    make_tool_delta,
 )
 
 if TYPE_CHECKING:
     from .anthropic import AnthropicProvider
+from ._common import int_field, str_field
 
 __all__ = ["FINISH", "AnthropicStreamDecoder", "int_field", "str_field", "usage_from_wire"]
 
@@ -126,7 +128,7 @@ class AnthropicStreamDecoder:
             merged = dict(self._usage)
             merged.update((k, v) for k, v in usage.items() if v is not None)
             self._usage = merged
-        return _chunk(
+        return make_chunk(
             finish_reason=FINISH.get(stop) if isinstance(stop, str) else None,
             usage=usage_from_wire(self._usage),
         )
@@ -139,13 +141,13 @@ class AnthropicStreamDecoder:
         if kind == "text":
             self._blocks[index] = [_TEXT, -1, False, None]
             text = block.get("text")
-            return [_chunk(delta=text)] if isinstance(text, str) and text else []
+            return [make_chunk(delta=text)] if isinstance(text, str) and text else []
         if kind == "thinking":
             thought = block.get("thinking")
             thought = thought if isinstance(thought, str) else ""
             sig = block.get("signature")
             self._blocks[index] = [_THINKING, -1, [thought], sig if isinstance(sig, str) else None]
-            return [_chunk(reasoning=thought)] if thought else []
+            return [make_chunk(reasoning=thought)] if thought else []
         if kind == "redacted_thinking":
             data_ = block.get("data")
             if isinstance(data_, str):
@@ -158,8 +160,8 @@ class AnthropicStreamDecoder:
             ordinal = self._tools
             self._tools += 1
             self._blocks[index] = [_TOOL, ordinal, False, block.get("input")]
-            tc = fast_construct(ToolCallDelta, index=ordinal, id=ident, name=name, arguments="")
-            return [_chunk(tool_calls=[tc])]
+            tc = make_tool_delta(ordinal, ident, name, "")
+            return [make_chunk(tool_calls=[tc])]
         # redacted_thinking, server_tool_use and its results, unknown types
         self._blocks[index] = [_SKIP, -1, False, None]
         return []
@@ -171,7 +173,7 @@ class AnthropicStreamDecoder:
         kind = delta.get("type")
         if kind == "text_delta":
             text = delta.get("text")
-            return _chunk(delta=text) if isinstance(text, str) and text else None
+            return make_chunk(delta=text) if isinstance(text, str) and text else None
         if kind == "thinking_delta":
             thought = delta.get("thinking")
             if not isinstance(thought, str) or not thought:
@@ -179,7 +181,7 @@ class AnthropicStreamDecoder:
             state = self._block(data)
             if state is not None and state[0] == _THINKING:
                 state[2].append(thought)
-            return _chunk(reasoning=thought)
+            return make_chunk(reasoning=thought)
         if kind == "signature_delta":
             state = self._block(data)
             sig = delta.get("signature")
@@ -192,8 +194,8 @@ class AnthropicStreamDecoder:
             if state is None or state[0] != _TOOL or not isinstance(part, str) or not part:
                 return None
             state[2] = True
-            tc = fast_construct(ToolCallDelta, index=state[1], id=None, name=None, arguments=part)
-            return _chunk(tool_calls=[tc])
+            tc = make_tool_delta(state[1], None, None, part)
+            return make_chunk(tool_calls=[tc])
         return None  # citations_delta, unknown deltas
 
     def _stop(self, data: dict[str, Any]) -> list[ChatChunk]:
@@ -208,8 +210,8 @@ class AnthropicStreamDecoder:
         # a tool call streamed without argument fragments: its input came whole
         args = _json.dumps_text(state[3] if isinstance(state[3], dict) else {})
         state[2] = True
-        tc = fast_construct(ToolCallDelta, index=state[1], id=None, name=None, arguments=args)
-        return [_chunk(tool_calls=[tc])]
+        tc = make_tool_delta(state[1], None, None, args)
+        return [make_chunk(tool_calls=[tc])]
 
     def _block(self, data: dict[str, Any]) -> list[Any] | None:
         index = data.get("index")
@@ -220,32 +222,6 @@ class AnthropicStreamDecoder:
             f"unexpected stream from {self._provider.label}: {what}",
             provider=self._provider.label,
         )
-
-
-def _chunk(
-    *,
-    delta: str = "",
-    reasoning: str = "",
-    tool_calls: list[ToolCallDelta] | None = None,
-    finish_reason: FinishReason | None = None,
-    usage: Usage | None = None,
-) -> ChatChunk:
-    return fast_construct(
-        ChatChunk,
-        delta=delta,
-        tool_calls=tool_calls if tool_calls is not None else [],
-        finish_reason=finish_reason,
-        usage=usage,
-        reasoning=reasoning,
-    )
-
-
-def int_field(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def str_field(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def usage_from_wire(raw: Mapping[str, Any]) -> Usage:

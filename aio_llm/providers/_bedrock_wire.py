@@ -42,11 +42,11 @@ from ..types import (
     ThinkingBlock,
     ToolCall,
     Usage,
-    fast_construct,
-    make_message,
+    make_response,
     make_tool_call,
     make_usage,
 )
+from ._common import int_field
 
 __all__ = [
     "FINISH",
@@ -103,10 +103,6 @@ _DOC_FORMATS = {
 }
 _DOC_NAME = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
 _CACHE_POINT = {"cachePoint": {"type": "default"}}
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 # -- request ----------------------------------------------------------------------------
@@ -313,11 +309,11 @@ def usage_from_wire(data: object) -> Usage:
     """``Usage``; ``input_tokens`` is ``inputTokens`` plus cache reads and cache writes."""
     if not isinstance(data, Mapping):
         return make_usage()
-    read = _int(data.get("cacheReadInputTokens"))
-    write = _int(data.get("cacheWriteInputTokens"))
-    prompt = _int(data.get("inputTokens")) + read + write
-    output = _int(data.get("outputTokens"))
-    total = _int(data.get("totalTokens")) or prompt + output
+    read = int_field(data.get("cacheReadInputTokens"))
+    write = int_field(data.get("cacheWriteInputTokens"))
+    prompt = int_field(data.get("inputTokens")) + read + write
+    output = int_field(data.get("outputTokens"))
+    total = int_field(data.get("totalTokens")) or prompt + output
     return make_usage(prompt, output, total, read, write, 0)
 
 
@@ -360,19 +356,15 @@ def parse_response(
     reason = "tool_calls" if calls else finish_reason(data.get("stopReason"))
     text = "".join(texts)
     request_id = headers.get("x-amzn-requestid")
-    return fast_construct(
-        ChatResponse,
+    return make_response(
         id=request_id or "",
         model=model,
         provider=label,
         content=text,
-        message=make_message(text, calls, kept),
         finish_reason=reason,
-        tool_calls=calls,
         usage=usage_from_wire(data.get("usage")),
-        cost=None,
-        cached=False,
-        latency_ms=0.0,
+        tool_calls=calls,
+        thinking=kept,
         reasoning="".join(thoughts) or None,
         request_id=request_id,
         raw=data,

@@ -43,11 +43,11 @@ from ..types import (
     ThinkingBlock,
     ToolCall,
     Usage,
-    fast_construct,
-    make_message,
+    make_response,
     make_tool_call,
     make_usage,
 )
+from ._common import int_field
 
 __all__ = [
     "FINISH",
@@ -76,10 +76,6 @@ FINISH: dict[str, FinishReason] = {
 }
 
 _MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 # -- request ---------------------------------------------------------------------------
@@ -270,11 +266,13 @@ def usage_from_wire(data: object) -> Usage:
     """``Usage``: input counts cached and tool-use prompt tokens, output counts thoughts."""
     if not isinstance(data, Mapping):
         return make_usage()
-    prompt = _int(data.get("promptTokenCount")) + _int(data.get("toolUsePromptTokenCount"))
-    thoughts = _int(data.get("thoughtsTokenCount"))
-    output = _int(data.get("candidatesTokenCount")) + thoughts
-    total = _int(data.get("totalTokenCount")) or prompt + output
-    cached = _int(data.get("cachedContentTokenCount"))
+    prompt = int_field(data.get("promptTokenCount")) + int_field(
+        data.get("toolUsePromptTokenCount")
+    )
+    thoughts = int_field(data.get("thoughtsTokenCount"))
+    output = int_field(data.get("candidatesTokenCount")) + thoughts
+    total = int_field(data.get("totalTokenCount")) or prompt + output
+    cached = int_field(data.get("cachedContentTokenCount"))
     return make_usage(prompt, output, total, cached, 0, thoughts)
 
 
@@ -346,19 +344,15 @@ def parse_response(
     if read.calls:
         reason = "tool_calls"
     text = "".join(read.text)
-    return fast_construct(
-        ChatResponse,
+    return make_response(
         id=response_id,
         model=str(data.get("modelVersion") or model),
         provider=label,
         content=text,
-        message=make_message(text, read.calls, read.thinking),
         finish_reason=reason,
-        tool_calls=read.calls,
         usage=usage_from_wire(data.get("usageMetadata")),
-        cost=None,
-        cached=False,
-        latency_ms=0.0,
+        tool_calls=read.calls,
+        thinking=read.thinking,
         reasoning="".join(read.thoughts) or None,
         request_id=headers.get("x-request-id"),
         raw=data,

@@ -35,11 +35,11 @@ from ..types import (
     Message,
     ToolCall,
     Usage,
-    fast_construct,
-    make_message,
+    make_response,
     make_tool_call,
     make_usage,
 )
+from ._common import int_field
 
 __all__ = [
     "decode_embeddings",
@@ -244,29 +244,25 @@ def part_to_wire(part: Part) -> dict[str, Any]:
     return {"type": "file", "file": file}
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
 def usage_from_wire(data: object) -> Usage:
     """``Usage`` from an OpenAI/OpenRouter ``usage`` object (missing fields are 0)."""
     if not isinstance(data, dict):
         return make_usage()
-    prompt = _int(data.get("prompt_tokens"))
-    completion = _int(data.get("completion_tokens"))
+    prompt = int_field(data.get("prompt_tokens"))
+    completion = int_field(data.get("completion_tokens"))
     cached = cache_write = reasoning = 0
     details = data.get("prompt_tokens_details")
     if details and isinstance(details, dict):
-        cached = _int(details.get("cached_tokens"))
-        cache_write = _int(details.get("cache_write_tokens"))
+        cached = int_field(details.get("cached_tokens"))
+        cache_write = int_field(details.get("cache_write_tokens"))
     details = data.get("completion_tokens_details")
     if details and isinstance(details, dict):
-        reasoning = _int(details.get("reasoning_tokens"))
+        reasoning = int_field(details.get("reasoning_tokens"))
     cost = data.get("cost")
     return make_usage(
         prompt,
         completion,
-        _int(data.get("total_tokens")) or prompt + completion,
+        int_field(data.get("total_tokens")) or prompt + completion,
         cached,
         cache_write,
         reasoning,
@@ -341,20 +337,14 @@ def parse_chat(
                     )
                 )
             reason = "tool_calls"  # a forced tool choice answers "stop" with the calls
-    message = make_message(content, tool_calls)
-    return fast_construct(
-        ChatResponse,
+    return make_response(
         id=str(data.get("id") or ""),
         model=str(data.get("model") or ""),
         provider=provider,
         content=content,
-        message=message,
         finish_reason=reason,
-        tool_calls=tool_calls,
         usage=usage_from_wire(data.get("usage")),
-        cost=None,
-        cached=False,
-        latency_ms=0.0,
+        tool_calls=tool_calls,
         reasoning=reasoning,
         request_id=headers.get("x-request-id"),
         raw=data,

@@ -21,13 +21,14 @@ from ..types import (
     FinishReason,
     ThinkingBlock,
     ToolCall,
-    ToolCallDelta,
     Usage,
-    fast_construct,
-    make_message,
+    make_chunk,
+    make_response,
     make_tool_call,
+    make_tool_delta,
     make_usage,
 )
+from ._common import int_field, json_event
 from ._openai_wire import shorten
 
 __all__ = [
@@ -56,25 +57,21 @@ _INCOMPLETE: dict[str, FinishReason] = {
 }
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
 def usage_from_wire(data: object) -> Usage:
     """``Usage`` from a Responses ``usage`` (``input_tokens`` already counts cached ones)."""
     if not isinstance(data, dict):
         return make_usage()
-    prompt = _int(data.get("input_tokens"))
-    output = _int(data.get("output_tokens"))
+    prompt = int_field(data.get("input_tokens"))
+    output = int_field(data.get("output_tokens"))
     cached = cache_write = reasoning = 0
     details = data.get("input_tokens_details")
     if isinstance(details, dict):
-        cached = _int(details.get("cached_tokens"))
-        cache_write = _int(details.get("cache_write_tokens"))
+        cached = int_field(details.get("cached_tokens"))
+        cache_write = int_field(details.get("cache_write_tokens"))
     details = data.get("output_tokens_details")
     if isinstance(details, dict):
-        reasoning = _int(details.get("reasoning_tokens"))
-    total = _int(data.get("total_tokens")) or prompt + output
+        reasoning = int_field(details.get("reasoning_tokens"))
+    total = int_field(data.get("total_tokens")) or prompt + output
     return make_usage(prompt, output, total, cached, cache_write, reasoning)
 
 
@@ -181,19 +178,15 @@ def parse_response(
                 thoughts.append(text)
             kept.append(_thinking(item, text, kind))
     content = "".join(texts)
-    return fast_construct(
-        ChatResponse,
+    return make_response(
         id=str(data.get("id") or ""),
         model=str(data.get("model") or model),
         provider=label,
         content=content,
-        message=make_message(content, calls, kept),
         finish_reason=_finish(data, bool(calls)),
-        tool_calls=calls,
         usage=usage_from_wire(data.get("usage")),
-        cost=None,
-        cached=False,
-        latency_ms=0.0,
+        tool_calls=calls,
+        thinking=kept,
         reasoning="\n\n".join(thoughts) or None,
         request_id=headers.get("x-request-id") or headers.get("apim-request-id"),
         raw=data,
@@ -204,23 +197,6 @@ def _arguments(value: object) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else _json.dumps_text(value)
-
-
-def _chunk(
-    delta: str = "",
-    reasoning: str = "",
-    tool_calls: list[ToolCallDelta] | None = None,
-    finish_reason: FinishReason | None = None,
-    usage: Usage | None = None,
-) -> ChatChunk:
-    return fast_construct(
-        ChatChunk,
-        delta=delta,
-        tool_calls=tool_calls if tool_calls is not None else [],
-        finish_reason=finish_reason,
-        usage=usage,
-        reasoning=reasoning,
-    )
 
 
 class ResponsesStreamDecoder:
@@ -250,17 +226,9 @@ class ResponsesStreamDecoder:
         return self._done
 
     def feed(self, event: SSEEvent) -> list[ChatChunk]:
-        data = event.data
-        if not data.strip() or data == "[DONE]":
+        obj = json_event(event.data, self._label) if event.data != "[DONE]" else None
+        if obj is None:
             return []
-        try:
-            obj = _json.loads(data)
-        except _json.JSONDecodeError:
-            raise StreamError(
-                f"malformed JSON in the stream: {shorten(data)[:200]}", provider=self._label
-            ) from None
-        if not isinstance(obj, dict):
-            raise StreamError("a stream event is not a JSON object", provider=self._label)
         etype = obj.get("type") or event.event
         chunk = self._event(etype, obj)
         if chunk is None:
@@ -271,19 +239,19 @@ class ResponsesStreamDecoder:
     def _event(self, etype: object, obj: dict[str, Any]) -> ChatChunk | None:
         if etype == "response.output_text.delta" or etype == "response.refusal.delta":
             text = obj.get("delta")
-            return _chunk(delta=text) if isinstance(text, str) and text else None
+            return make_chunk(delta=text) if isinstance(text, str) and text else None
         if etype == "response.function_call_arguments.delta":
             state = self._tools.get(str(obj.get("item_id")))
             part = obj.get("delta")
             if state is None or not isinstance(part, str) or not part:
                 return None
             state[1] = True
-            return _chunk(tool_calls=[_delta(state[0], arguments=part)])
+            return make_chunk(tool_calls=[make_tool_delta(state[0], arguments=part)])
         if etype in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
             text = obj.get("delta")
-            return _chunk(reasoning=text) if isinstance(text, str) and text else None
+            return make_chunk(reasoning=text) if isinstance(text, str) and text else None
         if etype == "response.reasoning_summary_part.added" and self._saw_summary(obj):
-            return _chunk(reasoning="\n\n")
+            return make_chunk(reasoning="\n\n")
         if etype == "response.output_item.added":
             return self._item_added(obj.get("item"))
         if etype == "response.output_item.done":
@@ -318,7 +286,7 @@ class ResponsesStreamDecoder:
         ordinal = len(self._tools)
         self._tools[str(item.get("id"))] = [ordinal, False]
         call_id, name = item.get("call_id"), item.get("name")
-        tc = _delta(
+        tc = make_tool_delta(
             ordinal,
             id=call_id if isinstance(call_id, str) else None,
             name=name if isinstance(name, str) else None,
@@ -326,8 +294,8 @@ class ResponsesStreamDecoder:
         args = item.get("arguments")
         if isinstance(args, str) and args:
             self._tools[str(item.get("id"))][1] = True
-            tc = _delta(ordinal, id=tc.id, name=tc.name, arguments=args)
-        return _chunk(tool_calls=[tc])
+            tc = make_tool_delta(ordinal, id=tc.id, name=tc.name, arguments=args)
+        return make_chunk(tool_calls=[tc])
 
     def _item_done(self, item: object) -> ChatChunk | None:
         if not isinstance(item, dict):
@@ -347,7 +315,7 @@ class ResponsesStreamDecoder:
             return None
         state[1] = True
         args = _arguments(item.get("arguments"))
-        return _chunk(tool_calls=[_delta(state[0], arguments=args)]) if args else None
+        return make_chunk(tool_calls=[make_tool_delta(state[0], arguments=args)]) if args else None
 
     def _record_usage(self, response: object) -> Usage | None:
         if not isinstance(response, dict) or not isinstance(response.get("usage"), dict):
@@ -364,7 +332,7 @@ class ResponsesStreamDecoder:
         finish: FinishReason | None = None
         if isinstance(response, dict):
             finish = _finish(response, bool(self._tools))
-        return _chunk(finish_reason=finish or "stop", usage=usage)
+        return make_chunk(finish_reason=finish or "stop", usage=usage)
 
     def build_response(self) -> ChatResponse:
         return self.accumulator.build(provider=self._label, raw=self._raw)
@@ -372,9 +340,3 @@ class ResponsesStreamDecoder:
     def __repr__(self) -> str:
         state = "done" if self._done else "open"
         return f"<ResponsesStreamDecoder {self._label} {state}>"
-
-
-def _delta(
-    index: int, *, id: str | None = None, name: str | None = None, arguments: str = ""
-) -> ToolCallDelta:
-    return fast_construct(ToolCallDelta, index=index, id=id, name=name, arguments=arguments)

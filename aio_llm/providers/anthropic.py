@@ -31,8 +31,7 @@ from ..types import (
     ChatResponse,
     ThinkingBlock,
     ToolCall,
-    fast_construct,
-    make_message,
+    make_response,
     make_tool_call,
 )
 from ._anthropic_encode import encode_body
@@ -182,20 +181,15 @@ class AnthropicProvider(Provider):
             raise self._shape("'usage' is not an object", data)
         text = "".join(texts)
         stop = data.get("stop_reason")
-        message = make_message(text, calls, kept)
-        return fast_construct(
-            ChatResponse,
+        return make_response(
             id=str_field(data.get("id")),
             model=str_field(data.get("model")) or request.model,
             provider=self.label,
             content=text,
-            message=message,
             finish_reason=FINISH.get(stop) if isinstance(stop, str) else None,
-            tool_calls=calls,
             usage=usage_from_wire(usage or {}),
-            cost=None,
-            cached=False,
-            latency_ms=0.0,
+            tool_calls=calls,
+            thinking=kept,
             reasoning="".join(thoughts) or None,
             request_id=headers.get("request-id") or headers.get("x-request-id"),
             raw=data,

@@ -156,7 +156,7 @@ class AzureOpenAIProvider(OpenAIProvider):
         return HTTPRequest(http.method, url, http.headers, http.content)
 
 
-class AzureOpenAIResponsesProvider(OpenAIResponsesProvider):
+class AzureOpenAIResponsesProvider(OpenAIResponsesProvider, AzureOpenAIProvider):
     """The Responses API on Azure OpenAI (``name = "azure-openai-responses"``).
 
     Same settings and variables as ``AzureOpenAIProvider``; without an
@@ -165,43 +165,8 @@ class AzureOpenAIResponsesProvider(OpenAIResponsesProvider):
 
     name: ClassVar[str] = "azure-openai-responses"
     genai_system: ClassVar[str | None] = "azure.ai.openai"
-    api_key_env: ClassVar[str | None] = "AZURE_OPENAI_API_KEY"
-    base_url_env: ClassVar[str | None] = "AZURE_OPENAI_ENDPOINT"
-    default_base_url: ClassVar[str] = ""
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        *,
-        api_version: str | None = None,
-        azure_ad_token: str | None = None,
-        label: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        if not base_url:
-            raise ConfigurationError(
-                f"provider {label or self.name!r} needs the resource URL: set "
-                "AZURE_OPENAI_ENDPOINT or pass base_url="
-            )
-        self.api_version = api_version or None
-        self._ad_token = azure_ad_token or None
-        super().__init__(
-            api_key, _resource_root(base_url.rstrip("/")), label=label, headers=headers
-        )
-
-    @classmethod
-    def settings_from_env(cls, env: Mapping[str, str]) -> dict[str, Any]:
-        return _env_settings(env)
-
-    @classmethod
-    def has_credentials(cls, options: Mapping[str, Any]) -> bool:
-        return bool(options.get("azure_ad_token"))
 
     def _responses_url(self) -> str:
         if self.api_version is None:
             return f"{self.base_url}/openai/v1/responses"
         return f"{self.base_url}/openai/responses?api-version={quote(self.api_version, safe='')}"
-
-    def _auth_headers(self) -> dict[str, str]:
-        return _auth(self.api_key, self._ad_token, self.label)

@@ -32,9 +32,8 @@ from ..types import (
     ChatResponse,
     FinishReason,
     ThinkingBlock,
-    ToolCallDelta,
-    Usage,
-    fast_construct,
+    make_chunk,
+    make_tool_delta,
 )
 from ._aws_credentials import (
     BotocoreCredentials,
@@ -227,24 +226,6 @@ def _credential_source(
 # -- the stream ---------------------------------------------------------------------------
 
 
-def _chunk(
-    *,
-    delta: str = "",
-    reasoning: str = "",
-    tool_calls: list[ToolCallDelta] | None = None,
-    finish_reason: FinishReason | None = None,
-    usage: Usage | None = None,
-) -> ChatChunk:
-    return fast_construct(
-        ChatChunk,
-        delta=delta,
-        tool_calls=tool_calls if tool_calls is not None else [],
-        finish_reason=finish_reason,
-        usage=usage,
-        reasoning=reasoning,
-    )
-
-
 class BedrockStreamDecoder:
     """ConverseStream event-stream messages to ``ChatChunk`` objects.
 
@@ -326,12 +307,12 @@ class BedrockStreamDecoder:
             stop = finish_reason(data.get("stopReason"))
             self._stop = "tool_calls" if self._tools else stop
             self._raw["stopReason"] = data.get("stopReason")
-            return _chunk(finish_reason=self._stop)
+            return make_chunk(finish_reason=self._stop)
         if etype == "metadata":
             self._done = True
             self._raw.update({k: v for k, v in data.items() if k != "p"})
             usage = usage_from_wire(data.get("usage"))
-            return _chunk(usage=usage)
+            return make_chunk(usage=usage)
         return None  # messageStart and event types aio_llm does not know
 
     def _start(self, data: dict[str, Any]) -> ChatChunk | None:
@@ -343,14 +324,12 @@ class BedrockStreamDecoder:
         self._tools += 1
         self._blocks[_index(data)] = ["tool", ordinal]
         ident, name = use.get("toolUseId"), use.get("name")
-        tc = fast_construct(
-            ToolCallDelta,
-            index=ordinal,
-            id=ident if isinstance(ident, str) else None,
-            name=name if isinstance(name, str) else None,
-            arguments="",
+        tc = make_tool_delta(
+            ordinal,
+            ident if isinstance(ident, str) else None,
+            name if isinstance(name, str) else None,
         )
-        return _chunk(tool_calls=[tc])
+        return make_chunk(tool_calls=[tc])
 
     def _delta(self, data: dict[str, Any]) -> ChatChunk | None:
         delta = data.get("delta")
@@ -358,15 +337,15 @@ class BedrockStreamDecoder:
             raise StreamError("contentBlockDelta without a delta", provider=self._label)
         text = delta.get("text")
         if isinstance(text, str):
-            return _chunk(delta=text) if text else None
+            return make_chunk(delta=text) if text else None
         use = delta.get("toolUse")
         if isinstance(use, dict):
             state = self._blocks.get(_index(data))
             part = use.get("input")
             if state is None or state[0] != "tool" or not isinstance(part, str) or not part:
                 return None
-            tc = fast_construct(ToolCallDelta, index=state[1], id=None, name=None, arguments=part)
-            return _chunk(tool_calls=[tc])
+            tc = make_tool_delta(state[1], None, None, part)
+            return make_chunk(tool_calls=[tc])
         reasoning = delta.get("reasoningContent")
         if isinstance(reasoning, dict):
             state = self._blocks.setdefault(_index(data), ["reasoning", [], None, None])
@@ -375,7 +354,7 @@ class BedrockStreamDecoder:
             thought = reasoning.get("text")
             if isinstance(thought, str) and thought:
                 state[1].append(thought)
-                return _chunk(reasoning=thought)
+                return make_chunk(reasoning=thought)
             sig = reasoning.get("signature")
             if isinstance(sig, str):
                 state[2] = (state[2] or "") + sig

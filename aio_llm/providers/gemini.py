@@ -22,9 +22,10 @@ from ..types import (
     ChatResponse,
     FinishReason,
     ThinkingBlock,
-    fast_construct,
+    make_chunk,
+    make_tool_delta,
 )
-from ..types import ToolCallDelta as _Delta
+from ._common import json_event
 from ._gemini_wire import (
     decode_error,
     encode_body,
@@ -154,17 +155,9 @@ class GeminiStreamDecoder:
         return self._complete
 
     def feed(self, event: SSEEvent) -> list[ChatChunk]:
-        data = event.data
-        if not data.strip():
+        obj = json_event(event.data, self._label)
+        if obj is None:
             return []
-        try:
-            obj = _json.loads(data)
-        except _json.JSONDecodeError:
-            raise StreamError(
-                f"malformed JSON in the stream: {data[:200]!r}", provider=self._label
-            ) from None
-        if not isinstance(obj, dict):
-            raise StreamError("a stream event is not a JSON object", provider=self._label)
         acc = self.accumulator
         if isinstance(obj.get("error"), dict):
             raise _inband(obj["error"], self._label)
@@ -195,7 +188,7 @@ class GeminiStreamDecoder:
             if self._calls and reason is not None:
                 reason = "tool_calls"
             self._close_thought(None)
-            chunks.append(_chunk(finish_reason=reason, usage=usage))
+            chunks.append(make_chunk(finish_reason=reason, usage=usage))
         for chunk in chunks:
             acc.add(chunk)
         return chunks
@@ -207,7 +200,7 @@ class GeminiStreamDecoder:
         for block in read.thinking:
             if block.text:  # a thought part: thoughts split across chunks make one block
                 self._thought.append(block.text)
-                chunks.append(_chunk(reasoning=block.text))
+                chunks.append(make_chunk(reasoning=block.text))
                 if block.signature is not None:
                     self._close_thought(block.signature)
             else:  # a signature that came on an answer part
@@ -216,16 +209,14 @@ class GeminiStreamDecoder:
         if read.text or read.calls:
             self._close_thought(None)
         if read.text:
-            chunks.append(_chunk(delta="".join(read.text)))
+            chunks.append(make_chunk(delta="".join(read.text)))
         for call in read.calls:
             index = self._calls
             self._calls += 1
             if call.signature is not None:
                 self.accumulator.signatures[index] = call.signature
-            delta = fast_construct(
-                _Delta, index=index, id=call.id, name=call.name, arguments=call.arguments
-            )
-            chunks.append(_chunk(tool_calls=[delta]))
+            delta = make_tool_delta(index, call.id, call.name, call.arguments)
+            chunks.append(make_chunk(tool_calls=[delta]))
         return chunks
 
     def _close_thought(self, signature: str | None) -> None:
@@ -251,21 +242,3 @@ class GeminiStreamDecoder:
     def __repr__(self) -> str:
         state = "complete" if self._complete else "open"
         return f"<GeminiStreamDecoder {self._label} {state}>"
-
-
-def _chunk(
-    *,
-    delta: str = "",
-    reasoning: str = "",
-    tool_calls: list[_Delta] | None = None,
-    finish_reason: FinishReason | None = None,
-    usage: Any = None,
-) -> ChatChunk:
-    return fast_construct(
-        ChatChunk,
-        delta=delta,
-        tool_calls=tool_calls if tool_calls is not None else [],
-        finish_reason=finish_reason,
-        usage=usage,
-        reasoning=reasoning,
-    )

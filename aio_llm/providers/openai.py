@@ -30,7 +30,7 @@ from ._openai_wire import (
     tool_choice_to_wire,
     tools_to_wire,
 )
-from .base import HTTPRequest, Provider
+from .base import HTTPRequest, Provider, StreamDecoder
 
 __all__ = ["OpenAICompatibleProvider", "OpenAIProvider"]
 
@@ -151,11 +151,17 @@ class OpenAIProvider(Provider):
         except _json.JSONDecodeError:
             raise self._bad_body(status, headers, body, "malformed JSON") from None
         try:
-            return parse_chat(data, provider=self.label, headers=headers, status=status)
+            return self._parse(request, data, headers, status)
         except APIError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise self._bad_body(status, headers, body, f"unexpected shape ({exc!r})") from None
+
+    def _parse(
+        self, request: ChatRequest, data: object, headers: Mapping[str, str], status: int
+    ) -> ChatResponse:
+        """A ``ChatResponse`` from a parsed answer (a wrong shape raises ``KeyError``...)."""
+        return parse_chat(data, provider=self.label, headers=headers, status=status)
 
     def _bad_body(
         self, status: int, headers: Mapping[str, str], body: bytes, why: str
@@ -170,7 +176,7 @@ class OpenAIProvider(Provider):
             request_id=headers.get("x-request-id"),
         )
 
-    def stream_decoder(self, request: ChatRequest) -> OpenAIStreamDecoder:
+    def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
         return OpenAIStreamDecoder(self.label)
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .. import _json
 from .._conversation import (
     Media,
     Opaque,
@@ -35,88 +34,41 @@ from .._conversation import (
     tool_choice,
     tool_specs,
 )
-from ..errors import APIError, InvalidRequestError
+from ..errors import InvalidRequestError
 from ..types import ChatRequest, ChatResponse
-from ._openai_wire import error_from_body
-from ._responses_decode import ResponsesStreamDecoder, bad_body, parse_response
-from .base import HTTPRequest, Provider
+from ._responses_decode import ResponsesStreamDecoder, parse_response
+from .base import HTTPRequest, StreamDecoder
+from .openai import OpenAIProvider
 
 __all__ = ["OpenAIResponsesProvider", "encode_responses_body"]
 
 
-class OpenAIResponsesProvider(Provider):
+class OpenAIResponsesProvider(OpenAIProvider):
     """OpenAI's Responses API (``name = "openai-responses"``).
 
-    ``base_url`` ends in ``/v1`` as for chat completions; ``organization`` and
-    ``project`` become the ``OpenAI-Organization``/``OpenAI-Project`` headers.
-    The key travels only in the ``Authorization`` header.
+    Settings, headers and variables are the chat-completions provider's
+    (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``organization``, ``project``),
+    and so are embeddings; only chat goes to ``{base_url}/responses``.
     """
 
     name: ClassVar[str] = "openai-responses"
     genai_system: ClassVar[str | None] = "openai"
-    api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
-    base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
-    default_base_url: ClassVar[str] = "https://api.openai.com/v1"
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        *,
-        organization: str | None = None,
-        project: str | None = None,
-        label: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(api_key, base_url, label=label, headers=headers)
-        self._url = self._responses_url()
-        static: dict[str, str] = {"Content-Type": "application/json"}
-        static.update(self._auth_headers())
-        if organization:
-            static["OpenAI-Organization"] = organization
-        if project:
-            static["OpenAI-Project"] = project
-        static.update(self.extra_headers)
-        self._headers = static
-        self._stream_headers = {**static, "Accept": "text/event-stream"}
 
     def _responses_url(self) -> str:
         return self.base_url + "/responses"
 
-    def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-
     def encode_chat(self, request: ChatRequest) -> HTTPRequest:
-        body = encode_responses_body(request, self.name)
-        try:
-            content = _json.dumps(body)
-        except TypeError as exc:
-            raise InvalidRequestError(
-                f"the request for {self.label} cannot be sent as JSON: {exc}"
-            ) from None
+        content = self._dumps(encode_responses_body(request, self.name))
         headers = self._stream_headers if request.stream else self._headers
-        return HTTPRequest("POST", self._url, headers, content)
+        return HTTPRequest("POST", self._responses_url(), headers, content)
 
-    def decode_chat(
-        self, request: ChatRequest, status: int, headers: Mapping[str, str], body: bytes
+    def _parse(
+        self, request: ChatRequest, data: object, headers: Mapping[str, str], status: int
     ) -> ChatResponse:
-        try:
-            data = _json.loads(body)
-        except _json.JSONDecodeError:
-            raise bad_body(self.label, status, body, "malformed JSON", self.api_key) from None
-        try:
-            return parse_response(data, self.label, self.name, headers, request.model)
-        except APIError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            why = f"unexpected shape ({exc!r})"
-            raise bad_body(self.label, status, body, why, self.api_key) from None
+        return parse_response(data, self.label, self.name, headers, request.model)
 
-    def stream_decoder(self, request: ChatRequest) -> ResponsesStreamDecoder:
+    def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
         return ResponsesStreamDecoder(self.label, self.name, request.model)
-
-    def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
-        return error_from_body(status, headers, body, provider=self.label, secret=self.api_key)
 
 
 # -- the request body --------------------------------------------------------------------
