@@ -106,7 +106,9 @@ class Message(BaseModel):
     """One chat message. Every API that takes messages also takes plain dicts.
 
     Messages in OpenAI's chat format and in Anthropic's content-block format
-    are accepted as they are and translated for each provider: ``content``
+    are accepted as they are and translated for each provider (a request also
+    takes messages dumped from the OpenAI SDK, with their empty ``refusal``,
+    ``annotations``, ``audio`` and ``function_call``): ``content``
     may hold Anthropic ``tool_use`` / ``tool_result`` / ``thinking`` /
     ``image`` / ``document`` blocks as well as OpenAI parts. ``thinking``
     carries an assistant turn's reasoning for the next request (see
@@ -121,14 +123,6 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     thinking: list[ThinkingBlock] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_sdk_nulls(cls, data: Any) -> Any:
-        # an OpenAI SDK message dumped to a dict carries these, mostly empty
-        if isinstance(data, Mapping) and not _MESSAGE_KEYS.issuperset(data):
-            return sdk_message(data)
-        return data
 
     @field_validator("content")
     @classmethod
@@ -239,6 +233,18 @@ class ChatRequest(BaseModel):
     provider: str | None = None
     cache: bool = True
     cache_ttl: float | None = Field(default=None, gt=0)
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _messages_from_sdks(cls, value: Any) -> Any:
+        # a message dumped from an OpenAI SDK object carries more keys, mostly empty;
+        # checked once per request rather than by a validator on every Message
+        if isinstance(value, list):
+            keys = _MESSAGE_KEYS
+            for m in value:
+                if type(m) is dict and not keys.issuperset(m):
+                    return [sdk_message(x) if type(x) is dict else x for x in value]
+        return value
 
 
 class Usage(BaseModel):

@@ -87,16 +87,6 @@ def finish_reason(value: object) -> FinishReason | None:
 _OPENAI_PARTS = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
 
 
-def _native(message: Message) -> bool:
-    """True when ``message`` is already in OpenAI's chat format (the common, fast case)."""
-    content = message.content
-    if content is None or isinstance(content, str):
-        return message.role != "assistant" or not message.thinking
-    if message.role == "assistant":
-        return False
-    return all(p.get("type") in _OPENAI_PARTS for p in content)
-
-
 def message_to_wire(message: Message) -> dict[str, Any]:
     """One OpenAI-format ``Message`` as the wire dict, ``None`` fields left out."""
     out: dict[str, Any] = {"role": message.role}
@@ -115,14 +105,22 @@ def message_to_wire(message: Message) -> dict[str, Any]:
 def messages_to_wire(messages: list[Message]) -> list[dict[str, Any]]:
     """The ``messages`` of a chat-completions body, from messages in any accepted format.
 
-    Messages already in OpenAI's format go out as they are; the others
-    (Anthropic blocks, Responses parts) through the canonical conversation.
+    Messages already in OpenAI's format (string content, or OpenAI's part
+    types) go out as they are, in one pass; any other shape (Anthropic
+    blocks, Responses parts) sends the whole list through the canonical
+    conversation, since one message there may become several here.
     """
-    if all(_native(m) for m in messages):
-        return [message_to_wire(m) for m in messages]
     out: list[dict[str, Any]] = []
-    for turn in conversation(messages):
-        out.extend(_turn_to_wire(turn))
+    for m in messages:
+        content = m.content
+        if (
+            content is None
+            or isinstance(content, str)
+            or (m.role != "assistant" and all(p.get("type") in _OPENAI_PARTS for p in content))
+        ):
+            out.append(message_to_wire(m))
+            continue
+        return [wire for turn in conversation(messages) for wire in _turn_to_wire(turn)]
     return out
 
 

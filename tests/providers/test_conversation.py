@@ -57,17 +57,19 @@ def test_openai_sdk_tool_call_shape_is_accepted() -> None:
             },
         ],
     }
-    m = Message.model_validate(assistant)
+    request = ChatRequest(model="m", messages=[{"role": "user", "content": "q"}, assistant])
+    m = request.messages[1]
     assert m.tool_calls == [
         ToolCall(id="call_1", name="lookup", arguments='{"q": "x"}', signature="c2ln"),
         ToolCall(id="call_2", name="ping", arguments='{"n":1}'),
     ]
-    refused = Message.model_validate({"role": "assistant", "content": None, "refusal": "No."})
+    refusal = {"role": "assistant", "content": None, "refusal": "No."}
+    refused = ChatRequest(model="m", messages=[refusal]).messages[0]
     assert refused.content == "No."
     with pytest.raises(ValueError, match="only 'function'"):
         ToolCall.model_validate({"id": "x", "type": "custom", "function": {"name": "f"}})
     with pytest.raises(ValueError):
-        Message.model_validate({"role": "user", "content": "hi", "mystery": 1})
+        ChatRequest(model="m", messages=[{"role": "user", "content": "hi", "mystery": 1}])
 
 
 OPENAI_HISTORY: list[dict[str, Any]] = [
