@@ -22,7 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     chat.add_argument("prompt", help="the user message")
     chat.add_argument("--model", "-m", default=None)
     chat.add_argument(
-        "--provider", "-p", default=None, help="openai, anthropic, gemini, bedrock, azure-openai, ..."
+        "--provider",
+        "-p",
+        default=None,
+        help="openai, anthropic, gemini, bedrock, azure-openai, ...",
     )
     chat.add_argument("--system", default=None, help="a system prompt")
     chat.add_argument("--stream", action="store_true", help="print the answer as it arrives")
