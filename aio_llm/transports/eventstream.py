@@ -126,7 +126,9 @@ class EventStreamDecoder:
 
     def _fail(self, what: str) -> None:
         self._buf.clear()
-        raise EventStreamError(f"corrupt event-stream frame: {what}")
+        # damaged in transit: a new request may well get it whole (retried only
+        # before the first chunk, like any stream)
+        raise EventStreamError(f"corrupt event-stream frame: {what}", should_retry=True)
 
 
 def _decode_headers(data: memoryview) -> dict[str, HeaderValue]:
@@ -176,7 +178,9 @@ def _decode_headers(data: memoryview) -> dict[str, HeaderValue]:
                 raise ValueError("a header runs past the header block")
             headers[name] = value
     except (IndexError, struct.error, UnicodeDecodeError, ValueError) as exc:
-        raise EventStreamError(f"corrupt event-stream frame: bad headers ({exc})") from None
+        raise EventStreamError(
+            f"corrupt event-stream frame: bad headers ({exc})", should_retry=True
+        ) from None
     return headers
 
 

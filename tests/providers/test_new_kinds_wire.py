@@ -681,3 +681,19 @@ async def test_fallback_across_kinds(
     assert sent["model"] == model
     assert "c2ln" not in json.dumps(sent)
     assert r.cost is not None and r.cost > 0
+
+
+@pytest.mark.anyio
+async def test_bedrock_frame_corrupt_before_the_first_chunk_is_retried(
+    server: FakeLLMServer, transport: str
+) -> None:
+    from aio_llm.testing.server._fmt_bedrock import BEDROCK_DIALECT, event_frame
+
+    broken = BEDROCK_DIALECT.malformed_event
+    body = event_frame("messageStart", {"role": "assistant"}) + broken
+    server.enqueue(Fault.raw(200, {"content-type": "application/vnd.amazon.eventstream"}, body))
+    async with client("bedrock", server, transport) as c:
+        async with c.stream(HELLO, timeout=5) as s:
+            text = await s.text()
+        assert c.metrics()["retry.attempts"] == 1
+    assert text == "Echo: Hello" and server.request_count == 2

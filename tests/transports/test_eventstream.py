@@ -113,7 +113,7 @@ def test_a_corrupt_frame_is_a_typed_error(what: str, corrupt: object) -> None:
     d = EventStreamDecoder()
     with pytest.raises(EventStreamError, match="CRC") as info:
         d.feed(bytes(frame))
-    assert isinstance(info.value, StreamError)
+    assert isinstance(info.value, StreamError) and info.value.should_retry is True
     assert not d.pending  # nothing after a bad frame is trusted
 
 
