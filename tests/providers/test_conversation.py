@@ -482,3 +482,20 @@ def test_gemini_needs_the_name_of_a_tool_result() -> None:
     ]
     part = wire("gemini", named)["contents"][0]["parts"][1]  # one user turn: question + result
     assert part == {"functionResponse": {"name": "f", "response": {"a": 1}, "id": "c"}}
+
+
+def test_reasoning_and_signatures_are_part_of_the_cache_key() -> None:
+    from aio_llm.middleware._keys import request_key
+
+    def key(thinking: list[ThinkingBlock] | None, signature: str | None) -> str:
+        call = ToolCall(id="c", name="f", arguments="{}", signature=signature)
+        messages = [
+            Message(role="user", content="q"),
+            Message(role="assistant", content="a", thinking=thinking, tool_calls=[call]),
+            Message(role="tool", tool_call_id="c", content="r"),
+        ]
+        return request_key(ChatRequest(model="m", messages=messages), provider="gemini")
+
+    plain = key(None, None)
+    assert plain != key(None, "sig") != key([ThinkingBlock(text="t", provider="gemini")], "sig")
+    assert key(None, None) == plain
