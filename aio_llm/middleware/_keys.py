@@ -86,7 +86,7 @@ def _message(m: Message) -> list[Any]:
             [c.id, c.name, c.arguments, *([c.signature] if c.signature else [])]
             for c in m.tool_calls
         ]
-    out = [m.role, content, m.name, calls, m.tool_call_id]
+    out: list[Any] = [m.role, content, m.name, calls, m.tool_call_id]
     if m.thinking:  # reasoning sent back is context too
         out.append([[t.text, t.signature, t.redacted, t.id, t.provider] for t in m.thinking])
     return out
