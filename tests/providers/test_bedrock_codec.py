@@ -457,3 +457,69 @@ def test_unknown_exception_and_error_messages_are_stream_errors() -> None:
     )
     with pytest.raises(StreamError, match="bad"):
         decoder.feed(error)
+
+
+# -- botocore's credential chain (the `bedrock` extra), on files only ---------------------------
+
+
+@pytest.fixture
+def aws_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Shared credential and config files, and no other source botocore could reach."""
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask the network
+    credentials = tmp_path / "credentials"
+    config = tmp_path / "config"
+    config.write_text("")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    return credentials
+
+
+@pytest.mark.anyio
+async def test_profiles_come_from_botocore(aws_files: Any) -> None:
+    from aio_llm import AsyncLLMClient
+    from aio_llm.testing import FakeLLMServer
+
+    aws_files.write_text(
+        "[default]\naws_access_key_id = AKIDFILE\naws_secret_access_key = file-secret\n"
+        "[work]\naws_access_key_id = AKIDWORK\naws_secret_access_key = work-secret\n"
+        "aws_session_token = work-token\n"
+    )
+    async with FakeLLMServer() as server:
+        for env, key_id in [({}, "AKIDFILE"), ({"AWS_PROFILE": "work"}, "AKIDWORK")]:
+            p = create_provider(
+                "bedrock", base_url=server.url, environ={"AWS_REGION": "us-east-1", **env}
+            )
+            assert "BotocoreCredentials" in repr(p)
+            async with AsyncLLMClient(p, middleware=[]) as c:
+                r = await c.chat([{"role": "user", "content": "Hi"}], model="amazon.nova-lite-v1:0")
+            assert r.content == "Echo: Hi"
+            headers = server.last_request.headers
+            assert f"Credential={key_id}/" in headers["authorization"]
+            assert headers.get("x-amz-security-token") == (
+                "work-token" if key_id == "AKIDWORK" else None
+            )
+
+
+@pytest.mark.anyio
+async def test_no_credentials_anywhere_is_a_configuration_error(aws_files: Any) -> None:
+    p = create_provider("bedrock", environ={"AWS_REGION": "us-east-1"})
+    from aio_llm.transports.httpx import HttpxTransport
+
+    transport = HttpxTransport()
+    try:
+        with pytest.raises(ConfigurationError, match="no AWS credentials found"):
+            await p.send(req(), transport)
+    finally:
+        await transport.aclose()
