@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-import aio_llm.cost.manager
 import aio_llm.facade
 from aio_llm import (
     AsyncLLMClient,
@@ -23,22 +22,21 @@ from aio_llm import (
     ClientConfig,
     ConfigurationError,
     LLMClientService,
-    Retry,
     ServerError,
     get_cost_manager,
 )
 from aio_llm.config import env_name
+from aio_llm.middleware import Retry
 from aio_llm.testing import FakeClock, FakeLLMServer, Fault
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_env(monkeypatch: pytest.MonkeyPatch, fresh_defaults: None) -> None:
     for var in list(os.environ):
         if var.startswith(("LLM_", "OPENAI_", "ANTHROPIC_", "OPENROUTER_")):
             monkeypatch.delenv(var)
-    monkeypatch.setattr(aio_llm.cost.manager, "_default", None)
 
 
 @pytest.fixture
@@ -222,7 +220,6 @@ def test_facade_service_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLM_MAX_RETRIES", "7")
     monkeypatch.setenv("LLM_CIRCUIT_FAILURE_THRESHOLD", "9")
     monkeypatch.setenv("LLM_DAILY_BUDGET", "12.5")
-    monkeypatch.setattr(aio_llm.facade, "_service", None)
     service = aio_llm.facade.get_llm_client_service()
     try:
         assert service.invoke_chat(model="gpt-4", messages=HELLO).provider == "mock"

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import APITimeoutError
 from ..pipeline import Next
-from ..streaming import ChunkStream, replay_as_stream
-from ..types import ChatChunk, ChatRequest, ChatResponse
+from ..streaming import replay_as_stream
+from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream
 
 if TYPE_CHECKING:
     from ._client import AsyncLLMClient

@@ -1,4 +1,4 @@
-"""The blocking twin: ``LLMClient`` and ``invoke_chat`` for code that is not async.
+"""The blocking twin: ``LLMClient`` for code that is not async.
 
 One anyio blocking portal (an event loop in a worker thread) per client runs
 the real ``AsyncLLMClient``; every method is ``portal.call`` of the async one,
@@ -22,7 +22,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ..types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput
 from ._client import USE_CLIENT_DEFAULT, AsyncLLMClient, RequestLike, Timeout
 
-__all__ = ["LLMClient", "invoke_chat"]
+__all__ = ["LLMClient"]
 
 
 class LLMClient:
@@ -188,24 +188,3 @@ async def _make_client(args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncLL
 
 async def _metrics(client: AsyncLLMClient) -> dict[str, Any]:
     return client.metrics()
-
-
-_default_client: LLMClient | None = None
-_default_lock = threading.Lock()
-
-
-def _get_default_client() -> LLMClient:
-    global _default_client
-    with _default_lock:
-        if _default_client is None or _default_client._portal_cm is None:
-            _default_client = LLMClient()
-        return _default_client
-
-
-def invoke_chat(
-    model: str | None = None,
-    messages: Sequence[MessageInput] | None = None,
-    **params: Any,
-) -> ChatResponse:
-    """One blocking chat call on the process's default ``LLMClient`` (configured from env)."""
-    return _get_default_client().chat(messages, model=model, **params)

@@ -3,47 +3,29 @@
 ``track_usage``, ``get_metrics``, ``get_budget_status`` and
 ``get_optimization_recommendations`` act on ``get_cost_manager()``;
 ``trace_operation``, ``finish_operation`` and ``get_dashboard_data`` on
-``get_observability()``; ``get_circuit_breaker(name)`` keeps one standalone
-``CircuitBreaker`` per name for the process.
+``get_observability()``.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from ..cost import Recommendation, UsageRecord
-from ..cost import get_cost_manager as _get_cost_manager
+from ..cost.ledger._base import UsageRecord
 from ..cost.metrics import CostMetrics
-from ..middleware.circuit_breaker._breaker import CircuitBreaker, CircuitBreakerConfig
+from ..cost.recommend import Recommendation
 from ..middleware.tracing._observability import Operation
-from ..middleware.tracing._observability import get_observability as _get_observability
+from ._defaults import get_cost_manager as _get_cost_manager
+from ._defaults import get_observability as _get_observability
 
 __all__ = [
     "finish_operation",
     "get_budget_status",
-    "get_circuit_breaker",
     "get_dashboard_data",
     "get_metrics",
     "get_optimization_recommendations",
     "trace_operation",
     "track_usage",
 ]
-
-_breakers: dict[str, CircuitBreaker] = {}
-_breakers_lock = threading.Lock()
-
-
-def get_circuit_breaker(name: str, config: CircuitBreakerConfig | None = None) -> CircuitBreaker:
-    """The process's standalone ``CircuitBreaker`` called ``name`` (created on first use).
-
-    ``config`` applies only when the breaker is created.
-    """
-    with _breakers_lock:
-        breaker = _breakers.get(name)
-        if breaker is None:
-            breaker = _breakers[name] = CircuitBreaker(name, config)
-        return breaker
 
 
 # -- the seed's cost functions, on get_cost_manager() ---------------------------------

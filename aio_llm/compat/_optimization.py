@@ -1,52 +1,16 @@
-"""Prompt trimming and the process-wide cache and deduplicator (seed API).
+"""``PromptOptimizer``: shortens a prompt to a token budget (the seed's optimization module).
 
-``get_cache()`` and ``get_deduplicator()`` return one lazily created
-default each, for code written against the seed::
-
-    cache = get_cache()
-    response = await cache.get(key)
-    if response is None:
-        response = await call_llm()
-        await cache.set(key, response, ttl=3600)
-
-    result = await get_deduplicator().deduplicate(key=key, executor=call_llm)
-
-Clients do not use these defaults: each builds and owns its own cache and
-deduplicator. ``PromptOptimizer`` shortens a prompt to a token budget.
+The seed's ``get_cache()`` and ``get_deduplicator()`` are process defaults
+(``aio_llm.compat._defaults``).
 """
 
 from __future__ import annotations
 
-import functools
 import re
 
-from ..config import ClientConfig
-from ..middleware.cache._cache import MemoryCache, RedisCache
-from ..middleware.dedup import Deduplicator
 from ..tokens import estimate_tokens
 
-__all__ = ["PromptOptimizer", "get_cache", "get_deduplicator"]
-
-
-@functools.lru_cache(maxsize=1)
-def get_cache() -> MemoryCache | RedisCache:
-    """The process-wide response cache, created on first use from ``LLM_*`` settings.
-
-    ``LLM_CACHE_BACKEND`` picks memory (default) or a Redis URL;
-    ``LLM_CACHE_TTL`` is the default TTL and ``LLM_CACHE_MAX_ENTRIES`` bounds
-    the memory cache.
-    """
-    config = ClientConfig.from_env()
-    where = config.backend_url(config.cache_backend)
-    if where == "memory":
-        return MemoryCache(config.cache_max_entries, ttl=config.cache_ttl)
-    return RedisCache(where, ttl=config.cache_ttl)
-
-
-@functools.lru_cache(maxsize=1)
-def get_deduplicator() -> Deduplicator:
-    """The process-wide ``Deduplicator`` (unbound: a cancelled leader's waiter takes over)."""
-    return Deduplicator()
+__all__ = ["PromptOptimizer"]
 
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")

@@ -17,14 +17,13 @@ process. The module-level ``track_usage``, ``get_metrics``,
 ``get_budget_status`` and ``get_optimization_recommendations`` act on
 ``get_cost_manager()``; ``trace_operation``, ``finish_operation`` and
 ``get_dashboard_data`` on ``get_observability()``. The seed's transports
-live in ``aio_llm._seed_transports`` and are re-exported here.
+live in ``aio_llm.compat._transports`` and are re-exported here.
 
 New code should use ``AsyncLLMClient`` (or ``LLMClient``) directly.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,7 +35,6 @@ from ..cost import (
     BudgetPeriod,
     CostManager,
 )
-from ..cost import get_cost_manager as _get_cost_manager
 from ..middleware.circuit_breaker._breaker import (
     CircuitBreakerConfig,
     CircuitBreakerMiddleware,
@@ -44,13 +42,14 @@ from ..middleware.circuit_breaker._breaker import (
 )
 from ..middleware.retry._retry import Retry, RetryConfig, RetryStrategy
 from ..middleware.tracing._observability import Observability
-from ..middleware.tracing._observability import get_observability as _get_observability
 from ..providers import Provider
 from ..types import ChatResponse, MessageInput
+from ._defaults import ProcessDefault, get_circuit_breaker
+from ._defaults import get_cost_manager as _get_cost_manager
+from ._defaults import get_observability as _get_observability
 from ._functions import (
     finish_operation,
     get_budget_status,
-    get_circuit_breaker,
     get_dashboard_data,
     get_metrics,
     get_optimization_recommendations,
@@ -324,8 +323,7 @@ class LLMClientService:
         return f"<LLMClientService {self._client!r}>"
 
 
-_service: LLMClientService | None = None
-_service_lock = threading.Lock()
+_service = ProcessDefault(lambda _: LLMClientService(), usable=lambda s: not s.closed)
 
 
 def get_llm_client_service() -> LLMClientService:
@@ -334,11 +332,7 @@ def get_llm_client_service() -> LLMClientService:
     After ``close()`` the next call builds a new one (reading the
     environment again).
     """
-    global _service
-    with _service_lock:
-        if _service is None or _service.closed:
-            _service = LLMClientService()
-        return _service
+    return _service.get()
 
 
 def invoke_chat(

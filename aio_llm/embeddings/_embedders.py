@@ -1,14 +1,14 @@
 """Embeddings: the ``Embedder`` protocol, its two implementations, and micro-batching.
 
 * ``LocalEmbedder`` works offline with no model download (hashed lexical
-  features, see ``aio_llm._local_embedder``); it is the semantic cache's
+  features, see ``aio_llm.embeddings._local``); it is the semantic cache's
   default.
 * ``ClientEmbedder(client, model)`` asks the provider's embeddings endpoint
   through ``client.embed``.
 * ``EmbeddingBatcher`` gathers ``embed`` calls that arrive within a few
   milliseconds of each other into one upstream request per model and hands
   each caller its own vectors back.
-* ``VectorIndex`` (``aio_llm.vector_index``) stores and searches vectors.
+* ``VectorIndex`` (``aio_llm.embeddings._index``) stores and searches vectors.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import anyio
 import anyio.abc
@@ -29,9 +29,6 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..types import EmbeddingResponse, Usage
 from ._index import VectorIndex
 from ._local import LocalEmbedder
-
-if TYPE_CHECKING:
-    from ..client._client import AsyncLLMClient
 
 __all__ = [
     "BatcherStatistics",
@@ -51,12 +48,20 @@ class Embedder(Protocol):
     async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
 
+class EmbeddingClient(Protocol):
+    """What ``ClientEmbedder`` needs of a client: ``AsyncLLMClient`` is one."""
+
+    async def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbeddingResponse:
+        """Vectors for ``texts`` from the provider's embeddings endpoint."""
+        ...
+
+
 class ClientEmbedder:
     """An ``Embedder`` that calls the provider's embeddings endpoint via ``client.embed``."""
 
     __slots__ = ("client", "model")
 
-    def __init__(self, client: AsyncLLMClient, model: str) -> None:
+    def __init__(self, client: EmbeddingClient, model: str) -> None:
         if not model:
             raise ValueError("model must name an embedding model")
         self.client = client

@@ -26,9 +26,8 @@ from ..cost.manager import CostManager
 from ..cost.metrics import UsageRow
 from ..cost.pricing import ModelPrice
 from ..pipeline import Next
-from ..streaming import ChunkStream
 from ..tokens import estimate_request_tokens, estimate_tokens
-from ..types import ChatRequest, ChatResponse, Usage
+from ..types import ChatRequest, ChatResponse, ChunkStream, Usage
 
 __all__ = ["BudgetMiddleware", "BudgetStatistics"]
 

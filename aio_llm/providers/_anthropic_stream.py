@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .. import _json
-from ..errors import StreamError
+from ..errors import APIError, StreamError
 from ..streaming import ChunkAccumulator
 from ..transports.sse import SSEEvent
 from ..types import (
@@ -20,9 +20,6 @@ from ..types import (
     make_chunk,
     make_tool_delta,
 )
-
-if TYPE_CHECKING:
-    from .anthropic import AnthropicProvider
 from ._common import int_field, str_field
 
 __all__ = ["FINISH", "AnthropicStreamDecoder", "int_field", "str_field", "usage_from_wire"]
@@ -51,10 +48,17 @@ class AnthropicStreamDecoder:
     of ``message_delta``.
     """
 
-    __slots__ = ("_blocks", "_done", "_provider", "_tools", "_usage", "accumulator")
+    __slots__ = ("_blocks", "_done", "_inband_error", "_label", "_tools", "_usage", "accumulator")
 
-    def __init__(self, provider: AnthropicProvider, request: ChatRequest) -> None:
-        self._provider = provider
+    def __init__(
+        self,
+        label: str,
+        inband_error: Callable[[Mapping[str, Any]], APIError],
+        request: ChatRequest,
+    ) -> None:
+        """``label`` names the provider in errors; ``inband_error`` types an ``error`` event."""
+        self._label = label
+        self._inband_error = inband_error
         self.accumulator = ChunkAccumulator()
         self.accumulator.model = request.model
         self._blocks: dict[int, list[Any]] = {}
@@ -96,7 +100,7 @@ class AnthropicStreamDecoder:
             self._done = True
             return []
         elif kind == "error":
-            raise self._provider._inband_error(data, None)
+            raise self._inband_error(data)
         else:  # ping and event types aio_llm does not know
             return []
         for chunk in chunks:
@@ -104,7 +108,7 @@ class AnthropicStreamDecoder:
         return chunks
 
     def build_response(self) -> ChatResponse:
-        return self.accumulator.build(provider=self._provider.label)
+        return self.accumulator.build(provider=self._label)
 
     # -- events ------------------------------------------------------------
     def _message_start(self, data: dict[str, Any]) -> None:
@@ -151,7 +155,7 @@ class AnthropicStreamDecoder:
         if kind == "redacted_thinking":
             data_ = block.get("data")
             if isinstance(data_, str):
-                kept = ThinkingBlock(redacted=data_, provider=self._provider.name)
+                kept = ThinkingBlock(redacted=data_, provider="anthropic")
                 self.accumulator.thinking.append(kept)
         if kind == "tool_use":
             ident, name = block.get("id"), block.get("name")
@@ -202,7 +206,7 @@ class AnthropicStreamDecoder:
         state = self._block(data)
         if state is not None and state[0] == _THINKING:
             text = "".join(state[2])
-            block = ThinkingBlock(text=text, signature=state[3], provider=self._provider.name)
+            block = ThinkingBlock(text=text, signature=state[3], provider="anthropic")
             self.accumulator.thinking.append(block)
             return []
         if state is None or state[0] != _TOOL or state[2]:
@@ -219,8 +223,8 @@ class AnthropicStreamDecoder:
 
     def _broken(self, what: str) -> StreamError:
         return StreamError(
-            f"unexpected stream from {self._provider.label}: {what}",
-            provider=self._provider.label,
+            f"unexpected stream from {self._label}: {what}",
+            provider=self._label,
         )
 
 

@@ -235,7 +235,9 @@ class AnthropicProvider(Provider):
 
     def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
         """A fresh decoder for one streamed answer to ``request``."""
-        return AnthropicStreamDecoder(self, request)
+        return AnthropicStreamDecoder(
+            self.label, lambda data: self._inband_error(data, None), request
+        )
 
     # -- helpers -----------------------------------------------------------
     def _shape(self, what: str, data: Any) -> APIResponseError:

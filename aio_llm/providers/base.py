@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from ..errors import APIConnectionError, APIError, APIResponseError, StreamError
-from ..streaming import ChunkAccumulator, ChunkStream
+from ..streaming import ChunkAccumulator
 from ..transports.base import HTTPTransport, StreamingHTTPResponse
 from ..transports.sse import SSEDecoder
-from ..types import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse
+from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, EmbeddingResponse
 
 __all__ = ["Framing", "HTTPRequest", "Provider", "StreamDecoder", "redact"]
 

@@ -11,12 +11,13 @@ from typing import Any, ClassVar
 
 import anyio
 
-from ..streaming import ChunkAccumulator, ChunkStream
+from ..streaming import ChunkAccumulator
 from ..transports.base import HTTPTransport
 from ..types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    ChunkStream,
     EmbeddingResponse,
     Usage,
     fast_construct,

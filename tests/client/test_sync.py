@@ -1,4 +1,4 @@
-"""The blocking twin: LLMClient and invoke_chat, from plain code and inside a running loop."""
+"""The blocking twin, LLMClient, and the facade's invoke_chat: in plain code and in a loop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 
-import aio_llm.client._sync
 from aio_llm import ClientConfig, LLMClient, invoke_chat
 from aio_llm.testing import FakeLLMServer
 
@@ -52,27 +51,17 @@ async def test_llmclient_inside_a_running_loop(served: str) -> None:
 
 @pytest.mark.anyio
 async def test_invoke_chat_inside_a_running_loop(
-    served: str, monkeypatch: pytest.MonkeyPatch
+    served: str, monkeypatch: pytest.MonkeyPatch, fresh_defaults: None
 ) -> None:
     monkeypatch.setenv("LLM_PROVIDER", "openai")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
     monkeypatch.setenv("OPENAI_BASE_URL", served + "/v1")
-    monkeypatch.setattr(aio_llm.client._sync, "_default_client", None)
-    try:
-        r = invoke_chat(model="gpt-4", messages=HELLO)
-        assert r.content == "Echo: Hello" and r.model == "gpt-4"
-    finally:
-        client = aio_llm.client._sync._default_client
-        if client is not None:
-            client.close()
+    r = invoke_chat(model="gpt-4", messages=HELLO)
+    assert r.content == "Echo: Hello" and r.model == "gpt-4"
 
 
-def test_invoke_chat_with_forced_mock(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invoke_chat_with_forced_mock(
+    monkeypatch: pytest.MonkeyPatch, fresh_defaults: None
+) -> None:
     monkeypatch.setenv("LLM_FORCE_MOCK", "1")
-    monkeypatch.setattr(aio_llm.client._sync, "_default_client", None)
-    try:
-        assert invoke_chat(model="gpt-4", messages=HELLO).content == "Test response"
-    finally:
-        client = aio_llm.client._sync._default_client
-        if client is not None:
-            client.close()
+    assert invoke_chat(model="gpt-4", messages=HELLO).content == "Test response"

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aio_llm.compat._optimization import PromptOptimizer, get_cache, get_deduplicator
+from aio_llm.compat._optimization import PromptOptimizer
 
 PROMPT = """You are a helpful   assistant.\t Be concise.
 
@@ -80,11 +80,5 @@ def test_never_drops_the_final_question_and_fits_when_it_can(
         assert opt.count_tokens(out) <= budget
 
 
-def test_seed_defaults_are_lazy_singletons() -> None:
-    assert get_deduplicator() is get_deduplicator()
-    get_cache.cache_clear()
-    try:
-        assert get_cache() is get_cache()
-    finally:
-        get_cache.cache_clear()
+def test_repr() -> None:
     assert "PromptOptimizer" in repr(PromptOptimizer("gpt-4o"))

@@ -19,12 +19,8 @@ from typing import Any
 import anyio
 import pytest
 
-import aio_llm.compat._functions
-import aio_llm.compat._optimization
-import aio_llm.cost.manager
-import aio_llm.facade
-import aio_llm.middleware.tracing._observability
 from aio_llm import ClientConfig, LLMClient
+from aio_llm.compat import reset_defaults
 from aio_llm.errors import ServerError
 from aio_llm.providers import MockProvider
 from aio_llm.testing import FakeClock, FakeLLMServer, SpawnedServer
@@ -57,20 +53,11 @@ def seed_env(monkeypatch: pytest.MonkeyPatch, served: SpawnedServer) -> Iterator
     monkeypatch.setenv("ANTHROPIC_BASE_URL", served.url)
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-seed-test")
     monkeypatch.setenv("OPENROUTER_BASE_URL", served.url + "/api/v1")
-    monkeypatch.setattr(aio_llm.cost.manager, "_default", None)
-    monkeypatch.setattr(aio_llm.middleware.tracing._observability, "_default", None)
-    monkeypatch.setattr(aio_llm.facade, "_service", None)
-    monkeypatch.setattr(aio_llm.compat._functions, "_breakers", {})
-    aio_llm.compat._optimization.get_cache.cache_clear()
-    aio_llm.compat._optimization.get_deduplicator.cache_clear()
+    reset_defaults()
     try:
         yield
     finally:
-        service = aio_llm.facade._service
-        if service is not None:
-            service.close()
-        aio_llm.compat._optimization.get_cache.cache_clear()
-        aio_llm.compat._optimization.get_deduplicator.cache_clear()
+        reset_defaults()
 
 
 # -- Facade pattern ---------------------------------------------------------------------
@@ -578,13 +565,12 @@ def _failing_then(replies: list[str | Exception]) -> MockProvider:
 def test_service_applies_the_seed_configs() -> None:
     from aio_llm import (
         CircuitBreakerConfig,
-        CircuitBreakerMiddleware,
         CircuitBreakerOpenError,
         LinearBackoffRetry,
         LLMClientService,
-        Retry,
         RetryConfig,
     )
+    from aio_llm.middleware import CircuitBreakerMiddleware, Retry
 
     down = ServerError("down", status_code=503)
     breaker_config = CircuitBreakerConfig(failure_threshold=2, timeout=30.0, minimum_calls=7)
@@ -730,7 +716,7 @@ async def test_best_practices(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_migration_from_the_old_client() -> None:
-    from aio_llm.facade import invoke_chat
+    from aio_llm.facade import get_llm_client_service, invoke_chat
 
     response = invoke_chat(
         model="gpt-4",
@@ -738,7 +724,7 @@ def test_migration_from_the_old_client() -> None:
     )
 
     assert response.content == "Echo: Hello"
-    assert aio_llm.facade.get_llm_client_service().get_cost_metrics()["total_requests"] == 1
+    assert get_llm_client_service().get_cost_metrics()["total_requests"] == 1
 
 
 # -- Troubleshooting -----------------------------------------------------------------------

@@ -46,7 +46,7 @@ from aio_llm.middleware import (
     Retry,
     Tracing,
 )
-from aio_llm.middleware.tracing import (
+from aio_llm.middleware.tracing._tracing import (
     EVENT_CIRCUIT_REJECTED,
     EVENT_DEDUP_HIT,
     EVENT_FALLBACK,

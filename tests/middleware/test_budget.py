@@ -15,10 +15,10 @@ from aio_llm.cost import BudgetConfig, BudgetPeriod, CostManager
 from aio_llm.cost.ledger._sqlite import SQLiteLedger
 from aio_llm.errors import BudgetExceededError, ServerError
 from aio_llm.middleware.budget import BudgetMiddleware
-from aio_llm.streaming import ChunkAccumulator, ChunkStream
+from aio_llm.streaming import ChunkAccumulator
 from aio_llm.testing.clock import FakeClock
 from aio_llm.tokens import estimate_request_tokens
-from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, Message, Usage
+from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Message, Usage
 
 PROMPT = "Summarise the following support ticket in two sentences: the printer is on fire."
 

@@ -1,7 +1,7 @@
 """Exact response cache: the middleware and its two backends.
 
 ``Cache`` answers a request from the cache when an equal request (same key,
-see ``aio_llm.cache_key``: provider, model, messages, sampling parameters,
+see ``aio_llm.middleware._keys``: provider, model, messages, sampling parameters,
 tools, response format, seed, extra and the tenant) was answered before and
 its entry has not expired. Hits come back with ``cached=True`` and
 ``cost=0.0`` (``usage`` still describes the original call); a streaming
@@ -30,8 +30,8 @@ from types import TracebackType
 from ...clock import Clock
 from ...config import ClientConfig
 from ...pipeline import Next
-from ...streaming import ChunkStream, replay_as_stream
-from ...types import ChatRequest, ChatResponse
+from ...streaming import replay_as_stream
+from ...types import ChatRequest, ChatResponse, ChunkStream
 from .._keys import RequestKeyer, TenantFn
 from ._backends import CacheBackend, MemoryCache, RedisCache
 

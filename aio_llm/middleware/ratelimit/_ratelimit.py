@@ -43,9 +43,8 @@ from ..._deadline import current_deadline
 from ...clock import SYSTEM_CLOCK, Clock
 from ...errors import RateLimitError, RateLimitExceededError
 from ...pipeline import Next
-from ...streaming import ChunkStream
 from ...tokens import estimate_request_tokens
-from ...types import ChatRequest, ChatResponse
+from ...types import ChatRequest, ChatResponse, ChunkStream
 from .._redis_limits import RedisGCRA
 from ..tracing._tracing import EVENT_RATE_LIMITED, record_event
 from ._state import GCRABucket, TargetLimits

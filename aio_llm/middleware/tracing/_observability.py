@@ -7,10 +7,10 @@ durations for the percentiles. ``Observability`` joins one ``RequestStats``
 with the metric sources of a client's middleware (each one's ``metrics()``
 dict), exports those sources as OpenTelemetry observable instruments under
 their seed names (``circuit.state``, ``retry.attempts``, ``cost.total``, ...)
-and answers ``get_dashboard_data()``. ``get_observability()`` returns the
-process default that the seed facade's client records into.
+and answers ``get_dashboard_data()``. (The seed's process-wide
+``get_observability()`` lives in ``aio_llm.compat``.)
 
-    obs = get_observability()
+    obs = Observability()
     op = obs.trace_operation("llm_call", model="gpt-4")
     obs.finish_operation(op, status="success")
     obs.get_dashboard_data()["avg_duration_ms"]
@@ -41,7 +41,6 @@ __all__ = [
     "Operation",
     "RequestStats",
     "StatsSnapshot",
-    "get_observability",
 ]
 
 MetricsSource = Callable[[], Mapping[str, object]]
@@ -411,17 +410,3 @@ def _operation_row(s: StatsSnapshot) -> dict[str, Any]:
 
 def _attr(value: Any) -> Any:
     return value if isinstance(value, (str, bool, int, float)) else str(value)
-
-
-_default: Observability | None = None
-_default_lock = threading.Lock()
-
-
-def get_observability() -> Observability:
-    """The process-wide default ``Observability`` (the seed facade's client records here)."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Observability(name="default")
-    return _default

@@ -1,6 +1,6 @@
 """``RequestStats``: bounded counters and recent-latency percentiles per client.
 
-Public through ``aio_llm.observability``; kept in its own module because the
+Public through ``aio_llm.middleware``; kept in its own module because the
 ``Tracing`` middleware imports it on the hot path without the rest.
 """
 

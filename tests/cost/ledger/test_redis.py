@@ -16,8 +16,9 @@ import anyio.lowlevel
 import pytest
 
 from aio_llm.config import ClientConfig
-from aio_llm.cost import BudgetConfig, BudgetPeriod, CostManager, LedgerUnavailableError
-from aio_llm.cost.ledger import Claim, Reservation
+from aio_llm.cost import BudgetConfig, BudgetPeriod, CostManager
+from aio_llm.cost.ledger import LedgerUnavailableError, Reservation
+from aio_llm.cost.ledger._base import Claim
 from aio_llm.cost.ledger._redis import RedisLedger
 from aio_llm.errors import BudgetExceededError
 from aio_llm.middleware.budget import BudgetMiddleware

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from aio_llm.cost import CostManager, SQLiteLedger, ledger_from_url
+from aio_llm.cost import CostManager
 from aio_llm.cost.budgets import BudgetConfig, BudgetPeriod
-from aio_llm.cost.ledger import LedgerUnavailableError, MemoryLedger
+from aio_llm.cost.ledger import LedgerUnavailableError, MemoryLedger, SQLiteLedger, ledger_from_url
 from aio_llm.testing.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -23,7 +23,8 @@ CHILD = textwrap.dedent(
     """
     import sys
     import anyio
-    from aio_llm.cost import BudgetConfig, BudgetPeriod, CostManager, SQLiteLedger
+    from aio_llm.cost import BudgetConfig, BudgetPeriod, CostManager
+    from aio_llm.cost.ledger import SQLiteLedger
     from aio_llm.middleware.budget import BudgetMiddleware
     from aio_llm.types import ChatRequest, ChatResponse, Message, Usage
 

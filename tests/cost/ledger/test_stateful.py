@@ -24,7 +24,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from aio_llm.cost.ledger import Claim, MemoryLedger, Reservation
+from aio_llm.cost.ledger import MemoryLedger, Reservation
+from aio_llm.cost.ledger._base import Claim
 from aio_llm.cost.ledger._sqlite import SQLiteLedger
 
 LIMITS = {"global|2026-01-01|*": 1_000, "user|2026-01-01|ann": 600}

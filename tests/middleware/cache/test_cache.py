@@ -14,14 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aio_llm.compat._optimization import get_cache
+from aio_llm.compat import get_cache
 from aio_llm.config import ClientConfig
 from aio_llm.errors import ServerError
+from aio_llm.middleware import Cache, MemoryCache, RedisCache
 from aio_llm.middleware._keys import RequestKeyer, api_key_fingerprint, local_key, request_key
-from aio_llm.middleware.cache import Cache, MemoryCache, RedisCache
-from aio_llm.streaming import ChunkAccumulator, ChunkStream
+from aio_llm.streaming import ChunkAccumulator
 from aio_llm.testing.clock import FakeClock
-from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, Message, Usage
+from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Message, Usage
 from tests.conftest import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -401,15 +401,13 @@ async def test_broken_or_abandoned_streams_are_not_stored() -> None:
     assert upstream.calls == 3
 
 
-async def test_get_cache_seed_api(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_get_cache_seed_api(monkeypatch: pytest.MonkeyPatch, fresh_defaults: None) -> None:
     monkeypatch.delenv("LLM_CACHE_BACKEND", raising=False)
-    get_cache.cache_clear()
     cache = get_cache()
     assert cache is get_cache() and isinstance(cache, MemoryCache)
     assert await cache.get("seed-key") is None
     await cache.set("seed-key", {"answer": 42}, ttl=60)
     assert await cache.get("seed-key") == {"answer": 42}
-    get_cache.cache_clear()
 
 
 async def test_from_config() -> None:
@@ -424,7 +422,7 @@ async def test_from_config() -> None:
 _CHILD = textwrap.dedent(
     """
     import sys, anyio
-    from aio_llm.middleware.cache import Cache, RedisCache
+    from aio_llm.middleware import Cache, RedisCache
     from aio_llm.types import ChatRequest, ChatResponse
 
     async def main(url, namespace, text):

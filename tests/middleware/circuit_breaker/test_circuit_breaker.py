@@ -21,17 +21,16 @@ from aio_llm.errors import (
     StreamError,
     error_for_status,
 )
-from aio_llm.middleware.circuit_breaker import (
+from aio_llm.middleware import (
     CircuitBreaker,
     CircuitBreakerConfig,
     CircuitBreakerMiddleware,
     CircuitState,
-    is_circuit_failure,
 )
+from aio_llm.middleware.circuit_breaker._breaker import is_circuit_failure
 from aio_llm.middleware.circuit_breaker._state import BreakerStateMachine
-from aio_llm.streaming import ChunkStream
 from aio_llm.testing.clock import FakeClock
-from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, Usage
+from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Usage
 
 NO_RATE = CircuitBreakerConfig(failure_rate_threshold=None)
 

@@ -11,12 +11,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from aio_llm.errors import RateLimitExceededError, error_for_status
-from aio_llm.middleware.ratelimit import RateLimit, RateLimitConfig
+from aio_llm.middleware import RateLimit, RateLimitConfig
 from aio_llm.middleware.ratelimit._state import GCRABucket, TargetLimits, parse_reset
-from aio_llm.streaming import ChunkStream
 from aio_llm.testing.clock import FakeClock
 from aio_llm.tokens import estimate_request_tokens
-from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, Usage
+from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Usage
 
 WALL = 1767225600.0 - 1000.0  # FakeClock().time() - FakeClock().now()
 

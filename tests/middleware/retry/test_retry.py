@@ -26,19 +26,19 @@ from aio_llm.errors import (
     StreamError,
     error_for_status,
 )
-from aio_llm.middleware.retry import (
+from aio_llm.middleware import (
     AdaptiveRetry,
     ExponentialBackoffRetry,
     FibonacciBackoffRetry,
     LinearBackoffRetry,
     Retry,
-    RetryBudget,
     RetryConfig,
     RetryExecutor,
     RetryStrategy,
     is_retryable,
     is_transient,
 )
+from aio_llm.middleware.retry._budget import RetryBudget
 from aio_llm.pipeline import build_chain
 from aio_llm.streaming import replay_as_stream
 from aio_llm.testing.clock import FakeClock

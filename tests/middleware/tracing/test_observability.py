@@ -18,13 +18,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracerProvider, StatusCode
 
-from aio_llm.middleware.tracing import Tracing
-from aio_llm.middleware.tracing._observability import (
-    MONOTONIC_METRICS,
-    Observability,
-    RequestStats,
-    get_observability,
-)
+from aio_llm.compat import get_observability
+from aio_llm.middleware import Tracing
+from aio_llm.middleware.tracing._observability import MONOTONIC_METRICS, Observability, RequestStats
 from aio_llm.testing.clock import FakeClock
 from aio_llm.types import ChatRequest, ChatResponse, Usage
 
@@ -321,7 +317,7 @@ async def test_dashboard_and_client_metrics_agree() -> None:
     assert d["uptime_seconds"] == pytest.approx(0.4)
 
 
-def test_get_observability_is_the_process_default() -> None:
+def test_get_observability_is_the_process_default(fresh_defaults: None) -> None:
     obs = get_observability()
     assert get_observability() is obs
     assert obs.name == "default"

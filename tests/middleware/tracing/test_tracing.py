@@ -19,21 +19,20 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 from aio_llm.errors import RateLimitError, StreamError
-from aio_llm.middleware.tracing import (
+from aio_llm.middleware import Tracing, record_event
+from aio_llm.middleware.tracing._observability import RequestStats
+from aio_llm.middleware.tracing._tracing import (
     DURATION_BUCKETS,
     EVENT_DEDUP_HIT,
     EVENT_RETRY,
     TOKEN_BUCKETS,
-    Tracing,
-    record_event,
     set_attribute,
     tracing_active,
 )
-from aio_llm.middleware.tracing._observability import RequestStats
 from aio_llm.pipeline import Next, build_chain
-from aio_llm.streaming import ChunkStream, replay_as_stream
+from aio_llm.streaming import replay_as_stream
 from aio_llm.testing.clock import FakeClock
-from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, Message, Usage
+from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Message, Usage
 
 PROMPT = "What is the secret recipe of grandma's soup?"
 ANSWER = "Carrots, patience and a bay leaf."
