@@ -697,3 +697,38 @@ async def test_bedrock_frame_corrupt_before_the_first_chunk_is_retried(
             text = await s.text()
         assert c.metrics()["retry.attempts"] == 1
     assert text == "Echo: Hello" and server.request_count == 2
+
+
+@pytest.mark.anyio
+async def test_client_by_kind_from_the_environment(
+    server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "OPENAI_API_KEY": KEY,
+        "OPENAI_BASE_URL": server.openai_url,
+        "GEMINI_API_KEY": KEY,
+        "GOOGLE_GEMINI_BASE_URL": server.url,
+        "AZURE_OPENAI_API_KEY": KEY,
+        "AZURE_OPENAI_ENDPOINT": server.url,
+        "OPENAI_API_VERSION": "2024-10-21",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "AKIDENV",
+        "AWS_SECRET_ACCESS_KEY": KEY,
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": server.url,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    paths = []
+    for kind in KINDS:
+        async with AsyncLLMClient(kind, model=MODEL[kind]) as c:
+            r = await c.chat(HELLO)
+        assert (r.provider, r.content) == (kind, "Echo: Hello")
+        paths.append(server.last_request.path)
+    assert paths == [
+        "/v1/responses",
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        "/openai/deployments/gpt-4o/chat/completions",
+        "/openai/responses",
+        "/model/us.amazon.nova-micro-v1%3A0/converse",
+    ]
