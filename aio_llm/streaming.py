@@ -103,8 +103,6 @@ class ChunkAccumulator:
             thinking=list(self.thinking),
             reasoning="".join(self._reasoning) or None,
             raw=raw,
-            stream=None,
-            headers=None,
         )
 
 

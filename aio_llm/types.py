@@ -435,6 +435,8 @@ def make_response(
         reasoning=reasoning,
         request_id=request_id,
         raw=raw,
+        stream=None,
+        headers=None,
     )
 
 

@@ -346,8 +346,6 @@ def parse_chat(
         reasoning=reasoning,
         request_id=headers.get("x-request-id"),
         raw=data,
-        stream=None,
-        headers=None,
     )
 
 

@@ -17,6 +17,8 @@ from aio_llm import EventStreamError, StreamError
 from aio_llm.transports.eventstream import (
     MAX_MESSAGE_LENGTH,
     EventStreamDecoder,
+    EventStreamMessage,
+    HeaderValue,
     encode_message,
 )
 
@@ -29,11 +31,8 @@ def recorded(name: str) -> tuple[bytes, list[dict[str, object]]]:
     return base64.b64decode(fx["response"]["body_b64"]), fx["response"]["events"]
 
 
-def decoded(messages: list[object]) -> list[dict[str, object]]:
-    return [
-        {"headers": m.headers, "payload": json.loads(m.payload)}  # type: ignore[attr-defined]
-        for m in messages
-    ]
+def decoded(messages: list[EventStreamMessage]) -> list[dict[str, object]]:
+    return [{"headers": m.headers, "payload": json.loads(m.payload)} for m in messages]
 
 
 @pytest.mark.parametrize("name", STREAMS)
@@ -48,7 +47,7 @@ def test_recorded_bytes_decode_to_the_recorded_events(name: str) -> None:
 def test_byte_by_byte_gives_the_same_events(name: str) -> None:
     raw, events = recorded(name)
     d = EventStreamDecoder()
-    out = []
+    out: list[EventStreamMessage] = []
     for i in range(len(raw)):
         out += d.feed(raw[i : i + 1])
     assert decoded(out) == events
@@ -60,7 +59,7 @@ def test_any_split_gives_the_same_events(cuts: list[int]) -> None:
     raw, events = recorded(STREAMS[0])
     points = sorted({c % (len(raw) + 1) for c in cuts} | {0, len(raw)})
     d = EventStreamDecoder()
-    out = []
+    out: list[EventStreamMessage] = []
     for a, b in zip(points, points[1:], strict=False):
         out += d.feed(raw[a:b])
     assert decoded(out) == events
@@ -68,7 +67,14 @@ def test_any_split_gives_the_same_events(cuts: list[int]) -> None:
 
 def test_encode_then_decode_every_header_type() -> None:
     ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
-    headers = {"s": "text", "b": b"\x00\x01", "t": True, "f": False, "i": -5, "u": ident}
+    headers: dict[str, HeaderValue] = {
+        "s": "text",
+        "b": b"\x00\x01",
+        "t": True,
+        "f": False,
+        "i": -5,
+        "u": ident,
+    }
     frame = encode_message(headers, b'{"x": 1}')
     (message,) = EventStreamDecoder().feed(frame)
     assert message.headers == headers and message.payload == b'{"x": 1}'
