@@ -19,6 +19,7 @@ from typing import Any
 from .. import _json
 from ..errors import APIError, StreamError, error_for_status
 from ..types import ChatResponse, FinishReason, Message, ToolCall, Usage, fast_construct, make_usage
+from ._error_text import describe_text_body
 
 __all__ = [
     "decode_embeddings",
@@ -215,6 +216,7 @@ def error_from_payload(
     provider: str,
     headers: Mapping[str, str] | None,
     body: object = None,
+    raw: bytes | None = None,
 ) -> APIError:
     """The typed error for an ``error`` object (OpenAI or OpenRouter shape, or a bare string)."""
     code: object = None
@@ -251,6 +253,7 @@ def error_from_payload(
         code=code_text,
         error_type=error_type,
         body=body,
+        raw=raw,
     )
 
 
@@ -267,9 +270,9 @@ def error_from_body(
         data = None
     if isinstance(data, dict):
         err = data.get("error")
-        if err:
+        if err:  # ``body`` is the error object, as the openai SDK's errors carry it
             return error_from_payload(
-                err, status=status, provider=provider, headers=headers, body=data
+                err, status=status, provider=provider, headers=headers, body=err, raw=text.encode()
             )
         # vLLM-style {"object": "error", "message": ...} or FastAPI {"detail": ...}
         msg = data.get("message") or data.get("detail")
@@ -284,9 +287,12 @@ def error_from_body(
                 provider=provider,
                 headers=headers,
                 body=data,
+                raw=text.encode(),
             )
-    message = shorten(text) or f"HTTP {status}"
-    return error_for_status(status, message, provider=provider, headers=headers, body=text)
+    message = describe_text_body(status, headers, text)
+    return error_for_status(
+        status, message, provider=provider, headers=headers, body=text, raw=text.encode()
+    )
 
 
 def decode_embeddings(data: object) -> tuple[list[list[float]], str, Usage]:

@@ -35,6 +35,7 @@ from ..types import (
 )
 from ._anthropic_encode import encode_body
 from ._anthropic_stream import FINISH, AnthropicStreamDecoder, str_field, usage_from_wire
+from ._error_text import describe_text_body
 from .base import HTTPRequest, Provider, StreamDecoder, redact
 
 __all__ = ["AnthropicProvider"]
@@ -214,9 +215,9 @@ class AnthropicProvider(Provider):
             if not isinstance(body_request_id, str):
                 body_request_id = None
         else:
-            parsed = _clip(body)
+            parsed = redact(_clip(body), self.api_key)
         if not message:
-            message = _clip(body, 500).strip() or f"{self.label} answered HTTP {status}"
+            message = describe_text_body(status, headers, _clip(body))
         message = redact(message, self.api_key)
         exc = error_for_status(
             status,
@@ -226,6 +227,7 @@ class AnthropicProvider(Provider):
             error_type=error_type,
             code=error_type,
             body=parsed,
+            raw=redact(body.decode("utf-8", errors="replace"), self.api_key).encode(),
         )
         if exc.request_id is None:
             exc.request_id = body_request_id
