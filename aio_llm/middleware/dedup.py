@@ -18,15 +18,27 @@ Errors reach every waiter. Streams: a streaming request never leads a
 shared call (its caller wants tokens as they arrive, and other callers must
 not depend on how fast it reads); it joins a non-streaming call in flight
 for the same key and gets that answer replayed as a stream, else it goes
-upstream on its own. ``request.cache=False`` opts a request out (use it to
-draw independent samples of the same prompt).
+upstream on its own.
+
+What is merged. Only requests meant to give one answer: a request that
+samples (``n`` > 1, or a temperature above 0 without a ``seed``, where an
+unset temperature samples unless the provider is deterministic, like the
+mock) goes upstream on its own, so ten samples of one prompt are ten
+answers. ``request.dedup=True`` (or ``Dedup(merge_sampling=True)``,
+``ClientConfig.dedup_sampling``) merges those too; ``request.dedup=False``
+or ``request.cache=False`` never merges.
+
+A follower's response is its own copy of the leader's, marked
+``cached=True`` (it was served without a call of its own) with ``cost=0.0``:
+the leader's response carries the cost, so the costs of all responses add
+up to what the ledger charged.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Collection, Hashable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -263,7 +275,7 @@ class Dedup:
     a waiter takes over with a second call.
     """
 
-    __slots__ = ("_flights", "_key", "shared_task")
+    __slots__ = ("_deterministic", "_flights", "_key", "merge_sampling", "shared_task")
 
     def __init__(
         self,
@@ -272,10 +284,15 @@ class Dedup:
         provider: str | None = None,
         tenant: str | TenantFn | None = None,
         shared_task: bool = True,
+        merge_sampling: bool = False,
+        deterministic_providers: Collection[str] = (),
     ) -> None:
         self._key = keyer if keyer is not None else RequestKeyer(provider=provider, tenant=tenant)
-        self._flights = Deduplicator(share=ChatResponse.model_copy)
+        self._flights = Deduplicator(share=_follower_copy)
         self.shared_task = shared_task
+        self.merge_sampling = merge_sampling
+        """Merge requests that sample too (else each goes upstream on its own)."""
+        self._deterministic = frozenset(deterministic_providers)
 
     def bind(self, task_group: anyio.abc.TaskGroup) -> None:
         """Run shared calls in ``task_group`` (ignored with ``shared_task=False``)."""
@@ -297,7 +314,10 @@ class Dedup:
 
     def __call__(self, request: ChatRequest, next: Next) -> Awaitable[ChatResponse]:
         # a plain function returning the coroutine to await: one frame less per request
-        if not request.cache:
+        merge = request.dedup
+        if merge is None:
+            merge = self.merge_sampling or not self.samples(request)
+        if not merge or not request.cache:
             return next(request)
         key = self._key.local(request)
         if request.stream:
@@ -312,6 +332,17 @@ class Dedup:
                 return replay_as_stream(value)
         return await next(request)
 
+    def samples(self, request: ChatRequest) -> bool:
+        """Whether ``request`` draws a sample: its answer is not meant to be the only one."""
+        if request.n is not None and request.n > 1:
+            return True
+        if request.seed is not None:
+            return False
+        temperature = request.temperature
+        if temperature is None:  # the provider's default: sampling, but for the mock's kind
+            return (request.provider or self._key.provider) not in self._deterministic
+        return temperature > 0
+
     @property
     def deduplicator(self) -> Deduplicator:
         return self._flights
@@ -325,3 +356,15 @@ class Dedup:
     def __repr__(self) -> str:
         s = self._flights.statistics()
         return f"Dedup(inflight={s.inflight}, calls={s.calls}, hits={s.hits})"
+
+
+def _follower_copy(response: ChatResponse) -> ChatResponse:
+    """A follower's own copy of the shared answer: served by the leader's call, it cost nothing.
+
+    So the costs of all responses add up to what the budget ledger charged.
+    """
+    copy = response.model_copy()
+    copy.__dict__["cached"] = True  # values we set: past pydantic's __setattr__
+    if copy.cost is not None:
+        copy.__dict__["cost"] = 0.0
+    return copy

@@ -71,6 +71,7 @@ class AnthropicProvider(Provider):
     """
 
     name = "anthropic"
+    supported_parameters = frozenset({"top_k", "parallel_tool_calls", "service_tier"})
     api_key_env = "ANTHROPIC_API_KEY"
     base_url_env = "ANTHROPIC_BASE_URL"
     default_base_url = "https://api.anthropic.com"

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from .. import _json
 from ..errors import APIError, APIResponseError, ConfigurationError, InvalidRequestError
 from ..types import ChatRequest, ChatResponse, EmbeddingResponse
+from ._choices import attach_choices
 from ._openai_stream import OpenAIStreamDecoder
 from ._openai_wire import (
     decode_embeddings,
@@ -27,6 +28,7 @@ from ._openai_wire import (
     message_to_wire,
     parse_chat,
 )
+from ._params import OPENAI_PARAMETERS, SDK_PARAMETERS, openai_parameters
 from .base import HTTPRequest, Provider
 
 __all__ = ["OpenAICompatibleProvider", "OpenAIProvider"]
@@ -50,6 +52,7 @@ class OpenAIProvider(Provider):
     """
 
     name: ClassVar[str] = "openai"
+    supported_parameters: ClassVar[frozenset[str]] = OPENAI_PARAMETERS
     api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
@@ -119,6 +122,7 @@ class OpenAIProvider(Provider):
         if request.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
+        openai_parameters(body, request, self.label)
         self._extend_body(body, request)
         if request.extra:
             body.update(request.extra)
@@ -145,7 +149,14 @@ class OpenAIProvider(Provider):
         except _json.JSONDecodeError:
             raise self._bad_body(status, headers, body, "malformed JSON") from None
         try:
-            return parse_chat(data, provider=self.label, headers=headers, status=status)
+            return attach_choices(
+                parse_chat(data, provider=self.label, headers=headers, status=status),
+                data,
+                parse_chat,
+                provider=self.label,
+                headers=headers,
+                status=status,
+            )
         except APIError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
@@ -210,6 +221,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
     """
 
     name: ClassVar[str] = "openai-compatible"
+    supported_parameters: ClassVar[frozenset[str]] = frozenset(SDK_PARAMETERS)
+    """Everything: the server decides (vLLM and Ollama take ``top_k``, for one)."""
     api_key_env: ClassVar[str | None] = None
     base_url_env: ClassVar[str | None] = None
     default_base_url: ClassVar[str] = ""
