@@ -245,8 +245,8 @@ async def test_users_never_share_cache_semantic_hits_or_dedup() -> None:
             first = await client.gather(same)
             assert srv.request_count == 2
             assert [r.content for r in first] == ["for alice", "for bob"]  # type: ignore[union-attr]
-            # dedup does join one user's identical requests (the control)
-            twice = [_ask("Dedup me", user="alice")] * 2
+            # dedup does join one user's identical (deterministic) requests: the control
+            twice = [_ask("Dedup me", user="alice", temperature=0)] * 2
             await client.gather(twice)
             assert srv.request_count == 3
             # exact cache: each user gets only their own entry

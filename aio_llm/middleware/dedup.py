@@ -61,9 +61,10 @@ _PENDING, _VALUE, _ERROR, _ABANDONED = 0, 1, 2, 3
 
 
 class _Flight:
-    __slots__ = ("error", "event", "scope", "state", "tb", "value", "waiters")
+    __slots__ = ("error", "event", "scope", "state", "taken", "tb", "value", "waiters")
 
     def __init__(self) -> None:
+        self.taken = False  # the value itself went to a caller; the others get copies
         self.event: anyio.Event | None = None  # made when someone waits
         self.state = _PENDING
         self.value: Any = None
@@ -97,7 +98,7 @@ class Deduplicator(TaskGroupHost):
     """Runs one call per key at a time; concurrent callers of a key share its outcome.
 
     ``share(value)`` (optional) gives each follower its own copy of the
-    value; the leader gets the original.
+    value; the leader gets the original (or, if it left, the first follower).
     """
 
     __slots__ = ("_flights", "_share", "calls", "hits", "takeovers")
@@ -135,16 +136,12 @@ class Deduplicator(TaskGroupHost):
                 if tg is None:
                     return cast(T, await self._run_inline(key, flight, executor))
                 tg.start_soon(self._run, key, flight, executor)
-                leader = True
-            else:
-                if not retry:
-                    self.hits += 1
-                    record_event(EVENT_DEDUP_HIT)
-                leader = False
+            elif not retry:
+                self.hits += 1
+                record_event(EVENT_DEDUP_HIT)
             state, value = await self._wait(flight)
             if state == _VALUE:
-                share = self._share
-                return cast(T, value if leader or share is None else share(value))
+                return cast(T, self._take(flight, value))
             retry = True  # the call was cancelled under us: start (or join) another
 
     async def join(self, key: Hashable) -> tuple[bool, Any]:
@@ -161,7 +158,19 @@ class Deduplicator(TaskGroupHost):
         state, value = await self._wait(flight)
         if state != _VALUE:
             return False, None
-        return True, value if self._share is None else self._share(value)
+        return True, self._take(flight, value)
+
+    def _take(self, flight: _Flight, value: Any) -> Any:
+        """The value for one caller: the first to take it gets it, the others ``share(value)``.
+
+        The first is the leader unless it left: whoever got the value itself
+        stands for the call (its cost, ``cached=False``), so one caller does.
+        """
+        share = self._share
+        if share is None or not flight.taken:
+            flight.taken = True
+            return value
+        return share(value)
 
     def _count_start(self, retry: bool) -> None:
         self.calls += 1
@@ -226,6 +235,7 @@ class Deduplicator(TaskGroupHost):
         else:
             flight.value = result
             flight.state = _VALUE
+            flight.taken = True
             return result
         finally:  # a cancelled leader leaves the flight abandoned: a waiter takes over
             flights = self._flights

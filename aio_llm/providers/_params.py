@@ -79,7 +79,7 @@ def check_parameters(request: ChatRequest, provider: str, supported: frozenset[s
             )
     if request.stream and request.n is not None and request.n > 1:
         raise UnsupportedParameterError(
-            f"n={request.n} cannot be streamed: a stream carries one answer; "
+            f"n={request.n} cannot be streamed from {provider}: aio_llm streams one answer; "
             "use chat(..., n=...) or several streams",
             parameter="n",
             provider=provider,

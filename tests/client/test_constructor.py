@@ -52,7 +52,9 @@ def make(srv: FakeLLMServer, transport: str, **kw: Any) -> AsyncLLMClient:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("retries", [0, 2])
-async def test_max_retries_like_the_sdk(server: FakeLLMServer, transport: str, retries: int) -> None:
+async def test_max_retries_like_the_sdk(
+    server: FakeLLMServer, transport: str, retries: int
+) -> None:
     server.set_fault(Fault.status(500))
     async with make(server, transport, max_retries=retries) as c:
         assert c.config.max_retries == retries

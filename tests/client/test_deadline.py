@@ -174,11 +174,12 @@ async def test_a_task_spawned_inside_a_call_is_not_bound_by_its_deadline() -> No
 
             async def first() -> None:
                 with pytest.raises(APITimeoutError):
-                    await c.chat(HELLO, timeout=2.0)  # long enough for the other to join
+                    await c.chat(HELLO, timeout=2.0, temperature=0)  # the other joins it
                 first_done.set()
 
             async def second() -> None:
-                assert (await c.chat(HELLO, timeout=None)).content == "hi"  # joins the call
+                r = await c.chat(HELLO, timeout=None, temperature=0)  # joins the call
+                assert r.content == "hi"
 
             tg.start_soon(first)
             await started.wait()

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.anyio
 
 
 def _request(text: str = "Hello", **kw: object) -> ChatRequest:
+    kw.setdefault("temperature", 0)  # deterministic: a request that samples is never merged
     return ChatRequest(model="m", messages=[{"role": "user", "content": text}], **kw)
 
 

@@ -1,4 +1,8 @@
-"""Dedup over real loopback HTTP: 1,000 identical concurrent chats, one upstream call."""
+"""Dedup over real loopback HTTP: 1,000 identical concurrent chats, one upstream call.
+
+The chats ask for temperature 0: requests that sample are never merged (see
+test_dedup_sampling.py).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ async def test_default_chain_sends_one_request_for_1000_identical_chats() -> Non
         answers: list[str] = []
 
         async def ask() -> None:
-            answers.append((await c.chat(HELLO)).content)
+            answers.append((await c.chat(HELLO, temperature=0)).content)
 
         async with anyio.create_task_group() as tg:
             for _ in range(1000):
@@ -49,10 +53,10 @@ async def test_cancelling_the_first_caller_still_answers_the_others(shared_task:
 
         async def leader() -> None:
             with first:
-                await c.chat(HELLO)
+                await c.chat(HELLO, temperature=0)
 
         async def follower() -> None:
-            answers.append((await c.chat(HELLO)).content)
+            answers.append((await c.chat(HELLO, temperature=0)).content)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(leader)
