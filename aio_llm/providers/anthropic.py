@@ -215,8 +215,8 @@ class AnthropicProvider(Provider):
             body_request_id = parsed.get("request_id") or None
             if not isinstance(body_request_id, str):
                 body_request_id = None
-        else:
-            parsed = redact(_clip(body), self.api_key)
+        else:  # the whole text, as the anthropic SDK keeps it
+            parsed = redact(body.decode("utf-8", errors="replace"), self.api_key)
         if not message:
             message = describe_text_body(status, headers, _clip(body))
         message = redact(message, self.api_key)
@@ -228,7 +228,7 @@ class AnthropicProvider(Provider):
             error_type=error_type,
             code=error_type,
             body=parsed,
-            raw=redact(body.decode("utf-8", errors="replace"), self.api_key).encode(),
+            raw=parsed.encode() if isinstance(parsed, str) else _redact_bytes(body, self.api_key),
         )
         if exc.request_id is None:
             exc.request_id = body_request_id
@@ -270,6 +270,12 @@ class AnthropicProvider(Provider):
         if exc.request_id is None:
             exc.request_id = request_id
         return exc
+
+
+def _redact_bytes(body: bytes, secret: str | None) -> bytes:
+    if secret and secret.encode() in body:
+        return body.replace(secret.encode(), b"[REDACTED]")
+    return body
 
 
 def _clip(body: bytes, limit: int = 2000) -> str:
