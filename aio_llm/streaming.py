@@ -94,6 +94,9 @@ class ChunkAccumulator:
             reasoning="".join(self._reasoning) or None,
             request_id=None,
             raw=raw,
+            stream=None,
+            headers=None,
+            all_choices=None,
         )
 
 
@@ -135,6 +138,4 @@ class ReplaySource:
 
 def replay_as_stream(response: ChatResponse) -> ChatResponse:
     """A copy of ``response`` whose ``.stream`` replays it as one chunk."""
-    copy = response.model_copy()
-    copy._stream = ChunkStream(ReplaySource(response))
-    return copy
+    return response.model_copy(update={"stream": ChunkStream(ReplaySource(response))})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import math
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
@@ -270,8 +270,8 @@ class AsyncLLMClient:
         )
 
     # -- the innermost handler ------------------------------------------------
-    def _dispatch(self, request: ChatRequest) -> Awaitable[ChatResponse]:
-        # a plain function returning the provider's coroutine: one frame less per request
+    async def _dispatch(self, request: ChatRequest) -> ChatResponse:
+        """The innermost handler: the request's provider sends it over the transport."""
         name = request.provider or self._default_provider
         provider = self._providers.get(name)
         if provider is None:
@@ -280,7 +280,7 @@ class AsyncLLMClient:
             )
         transport = self._transport
         assert transport is not None
-        return provider.send(request, transport)
+        return await provider.send(request, transport)
 
     def _require_open(self) -> Session:
         session = self._session

@@ -62,13 +62,10 @@ def default_middleware(
             )
         )
     if config.dedup_enabled:
-        # the leader runs the call in its own task (~5 µs instead of ~25 µs for a
-        # shared task); if it is cancelled a waiter takes over
         chain.append(
             Dedup(
                 keyer=keyer,
-                shared_task=False,
-                merge_sampling=config.dedup_sampling,
+                merge_samples=config.dedup_sampling,
                 deterministic_providers=[
                     label for label, p in (providers or {}).items() if not p.samples_by_default
                 ],

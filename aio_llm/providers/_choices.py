@@ -81,5 +81,5 @@ def attach_choices(
             )
         )
     choices.sort(key=lambda c: c.index)
-    response.__pydantic_private__["_choices"] = choices  # type: ignore[index]
+    response.all_choices = choices
     return response

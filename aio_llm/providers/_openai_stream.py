@@ -154,7 +154,7 @@ class OpenAIStreamDecoder:
                 finish_reason=response.finish_reason,
                 logprobs=self._logprobs,
             )
-            response.__pydantic_private__["_choices"] = [choice]  # type: ignore[index]
+            response.all_choices = [choice]
         return response
 
     def __repr__(self) -> str:

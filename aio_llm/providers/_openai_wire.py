@@ -201,6 +201,9 @@ def parse_chat(
         reasoning=reasoning,
         request_id=headers.get("x-request-id"),
         raw=data,
+        stream=None,
+        headers=None,
+        all_choices=None,
     )
 
 

@@ -193,6 +193,9 @@ class AnthropicProvider(Provider):
             reasoning="".join(thoughts) or None,
             request_id=headers.get("request-id") or headers.get("x-request-id"),
             raw=data,
+            stream=None,
+            headers=None,
+            all_choices=None,
         )
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:

@@ -99,7 +99,7 @@ class MockProvider(Provider):
             stream = ChunkStream(source)
             await stream.prefetch()
             response = source.build_response()
-            response._stream = stream
+            response.stream = stream
             return response
         return fast_construct(
             ChatResponse,
@@ -124,6 +124,9 @@ class MockProvider(Provider):
             reasoning=None,
             request_id=None,
             raw=None,
+            stream=None,
+            headers=None,
+            all_choices=None,
         )
 
     async def embed(

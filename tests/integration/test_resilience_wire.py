@@ -446,11 +446,11 @@ async def test_fallback_circuit_ratelimit_and_dedup_events(
         r1 = await c.chat([{"role": "user", "content": "one"}], timeout=5)
         # 2) gpt-4o-mini is rejected by its open circuit: gpt-4o answers, after a limiter wait
         r2 = await c.chat([{"role": "user", "content": "two"}], timeout=5)
-        # 3) two identical concurrent (deterministic) requests: the second joins the first
+        # 3) two identical concurrent requests: the second joins the first
         async with anyio.create_task_group() as tg:
             for _ in range(2):
                 tg.start_soon(
-                    functools.partial(c.chat, [{"role": "user", "content": "three"}], temperature=0)
+                    functools.partial(c.chat, temperature=0), [{"role": "user", "content": "three"}]
                 )
     assert r1.model == r2.model == "gpt-4o"
     spans = otel.spans()

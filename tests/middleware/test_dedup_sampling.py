@@ -17,7 +17,6 @@ import anyio
 import pytest
 
 from aio_llm import AsyncLLMClient, ChatResponse, ClientConfig
-from aio_llm.middleware import Dedup
 from aio_llm.testing import FakeLLMServer
 
 ASK = [{"role": "user", "content": "pick a number"}]
@@ -160,27 +159,10 @@ async def test_a_streaming_follower_is_replayed_and_costs_nothing(server: FakeLL
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("shared_task", [False, True])
 async def test_a_cancelled_leader_leaves_the_others_answered_and_costs_consistent(
-    server: FakeLLMServer, shared_task: bool
+    server: FakeLLMServer,
 ) -> None:
-    chain: list[Any] | None = None
-    if shared_task:  # the default chain leads in the caller's task; the other way too
-        from aio_llm.middleware import BudgetMiddleware
-
-        chain = [Dedup(shared_task=True)]
     async with make(server) as c:
-        if chain is not None:
-            chain.append(BudgetMiddleware(c.cost_manager))
-            c = AsyncLLMClient(
-                "openai",
-                api_key="sk-dedup-sampling",
-                base_url=server.openai_url,
-                model="gpt-4o-mini",
-                middleware=chain,
-                cost_manager=c.cost_manager,
-            )
-            await c.open()
         answers: list[ChatResponse] = []
         first = anyio.CancelScope()
 
@@ -191,37 +173,33 @@ async def test_a_cancelled_leader_leaves_the_others_answered_and_costs_consisten
         async def follower() -> None:
             answers.append(await c.chat(ASK, temperature=0))
 
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(leader)
-                await server.wait_until(lambda s: s.in_flight == 1)
-                for _ in range(9):
-                    tg.start_soon(follower)
-                await anyio.wait_all_tasks_blocked()
-                first.cancel()
-        finally:
-            if chain is not None:
-                await c.aclose()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(leader)
+            await server.wait_until(lambda s: s.in_flight == 1)
+            for _ in range(9):
+                tg.start_soon(follower)
+            await anyio.wait_all_tasks_blocked()
+            first.cancel()
         assert [r.content for r in answers] == ["Echo: pick a number"] * 9
-        assert server.request_count == (1 if shared_task else 2)
-        # the cancelled call charged nothing; one answer stands for the call that served them
-        assert_costs_add_up(c, answers)
+        assert server.request_count == 1  # the call went on for the others
+        # one of the others got the response that stands for the call, and its cost
         assert sum(not r.cached for r in answers) == 1
+        assert_costs_add_up(c, answers)
 
 
 def test_what_samples() -> None:
     from aio_llm import ChatRequest
-
-    d = Dedup(provider="openai", deterministic_providers={"mock"})
+    from aio_llm.middleware.dedup import samples
 
     def req(**kw: Any) -> ChatRequest:
         return ChatRequest(model="m", messages=ASK, **kw)
 
-    assert d.samples(req())
-    assert d.samples(req(temperature=0.2))
-    assert d.samples(req(temperature=0, n=2))
-    assert d.samples(req(seed=1, n=2))
-    assert not d.samples(req(temperature=0))
-    assert not d.samples(req(temperature=1.5, seed=7))
-    assert not d.samples(req(provider="mock"))
-    assert d.samples(req(provider="mock", temperature=0.5))
+    assert samples(req())
+    assert samples(req(temperature=0.2))
+    assert samples(req(temperature=0, n=2))
+    assert samples(req(seed=1, n=2))
+    assert samples(req(temperature=0, extra={"n": 2}))
+    assert not samples(req(temperature=0))
+    assert not samples(req(temperature=1.5, seed=7))
+    assert not samples(req(), default_samples=False)  # the mock's kind
+    assert samples(req(temperature=0.5), default_samples=False)

@@ -1,8 +1,4 @@
-"""Dedup over real loopback HTTP: 1,000 identical concurrent chats, one upstream call.
-
-The chats ask for temperature 0: requests that sample are never merged (see
-test_dedup_sampling.py).
-"""
+"""Dedup over real loopback HTTP: 1,000 identical concurrent chats, one upstream call."""
 
 from __future__ import annotations
 
@@ -10,10 +6,10 @@ import anyio
 import pytest
 
 from aio_llm import AsyncLLMClient, ClientConfig
-from aio_llm.middleware import Dedup
 from aio_llm.testing import FakeLLMServer
 
 HELLO = [{"role": "user", "content": "the same question"}]
+ONE_ANSWER = {"temperature": 0}  # dedup merges requests meant to give one answer
 
 
 def client(srv: FakeLLMServer, **kwargs: object) -> AsyncLLMClient:
@@ -33,7 +29,7 @@ async def test_default_chain_sends_one_request_for_1000_identical_chats() -> Non
         answers: list[str] = []
 
         async def ask() -> None:
-            answers.append((await c.chat(HELLO, temperature=0)).content)
+            answers.append((await c.chat(HELLO, **ONE_ANSWER)).content)
 
         async with anyio.create_task_group() as tg:
             for _ in range(1000):
@@ -44,19 +40,17 @@ async def test_default_chain_sends_one_request_for_1000_identical_chats() -> Non
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("shared_task", [True, False])
-async def test_cancelling_the_first_caller_still_answers_the_others(shared_task: bool) -> None:
-    dedup = Dedup(shared_task=shared_task)
-    async with FakeLLMServer(latency=0.3) as srv, client(srv, middleware=[dedup]) as c:
+async def test_cancelling_the_first_caller_still_answers_the_others() -> None:
+    async with FakeLLMServer(latency=0.3) as srv, client(srv) as c:  # the default chain
         answers: list[str] = []
         first = anyio.CancelScope()
 
         async def leader() -> None:
             with first:
-                await c.chat(HELLO, temperature=0)
+                await c.chat(HELLO, **ONE_ANSWER)
 
         async def follower() -> None:
-            answers.append((await c.chat(HELLO, temperature=0)).content)
+            answers.append((await c.chat(HELLO, **ONE_ANSWER)).content)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(leader)
@@ -66,5 +60,4 @@ async def test_cancelling_the_first_caller_still_answers_the_others(shared_task:
             await anyio.sleep(0.05)
             first.cancel()
         assert answers == ["Echo: the same question"] * 999
-        # a shared task keeps the one call alive; inline, one waiter takes over
-        assert srv.request_count == (1 if shared_task else 2)
+        assert srv.request_count == 1  # the shared call outlived the caller that started it
