@@ -157,5 +157,9 @@ def call_timeout(value: object) -> float | None:
 
 
 def _is_httpx_timeout(value: object) -> bool:
-    httpx = sys.modules.get("httpx")  # whoever made an httpx.Timeout imported httpx
-    return httpx is not None and isinstance(value, httpx.Timeout)
+    """An ``httpx.Timeout`` (or ``httpx2.Timeout``, what newer SDKs take)."""
+    for name in ("httpx", "httpx2"):
+        module = sys.modules.get(name)  # whoever made one imported its module
+        if module is not None and isinstance(value, getattr(module, "Timeout", ())):
+            return True
+    return False
