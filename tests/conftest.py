@@ -7,7 +7,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,34 @@ def fresh_defaults() -> Iterator[None]:
         yield
     finally:
         reset_defaults()
+
+
+@pytest.fixture(params=["aiohttp", "httpx"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Each HTTP transport in turn (a module's own ``transport`` fixture wins)."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Any]:
+    """A FakeLLMServer on loopback (a module's own ``server`` fixture wins)."""
+    from aio_llm.testing import FakeLLMServer
+
+    async with FakeLLMServer() as srv:
+        yield srv
+
+
+PROVIDER_VARIABLES = ("LLM_", "OPENAI_", "ANTHROPIC_", "OPENROUTER_", "GEMINI_", "GOOGLE_")
+PROVIDER_VARIABLES += ("AZURE_", "AWS_")
+
+
+@pytest.fixture
+def bare_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No ``LLM_*`` or provider variable set: a test sets what its users would set."""
+    for name in list(os.environ):
+        if name.startswith(PROVIDER_VARIABLES):
+            monkeypatch.delenv(name)
+    return monkeypatch
 
 
 def load_fixture(name: str) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import pickle
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -35,17 +34,6 @@ from aio_llm.testing import FakeLLMServer, Fault
 
 HELLO = [{"role": "user", "content": "Hello"}]
 KEY = "sk-errors-SECRET-0123456789abcdef"
-
-
-@pytest.fixture(params=["aiohttp", "httpx"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
 
 
 def make(url: str, kind: str, transport: str) -> AsyncLLMClient:

@@ -9,7 +9,6 @@ error that says what to pass. Over loopback HTTP on both transports.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -30,17 +29,6 @@ from aio_llm.testing import FakeLLMServer, Fault
 
 HELLO = [{"role": "user", "content": "Hello"}]
 KEY = "sk-ctor-0123456789"
-
-
-@pytest.fixture(params=["aiohttp", "httpx"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
 
 
 def make(srv: FakeLLMServer, transport: str, **kw: Any) -> AsyncLLMClient:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from aio_llm import AsyncLLMClient, ConfigurationError, LLMClient
 from aio_llm.providers._detect import DETECTION_ORDER, detect_provider
 from aio_llm.testing import FakeLLMServer
+from tests.conftest import PROVIDER_VARIABLES
 
 HELLO = [{"role": "user", "content": "Hello"}]
 KEYS = {
@@ -27,7 +28,6 @@ KEYS = {
     "anthropic": "ANTHROPIC_API_KEY",
     "openrouter": "OPENROUTER_API_KEY",
 }
-_OURS = ("LLM_", "OPENAI_", "ANTHROPIC_", "OPENROUTER_", "GEMINI_", "GOOGLE_", "AZURE_", "AWS_")
 
 
 @pytest.fixture
@@ -35,20 +35,6 @@ def served() -> Iterator[FakeLLMServer]:
     """A server in a child process, for the blocking clients."""
     with FakeLLMServer.spawn() as srv:
         yield srv  # type: ignore[misc]
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.startswith(_OURS):
-            monkeypatch.delenv(name)
-    return monkeypatch
 
 
 def point_at(env: pytest.MonkeyPatch, srv: FakeLLMServer, *kinds: str) -> None:
@@ -66,9 +52,9 @@ def point_at(env: pytest.MonkeyPatch, srv: FakeLLMServer, *kinds: str) -> None:
 @pytest.mark.parametrize("kind", ["openai", "anthropic", "openrouter"])
 @pytest.mark.anyio
 async def test_the_only_key_set_picks_its_provider(
-    clean_env: pytest.MonkeyPatch, server: FakeLLMServer, kind: str
+    bare_env: pytest.MonkeyPatch, server: FakeLLMServer, kind: str
 ) -> None:
-    point_at(clean_env, server, kind)
+    point_at(bare_env, server, kind)
     async with AsyncLLMClient(model="gpt-4o-mini") as c:
         r = await c.chat(HELLO)
     assert r.provider == kind and r.content == "Echo: Hello"
@@ -78,10 +64,10 @@ async def test_the_only_key_set_picks_its_provider(
 
 @pytest.mark.anyio
 async def test_llm_provider_comes_first(
-    clean_env: pytest.MonkeyPatch, server: FakeLLMServer
+    bare_env: pytest.MonkeyPatch, server: FakeLLMServer
 ) -> None:
-    point_at(clean_env, server, "openai", "anthropic", "openrouter")
-    clean_env.setenv("LLM_PROVIDER", "anthropic")
+    point_at(bare_env, server, "openai", "anthropic", "openrouter")
+    bare_env.setenv("LLM_PROVIDER", "anthropic")
     async with AsyncLLMClient(model="claude") as c:
         assert (await c.chat(HELLO)).provider == "anthropic"
 
@@ -96,13 +82,13 @@ async def test_llm_provider_comes_first(
     ],
 )
 def test_the_precedence_when_several_keys_are_set(
-    clean_env: pytest.MonkeyPatch, served: FakeLLMServer, kinds: tuple[str, ...], chosen: str
+    bare_env: pytest.MonkeyPatch, served: FakeLLMServer, kinds: tuple[str, ...], chosen: str
 ) -> None:
-    point_at(clean_env, served, *kinds)
+    point_at(bare_env, served, *kinds)
     assert AsyncLLMClient().providers.keys() == {chosen}
 
 
-def test_no_provider_names_every_choice(clean_env: pytest.MonkeyPatch) -> None:
+def test_no_provider_names_every_choice(bare_env: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigurationError) as info:
         AsyncLLMClient()
     message = str(info.value)
@@ -114,16 +100,16 @@ def test_no_provider_names_every_choice(clean_env: pytest.MonkeyPatch) -> None:
         LLMClient()
 
 
-def test_an_empty_key_does_not_count(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("OPENAI_API_KEY", "  ")
-    clean_env.setenv("ANTHROPIC_API_KEY", "sk-ant-0123456789")
+def test_an_empty_key_does_not_count(bare_env: pytest.MonkeyPatch) -> None:
+    bare_env.setenv("OPENAI_API_KEY", "  ")
+    bare_env.setenv("ANTHROPIC_API_KEY", "sk-ant-0123456789")
     assert detect_provider() == "anthropic"
-    clean_env.setenv("LLM_PROVIDER", "")  # empty: as if unset
+    bare_env.setenv("LLM_PROVIDER", "")  # empty: as if unset
     assert AsyncLLMClient().providers.keys() == {"anthropic"}
 
 
-def test_force_mock_wins(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("LLM_FORCE_MOCK", "1")
+def test_force_mock_wins(bare_env: pytest.MonkeyPatch) -> None:
+    bare_env.setenv("LLM_FORCE_MOCK", "1")
     assert AsyncLLMClient().providers.keys() == {"mock"}
 
 
@@ -147,11 +133,11 @@ def test_the_table_takes_the_providers_added_later() -> None:
 
 
 def test_the_sync_client_and_invoke_chat(
-    clean_env: pytest.MonkeyPatch, served: FakeLLMServer, fresh_defaults: None
+    bare_env: pytest.MonkeyPatch, served: FakeLLMServer, fresh_defaults: None
 ) -> None:
     from aio_llm.facade import invoke_chat
 
-    point_at(clean_env, served, "anthropic")
+    point_at(bare_env, served, "anthropic")
     with LLMClient(model="claude") as c:
         assert c.chat(HELLO).provider == "anthropic"
     r = invoke_chat(model="claude", messages=HELLO)
@@ -159,7 +145,7 @@ def test_the_sync_client_and_invoke_chat(
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(PROVIDER_VARIABLES)}
     return subprocess.run(
         [sys.executable, "-m", "aio_llm", "chat", *args],
         capture_output=True,

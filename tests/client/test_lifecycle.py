@@ -23,17 +23,6 @@ HELLO = [{"role": "user", "content": "Hello"}]
 KEY = "sk-lifecycle-0123456789"
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
-
-
 def make(srv: FakeLLMServer, transport: str, **kw: Any) -> AsyncLLMClient:
     return AsyncLLMClient(
         "openai",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,12 +41,6 @@ def served() -> Iterator[str]:
         yield handle.url
     finally:
         handle.close()
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
 
 
 def sync_client(url: str, **kw: object) -> LLMClient:

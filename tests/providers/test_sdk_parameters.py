@@ -11,7 +11,6 @@ read back as the openai SDK reads them.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -46,17 +45,6 @@ EVERY_OPENAI = {
     "service_tier": "flex",
     "tools": TOOLS,
 }
-
-
-@pytest.fixture(params=["aiohttp", "httpx"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
 
 
 def make(srv: FakeLLMServer, kind: str, transport: str = "aiohttp") -> AsyncLLMClient:
