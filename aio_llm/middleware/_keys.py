@@ -115,6 +115,7 @@ def _canonical(
 
 
 _SET_ONLY = tuple(p for p in SDK_PARAMETERS if p != "seed") + ("extra_headers", "extra_query")
+_SET_ONLY_FIELDS = frozenset(_SET_ONLY)
 
 
 def _sdk_part(request: ChatRequest) -> list[dict[str, Any]]:
@@ -123,9 +124,12 @@ def _sdk_part(request: ChatRequest) -> list[dict[str, Any]]:
     Keys of requests that set none of them stay what they were before these
     parameters existed, so a shared cache keeps its entries.
     """
+    named = request.model_fields_set & _SET_ONLY_FIELDS  # most requests name none
+    if not named:
+        return []
     given = {}
     for name in _SET_ONLY:
-        value = getattr(request, name)
+        value = getattr(request, name) if name in named else None
         if value is not None and value != {}:
             given[name] = value
     return [given] if given else []
