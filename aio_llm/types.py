@@ -30,6 +30,7 @@ __all__ = [
     "ChunkSource",
     "ChunkStream",
     "CloseCallback",
+    "EmbeddingRequest",
     "EmbeddingResponse",
     "FinishReason",
     "Message",
@@ -44,6 +45,13 @@ __all__ = [
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+def _seconds(value: Any) -> Any:
+    """A number of seconds as given: a string or a bool is refused, not converted."""
+    if isinstance(value, str | bool):
+        raise ValueError(f"must be a number of seconds, not {type(value).__name__} {value!r}")
+    return value
 
 
 def _token_bias(value: Any) -> Any:
@@ -171,7 +179,7 @@ class ChatRequest(BaseModel):
     extra: dict[str, Any] = Field(
         default_factory=dict, validation_alias=AliasChoices("extra", "extra_body")
     )
-    timeout: float | None = Field(default=None, gt=0, strict=True)
+    timeout: Annotated[float | None, BeforeValidator(_seconds)] = Field(default=None, gt=0)
     provider: str | None = None
     cache: bool = True
     cache_ttl: float | None = Field(default=None, gt=0)
@@ -259,6 +267,27 @@ class ChatChunk(BaseModel):
     reasoning: str = ""
 
 
+class EmbeddingRequest(BaseModel):
+    """Texts to embed with one model: what the embedding chain carries.
+
+    ``params`` go to the provider's body unchanged (``dimensions``, ...);
+    requests with the same ``params`` arriving together share one upstream
+    call. ``timeout`` is the total deadline in seconds (``None``: the
+    client's default).
+    """
+
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
+
+    model: str = Field(min_length=1)
+    texts: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    """Non-empty strings (providers refuse an empty one)."""
+    provider: str | None = None
+    user: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0)
+
+
 class EmbeddingResponse(BaseModel):
     """Vectors for a batch of input texts, in input order."""
 
@@ -268,6 +297,8 @@ class EmbeddingResponse(BaseModel):
     model: str
     usage: Usage = Field(default_factory=Usage)
     provider: str = ""
+    cost: float | None = None
+    """USD, priced by the ``Budget`` middleware (``None``: not priced, or no price known)."""
 
 
 class TopLogprob(BaseModel):
@@ -404,11 +435,18 @@ class ChunkStream:
         self.response: ChatResponse | None = None
         self.chunks_received = 0
 
-    def on_close(self, callback: CloseCallback) -> None:
-        """Run ``callback(stream)`` once the stream ended, failed or was closed."""
-        if self._closed:
-            raise RuntimeError("the stream is already closed")
-        self._callbacks.append(callback)
+    async def on_close(self, callback: CloseCallback) -> None:
+        """Run ``callback(stream)`` once the stream ended, failed or was closed.
+
+        On a stream that already did, the callback runs now, so whoever
+        registers needs no guard of its own.
+        """
+        if not self._closed:
+            self._callbacks.append(callback)
+            return
+        result = callback(self)
+        if inspect.isawaitable(result):
+            await result
 
     @property
     def closed(self) -> bool:

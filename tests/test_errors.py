@@ -42,7 +42,7 @@ def make(url: str, kind: str, transport: str) -> AsyncLLMClient:
         api_key=KEY,
         base_url=url,
         model="gpt-4o-mini",
-        config=ClientConfig(transport=transport, max_retries=0),  # type: ignore[arg-type]
+        config=ClientConfig(transport=transport, max_retries=0),
     )
 
 
@@ -140,7 +140,7 @@ async def test_anthropic_errors_look_like_the_anthropic_sdks(
     assert type(mine).__name__ == type(theirs).__name__
     assert mine.status_code == theirs.status_code
     assert mine.request_id and theirs.request_id
-    assert mine.request_id == mine.body["request_id"]  # type: ignore[index]
+    assert mine.request_id == mine.body["request_id"]
     same_id = {**theirs.body, "request_id": mine.request_id}  # type: ignore[dict-item]
     assert mine.body == same_id  # the whole body, as the anthropic SDK keeps it
     assert mine.response.json() == mine.body

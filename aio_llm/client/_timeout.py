@@ -66,8 +66,8 @@ class Timeout:
                 object.__setattr__(self, name, check_seconds(value, f"Timeout.{name}"))
 
 
-TimeoutArg = float | None | UseClientDefault
-"""A per-call ``timeout``: seconds, ``None`` (no deadline) or omitted (the default)."""
+TimeoutArg = float | Timeout | None | UseClientDefault
+"""A per-call ``timeout``: seconds (or ``Timeout(total)``), ``None`` (no deadline) or omitted."""
 
 
 def check_seconds(value: Any, what: str, error: type[LLMError] | None = None) -> float | None:

@@ -50,7 +50,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Hashable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, overload
 
 import anyio
 import anyio.abc
@@ -60,7 +60,7 @@ from ..pipeline import Next
 from ..streaming import replay_as_stream
 from ..types import ChatRequest, ChatResponse
 from ._keys import RequestKeyer, TenantFn
-from .tracing._tracing import EVENT_DEDUP_HIT, record_event
+from .events import EVENT_DEDUP_HIT, record_event
 
 __all__ = ["Dedup", "DedupStatistics", "Deduplicator", "samples"]
 
@@ -142,8 +142,17 @@ class Deduplicator(TaskGroupHost):
         """Whether a call for ``key`` is in flight now."""
         return key in self._flights
 
-    async def deduplicate(self, key: Hashable, executor: Callable[[], Awaitable[T] | T]) -> T:
-        """Run ``executor()`` once for all concurrent callers of ``key``; return its result."""
+    @overload
+    async def deduplicate(self, key: Hashable, executor: Callable[[], Awaitable[T]]) -> T: ...
+
+    @overload
+    async def deduplicate(self, key: Hashable, executor: Callable[[], T]) -> T: ...
+
+    async def deduplicate(self, key: Hashable, executor: Callable[[], Any]) -> Any:
+        """Run ``executor()`` once for all concurrent callers of ``key``; return its result.
+
+        ``executor`` may be a coroutine function or a plain one.
+        """
         deadline = anyio.current_effective_deadline()
         flight = self._flights.get(key)
         if flight is None:
@@ -154,7 +163,7 @@ class Deduplicator(TaskGroupHost):
             self.hits += 1
             record_event(EVENT_DEDUP_HIT)
         await self._wait(flight, deadline)
-        return cast(T, self._take(flight))
+        return self._take(flight)
 
     async def join(self, key: Hashable) -> tuple[bool, Any]:
         """Wait for the call in flight for ``key``: ``(True, value)``, or ``(False, None)``.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -30,17 +29,6 @@ API_KEY = "sk-test-SECRET-0123456789"
 HELLO = [{"role": "user", "content": "Hello"}]
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
-
-
 def make_client(srv: FakeLLMServer, transport: str, **kwargs: Any) -> AsyncLLMClient:
     kwargs.setdefault("middleware", [])
     return AsyncLLMClient(
@@ -48,7 +36,7 @@ def make_client(srv: FakeLLMServer, transport: str, **kwargs: Any) -> AsyncLLMCl
         api_key=API_KEY,
         base_url=srv.openai_url,
         model="gpt-4o-mini",
-        config=ClientConfig(transport=transport),  # type: ignore[arg-type]
+        config=ClientConfig(transport=transport),
         **kwargs,
     )
 
@@ -104,7 +92,7 @@ async def test_gather_respects_concurrency_and_order(server: FakeLLMServer, tran
         results = await c.gather(
             reqs, concurrency=5, progress=lambda done, total: seen.append((done, total))
         )
-    assert [r.content for r in results] == [f"Echo: q{i}" for i in range(30)]  # type: ignore[union-attr]
+    assert [r.content for r in results] == [f"Echo: q{i}" for i in range(30)]
     assert server.max_in_flight <= 5
     assert server.max_in_flight >= 2
     assert seen[-1] == (30, 30)
@@ -114,7 +102,7 @@ async def test_gather_respects_concurrency_and_order(server: FakeLLMServer, tran
 async def test_gather_fail_fast_cancels_siblings(server: FakeLLMServer, transport: str) -> None:
     server.enqueue(Fault.status(400), *[Fault.latency(5)] * 19)
     reqs = [
-        ChatRequest(model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{i}"}])  # type: ignore[list-item]
+        ChatRequest(model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{i}"}])
         for i in range(20)
     ]
     async with make_client(server, transport) as c:
@@ -161,7 +149,7 @@ async def test_deadline_covers_the_call(server: FakeLLMServer, transport: str) -
             await c.chat(HELLO, timeout=0.2)
         assert anyio.current_time() - start < 2
         with pytest.raises(TimeoutError):  # APITimeoutError is a TimeoutError too
-            await c.chat(request=ChatRequest(model="m", messages=HELLO, timeout=0.1))  # type: ignore[arg-type]
+            await c.chat(request=ChatRequest(model="m", messages=HELLO, timeout=0.1))
 
 
 @pytest.mark.anyio
@@ -258,7 +246,7 @@ async def test_anthropic_round_trip(server: FakeLLMServer, transport: str) -> No
         "anthropic",
         api_key=API_KEY,
         base_url=server.url,
-        config=ClientConfig(transport=transport),  # type: ignore[arg-type]
+        config=ClientConfig(transport=transport),
         middleware=[],
     ) as c:
         r = await c.chat(

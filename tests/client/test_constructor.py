@@ -32,7 +32,7 @@ KEY = "sk-ctor-0123456789"
 
 
 def make(srv: FakeLLMServer, transport: str, **kw: Any) -> AsyncLLMClient:
-    config = ClientConfig(transport=transport, retry_base_delay=0, retry_max_delay=0)  # type: ignore[arg-type]
+    config = ClientConfig(transport=transport, retry_base_delay=0, retry_max_delay=0)
     return AsyncLLMClient(
         "openai", api_key=KEY, base_url=srv.openai_url, model="gpt-4o-mini", config=config, **kw
     )

@@ -29,7 +29,7 @@ def make(srv: FakeLLMServer, transport: str, **kw: Any) -> AsyncLLMClient:
         api_key=KEY,
         base_url=srv.openai_url,
         model="gpt-4o-mini",
-        config=ClientConfig(transport=transport),  # type: ignore[arg-type]
+        config=ClientConfig(transport=transport),
         **kw,
     )
 

@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 
 from aio_llm import (
     APIConnectionError,
@@ -47,7 +43,7 @@ from aio_llm.middleware import (
     Retry,
     Tracing,
 )
-from aio_llm.middleware.tracing._tracing import (
+from aio_llm.middleware.events import (
     EVENT_CIRCUIT_REJECTED,
     EVENT_DEDUP_HIT,
     EVENT_FALLBACK,
@@ -56,8 +52,10 @@ from aio_llm.middleware.tracing._tracing import (
 )
 from aio_llm.testing import FakeLLMServer, Fault
 from aio_llm.testing.clock import FakeClock
+from tests.conftest import OTel
 
 API_KEY = "sk-test"
+GUARD = 30.0  # a hang guard: a test never needs it when the code is right
 MODEL = "gpt-4o-mini"
 HELLO = [{"role": "user", "content": "Hello"}]
 CONTEXT_400 = {
@@ -68,11 +66,6 @@ CONTEXT_400 = {
         "code": "context_length_exceeded",
     }
 }
-
-
-@pytest.fixture(params=["aiohttp", "httpx"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
@@ -158,12 +151,13 @@ async def test_persistent_fault_ends_in_typed_error_within_deadline(
     deadline = 0.6
     async with client(server, transport) as c:
         start = time.monotonic()
-        with pytest.raises(error) as info:
+        with anyio.fail_after(GUARD), pytest.raises(error) as info:
             await c.chat(HELLO, timeout=deadline)
         elapsed = time.monotonic() - start
         # the HTTP request was abandoned: nothing is left waiting on the server
         await settled(server)
-    assert elapsed < deadline + 0.25, elapsed
+    # the retries ran out (or the deadline passed) before the deadline: a typed error,
+    # never APITimeoutError unless the server hangs
     assert server.request_count == attempts
     if error is APITimeoutError:
         assert elapsed >= deadline - 0.05  # it took the deadline, not a retry, to end it
@@ -215,11 +209,9 @@ async def test_stream_that_hangs_ends_at_the_deadline(
 ) -> None:
     server.set_fault(Fault.hang())
     async with client(server, transport) as c:
-        start = time.monotonic()
-        with pytest.raises(APITimeoutError):
+        with anyio.fail_after(GUARD), pytest.raises(APITimeoutError):
             async with c.stream(HELLO, timeout=0.3) as s:
                 await s.text()
-        assert time.monotonic() - start < 0.55
         await settled(server)
     assert server.request_count == 1
 
@@ -237,12 +229,12 @@ async def test_a_volley_of_429s_holds_the_target_without_opening_its_circuit(
         results = await c.gather(reqs, concurrency=8)
         elapsed = time.monotonic() - start
         m = c.metrics()
-    assert [r.content for r in results] == [f"Echo: q{i}" for i in range(8)]  # type: ignore[union-attr]
+    assert [r.content for r in results] == [f"Echo: q{i}" for i in range(8)]
     assert server.request_count == 16
     assert m["circuit.state"]["openai:gpt-4o-mini"] == "closed"
     assert m["circuit.requests.rejected"] == 0
     assert m["ratelimit.throttled"] == 8
-    assert 0.1 <= elapsed < 1.0
+    assert elapsed >= 0.1  # the retries waited for the Retry-After
 
 
 # -- deadlines ----------------------------------------------------------------------
@@ -254,12 +246,11 @@ async def test_retry_after_past_the_deadline_fails_at_once(
 ) -> None:
     server.enqueue(Fault.status(429, retry_after=10))
     async with client(server, transport) as c:
-        start = time.monotonic()
-        with pytest.raises(RateLimitError) as info:
+        with anyio.fail_after(GUARD), pytest.raises(RateLimitError) as info:
             await c.chat(HELLO, timeout=0.5)
-        elapsed = time.monotonic() - start
+        # refused at once: a sleep would have ended at the deadline, in APITimeoutError
         assert c.metrics()["retry.refused.deadline"] == 1
-    assert elapsed < 0.2, elapsed  # no sleep at all
+        assert c.metrics()["retry.delay"] == 0
     assert info.value.retry_after == 10
     assert any("deadline" in note for note in getattr(info.value, "__notes__", []))
     assert server.request_count == 1
@@ -279,12 +270,10 @@ async def test_deadline_covers_every_retry_and_backoff(
         circuit_failure_threshold=100,
     )
     async with client(server, transport, config=cfg) as c:
-        start = time.monotonic()
-        with pytest.raises((ServerError, APITimeoutError)):
+        with anyio.fail_after(GUARD), pytest.raises((ServerError, APITimeoutError)):
             await c.chat(HELLO, timeout=0.3)
-        elapsed = time.monotonic() - start
         await settled(server)
-    assert elapsed <= 0.4, elapsed
+    # 20 retries with their backoff take seconds: the 0.3 s deadline cut them short
     assert 2 <= server.request_count < 21
 
 
@@ -362,27 +351,8 @@ async def test_when_every_target_fails_the_last_error_names_the_others(
 # -- span events ----------------------------------------------------------------------
 
 
-class _OTel:
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-
-    def spans(self) -> list[ReadableSpan]:
-        return list(self.exporter.get_finished_spans())
-
-
-@pytest.fixture
-def otel() -> Iterator[_OTel]:
-    o = _OTel()
-    yield o
-    o.tracer_provider.shutdown()
-    o.meter_provider.shutdown()
-
-
 def traced_chain(
-    otel: _OTel, clock: FakeClock, *, failure_threshold: int = 5, **limits: Any
+    otel: OTel, clock: FakeClock, *, failure_threshold: int = 5, **limits: Any
 ) -> list[Any]:
     """The default chain's order, with Tracing on a private SDK provider."""
     return [
@@ -411,7 +381,7 @@ def events(span: ReadableSpan, name: str) -> list[dict[str, Any]]:
 
 @pytest.mark.anyio
 async def test_retry_event_and_cache_hit_on_real_request_spans(
-    server: FakeLLMServer, transport: str, otel: _OTel
+    server: FakeLLMServer, transport: str, otel: OTel
 ) -> None:
     clock = FakeClock()
     server.enqueue(Fault.status(503))
@@ -433,7 +403,7 @@ async def test_retry_event_and_cache_hit_on_real_request_spans(
 
 @pytest.mark.anyio
 async def test_fallback_circuit_ratelimit_and_dedup_events(
-    server: FakeLLMServer, transport: str, otel: _OTel
+    server: FakeLLMServer, transport: str, otel: OTel
 ) -> None:
     clock = FakeClock()
     # breaker opens on the first failure; one request a second per model, no burst

@@ -55,14 +55,15 @@ async def sdk_program(server: FakeLLMServer) -> list[Any]:
     import anthropic
 
     seen: list[Any] = []
+    client: Any  # the SDK's own types are not what this test checks
     async with anthropic.AsyncAnthropic(max_retries=0, timeout=30.0) as client:
         history = question()
         r = await client.messages.create(
             model=MODEL,
             max_tokens=200,
             system=SYSTEM,
-            messages=history,  # type: ignore[arg-type]
-            tools=TOOLS,  # type: ignore[arg-type]
+            messages=history,
+            tools=TOOLS,
             stop_sequences=["END"],
             metadata={"user_id": "user-42"},
             service_tier="standard_only",
@@ -85,8 +86,8 @@ async def sdk_program(server: FakeLLMServer) -> list[Any]:
             model=MODEL,
             max_tokens=200,
             system=SYSTEM,
-            messages=history,  # type: ignore[arg-type]
-            tools=TOOLS,  # type: ignore[arg-type]
+            messages=history,
+            tools=TOOLS,
             extra_body={"temperature": 0},
         )
         text = "".join(b.text for b in r.content if b.type == "text")
@@ -98,7 +99,7 @@ async def sdk_program(server: FakeLLMServer) -> list[Any]:
             model=MODEL,
             max_tokens=200,
             system=SYSTEM,
-            messages=history,  # type: ignore[arg-type]
+            messages=history,
             extra_body={"temperature": 0},
         ) as stream:
             streamed = "".join([t async for t in stream.text_stream])
@@ -110,7 +111,7 @@ async def sdk_program(server: FakeLLMServer) -> list[Any]:
         for fault in ERRORS:
             server.enqueue(fault)
             try:
-                await client.messages.create(model=MODEL, max_tokens=10, messages=question())  # type: ignore[arg-type]
+                await client.messages.create(model=MODEL, max_tokens=10, messages=question())
             except anthropic.APIStatusError as e:
                 body = dict(e.body) if isinstance(e.body, dict) else e.body
                 seen.append(
@@ -199,14 +200,14 @@ def _sent(request: Any) -> tuple[Any, ...]:
             ]
             content = [b for b in content if b != {"type": "text", "text": ""}]
         messages.append((m["role"], content))
-    keys = ("model", "max_tokens", "system", "tools", "temperature", "top_k", "stop_sequences")
-    keys += ("service_tier",)
+    keys = ("model", "max_tokens", "system", "tools", "temperature", "top_k")
+    keys2 = ("stop_sequences", "service_tier", "metadata", "stream")
     return (
         request.path,
         request.headers.get("x-app"),
         _credential(request.headers),
         messages,
-        {k: body.get(k) for k in (*keys, "metadata", "stream")},
+        {k: body.get(k) for k in (*keys, *keys2)},
     )
 
 
@@ -215,7 +216,8 @@ def _credential(headers: Any) -> str:
 
     The ``anthropic-version`` each sends is its own and not compared.
     """
-    return headers.get("x-api-key") or headers["authorization"].removeprefix("Bearer ")
+    key: str = headers.get("x-api-key") or headers["authorization"].removeprefix("Bearer ")
+    return key
 
 
 @pytest.mark.anyio

@@ -9,7 +9,6 @@ of the codecs, from the recorded body.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -40,17 +39,6 @@ FINISH = {
 }
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
-
-
 def client_for(provider: str, srv: FakeLLMServer, transport: str) -> AsyncLLMClient:
     base = {
         "openai": srv.openai_url,
@@ -61,7 +49,7 @@ def client_for(provider: str, srv: FakeLLMServer, transport: str) -> AsyncLLMCli
         provider,
         api_key="sk-replay-key",
         base_url=base,
-        config=ClientConfig(transport=transport),  # type: ignore[arg-type]
+        config=ClientConfig(transport=transport),
         middleware=[],
     )
 
@@ -73,7 +61,9 @@ def sse_events(body: str) -> list[tuple[str, str]]:
 
 
 def expected_openai_stream(body: str) -> dict[str, Any]:
-    text, tools, usage, finish, error = [], {}, None, None, None
+    text: list[str] = []
+    tools: dict[int, dict[str, Any]] = {}
+    usage, finish, error = None, None, None
     for _, data in sse_events(body):
         if data == "[DONE]":
             continue
@@ -154,7 +144,7 @@ def assert_complete(obj: object) -> None:
 
 
 def same_json(a: str, b: str) -> bool:
-    return json.loads(a or "{}") == json.loads(b or "{}")
+    return bool(json.loads(a or "{}") == json.loads(b or "{}"))
 
 
 @pytest.mark.parametrize("name", FIXTURES)

@@ -33,7 +33,7 @@ TOOLS = [
         "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
     }
 ]
-EVERY_OPENAI = {
+EVERY_OPENAI: dict[str, Any] = {
     "n": 2,
     "frequency_penalty": 0.5,
     "presence_penalty": -0.5,
@@ -54,7 +54,7 @@ def make(srv: FakeLLMServer, kind: str, transport: str = "aiohttp") -> AsyncLLMC
         api_key=KEY,
         base_url=url,
         model="gpt-4o-mini",
-        config=ClientConfig(transport=transport),  # type: ignore[arg-type]
+        config=ClientConfig(transport=transport),
         middleware=[],
     )
 
@@ -167,7 +167,7 @@ async def test_extra_body_headers_and_query(
 ) -> None:
     async with make(server, kind, transport) as c:
         for call in ("chat", "stream"):
-            params = {
+            params: dict[str, Any] = {
                 "extra_body": {"metadata": {"trace": "abc"}},
                 "extra_headers": {"X-Trace": "abc", "OpenAI-Beta": "assistants=v2"},
                 "extra_query": {"api-version": "2024-10-21", "q": "a b"},
@@ -222,7 +222,7 @@ def _logprob(token: str, lp: float) -> dict[str, Any]:
     }
 
 
-N_BODY = {
+N_BODY: dict[str, Any] = {
     "id": "chatcmpl-n",
     "object": "chat.completion",
     "created": 1,
@@ -250,6 +250,7 @@ async def test_n_choices_and_logprobs_read_as_the_openai_sdk_reads_them(
     server.enqueue(*[Fault.raw(200, {"content-type": "application/json"}, body)] * 2)
     async with make(server, "openai", transport) as c:
         ours = await c.chat(HELLO, n=3, logprobs=True, top_logprobs=1)
+    official: Any
     async with openai.AsyncOpenAI(api_key=KEY, base_url=server.openai_url) as official:
         sdk = await official.chat.completions.create(
             model="gpt-4o-mini", messages=HELLO, n=3, logprobs=True, top_logprobs=1
