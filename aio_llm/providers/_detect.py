@@ -58,7 +58,7 @@ def detect_provider(
     if kinds is None:
         from . import PROVIDER_KINDS
 
-        kinds = PROVIDER_KINDS
+        kinds = frozenset(PROVIDER_KINDS)  # the names only: loads no provider module
     rows = [(kind, groups) for kind, groups in DETECTION_ORDER if kind in kinds]
     found = [kind for kind, groups in rows if _configured(env, groups)]
     if found:
