@@ -540,6 +540,7 @@ def make_response(
         raw=raw,
         stream=None,
         headers=None,
+        all_choices=None,
     )
 
 

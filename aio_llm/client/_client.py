@@ -143,6 +143,8 @@ class AsyncLLMClient:
         self.observability = observability
         self._state = _State.UNOPENED
         self._host: Host | None = None
+        self._exit_stack: AsyncExitStack | None = None
+        """The host's stack while the client is open (batch jobs leave their clean-up on it)."""
         self._transport: HTTPTransport | None = None
         self._session: Session | None = None
         self._middleware: list[MiddlewareLike] = []
@@ -179,6 +181,7 @@ class AsyncLLMClient:
 
     async def _setup(self, stack: AsyncExitStack) -> None:
         """Open the transport, the task group and the middleware into ``stack`` (in the host)."""
+        self._exit_stack = stack
         self._transport = create_transport(
             self.config.transport,
             self._http_client,
@@ -216,6 +219,7 @@ class AsyncLLMClient:
     def _ended(self) -> None:
         """The host ended (closed, or its background work failed): no more calls."""
         self._session = None
+        self._exit_stack = None
 
     def _build_middleware(self) -> list[MiddlewareLike]:
         """The user's chain, or the default chain for ``config`` (first entry outermost)."""

@@ -23,7 +23,7 @@ from .._conversation import (
     tool_specs,
 )
 from ..errors import InvalidRequestError
-from ..types import ChatRequest, ThinkingBlock, ToolCall
+from ..types import ChatRequest, ThinkingBlock
 from ._params import anthropic_service_tier
 
 __all__ = ["encode_body", "part_block", "thinking_block", "tool_def"]

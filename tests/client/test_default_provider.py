@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from aio_llm import AsyncLLMClient, ConfigurationError, LLMClient
+from aio_llm.providers import PROVIDER_KINDS
 from aio_llm.providers._detect import DETECTION_ORDER, detect_provider
 from aio_llm.testing import FakeLLMServer
 from tests.conftest import PROVIDER_VARIABLES
@@ -126,7 +127,13 @@ def test_the_table_takes_the_providers_added_later() -> None:
     assert detect_provider(aws, kinds=every) == "bedrock"
     assert detect_provider({**aws, "GEMINI_API_KEY": "g"}, kinds=every) == "gemini"
     # a kind this installation lacks is skipped, not chosen
-    assert detect_provider({"GEMINI_API_KEY": "g", "OPENAI_API_KEY": "o"}) == "openai"
+    both = {"GEMINI_API_KEY": "g", "AWS_BEARER_TOKEN_BEDROCK": "t"}
+    assert detect_provider(both, kinds=every - {"gemini"}) == "bedrock"
+    # this installation has every kind of the table: each is found from its own variables
+    assert {kind for kind, _ in DETECTION_ORDER} <= set(PROVIDER_KINDS)
+    assert detect_provider({"GEMINI_API_KEY": "g"}) == "gemini"
+    assert detect_provider(azure) == "azure-openai"
+    assert detect_provider({"AWS_BEARER_TOKEN_BEDROCK": "t"}) == "bedrock"
     with pytest.raises(ConfigurationError) as info:
         detect_provider({}, kinds=every)
     assert "AZURE_OPENAI_API_KEY + AZURE_OPENAI_ENDPOINT" in str(info.value)
