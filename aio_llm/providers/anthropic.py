@@ -29,12 +29,14 @@ from ..errors import (
 from ..types import (
     ChatRequest,
     ChatResponse,
-    Message,
+    ThinkingBlock,
     ToolCall,
-    fast_construct,
+    make_response,
+    make_tool_call,
 )
 from ._anthropic_encode import encode_body
 from ._anthropic_stream import FINISH, AnthropicStreamDecoder, str_field, usage_from_wire
+from ._error_text import describe_text_body
 from .base import HTTPRequest, Provider, StreamDecoder, redact
 
 __all__ = ["AnthropicProvider"]
@@ -70,6 +72,7 @@ class AnthropicProvider(Provider):
     """
 
     name = "anthropic"
+    supported_parameters = frozenset({"top_k", "parallel_tool_calls", "service_tier"})
     api_key_env = "ANTHROPIC_API_KEY"
     base_url_env = "ANTHROPIC_BASE_URL"
     default_base_url = "https://api.anthropic.com"
@@ -142,6 +145,7 @@ class AnthropicProvider(Provider):
         texts: list[str] = []
         thoughts: list[str] = []
         calls: list[ToolCall] = []
+        kept: list[ThinkingBlock] = []
         for block in blocks:
             if not isinstance(block, dict):
                 raise self._shape("a content block is not an object", data)
@@ -156,43 +160,41 @@ class AnthropicProvider(Provider):
                 if not isinstance(ident, str) or not isinstance(name, str):
                     raise self._shape("a tool_use block lacks id or name", data)
                 args = _json.dumps_text(block.get("input") or {})
-                calls.append(fast_construct(ToolCall, id=ident, name=name, arguments=args))
+                calls.append(make_tool_call(ident, name, args))
             elif kind == "thinking":
                 thought = block.get("thinking")
                 if isinstance(thought, str):
                     thoughts.append(thought)
-            # redacted_thinking, server tools and unknown block types: skipped
+                    sig = block.get("signature")
+                    kept.append(
+                        ThinkingBlock(
+                            text=thought,
+                            signature=sig if isinstance(sig, str) else None,
+                            provider=self.name,
+                        )
+                    )
+            elif kind == "redacted_thinking":
+                data_ = block.get("data")
+                if isinstance(data_, str):
+                    kept.append(ThinkingBlock(redacted=data_, provider=self.name))
+            # server tools and unknown block types: skipped
         usage = data.get("usage")
         if usage is not None and not isinstance(usage, dict):
             raise self._shape("'usage' is not an object", data)
         text = "".join(texts)
         stop = data.get("stop_reason")
-        message = fast_construct(
-            Message,
-            role="assistant",
-            content=text,
-            name=None,
-            tool_calls=calls or None,
-            tool_call_id=None,
-        )
-        return fast_construct(
-            ChatResponse,
+        return make_response(
             id=str_field(data.get("id")),
             model=str_field(data.get("model")) or request.model,
             provider=self.label,
             content=text,
-            message=message,
             finish_reason=FINISH.get(stop) if isinstance(stop, str) else None,
-            tool_calls=calls,
             usage=usage_from_wire(usage or {}),
-            cost=None,
-            cached=False,
-            latency_ms=0.0,
+            tool_calls=calls,
+            thinking=kept,
             reasoning="".join(thoughts) or None,
             request_id=headers.get("request-id") or headers.get("x-request-id"),
             raw=data,
-            stream=None,
-            headers=None,
         )
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
@@ -215,10 +217,10 @@ class AnthropicProvider(Provider):
             body_request_id = parsed.get("request_id") or None
             if not isinstance(body_request_id, str):
                 body_request_id = None
-        else:
-            parsed = _clip(body)
+        else:  # the whole text, as the anthropic SDK keeps it
+            parsed = redact(body.decode("utf-8", errors="replace"), self.api_key)
         if not message:
-            message = _clip(body, 500).strip() or f"{self.label} answered HTTP {status}"
+            message = describe_text_body(status, headers, _clip(body))
         message = redact(message, self.api_key)
         exc = error_for_status(
             status,
@@ -228,6 +230,7 @@ class AnthropicProvider(Provider):
             error_type=error_type,
             code=error_type,
             body=parsed,
+            raw=parsed.encode() if isinstance(parsed, str) else _redact_bytes(body, self.api_key),
         )
         if exc.request_id is None:
             exc.request_id = body_request_id
@@ -269,6 +272,12 @@ class AnthropicProvider(Provider):
         if exc.request_id is None:
             exc.request_id = request_id
         return exc
+
+
+def _redact_bytes(body: bytes, secret: str | None) -> bytes:
+    if secret and secret.encode() in body:
+        return body.replace(secret.encode(), b"[REDACTED]")
+    return body
 
 
 def _clip(body: bytes, limit: int = 2000) -> str:

@@ -20,14 +20,19 @@ from typing import Any, ClassVar
 from .. import _json
 from ..errors import APIError, APIResponseError, ConfigurationError, InvalidRequestError
 from ..types import ChatRequest, ChatResponse, EmbeddingResponse
+from ._choices import attach_choices
 from ._openai_stream import OpenAIStreamDecoder
 from ._openai_wire import (
     decode_embeddings,
     error_from_body,
-    message_to_wire,
+    messages_to_wire,
     parse_chat,
+    response_format_to_wire,
+    tool_choice_to_wire,
+    tools_to_wire,
 )
-from .base import HTTPRequest, Provider
+from ._params import OPENAI_PARAMETERS, SDK_PARAMETERS, openai_parameters
+from .base import HTTPRequest, Provider, StreamDecoder
 
 __all__ = ["OpenAICompatibleProvider", "OpenAIProvider"]
 
@@ -50,6 +55,7 @@ class OpenAIProvider(Provider):
     """
 
     name: ClassVar[str] = "openai"
+    supported_parameters: ClassVar[frozenset[str]] = OPENAI_PARAMETERS
     api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
@@ -70,8 +76,7 @@ class OpenAIProvider(Provider):
         self._chat_url = self.base_url + "/chat/completions"
         self._embed_url = self.base_url + "/embeddings"
         static: dict[str, str] = {"Content-Type": "application/json"}
-        if self.api_key:
-            static["Authorization"] = f"Bearer {self.api_key}"
+        static.update(self._auth_headers())
         if organization:
             static["OpenAI-Organization"] = organization
         if project:
@@ -81,6 +86,10 @@ class OpenAIProvider(Provider):
         # shared by every request of this instance: transports copy, never mutate
         self._headers = static
         self._stream_headers = {**static, "Accept": "text/event-stream"}
+
+    def _auth_headers(self) -> dict[str, str]:
+        """The headers that carry the key (``Authorization: Bearer``)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def _provider_headers(self) -> dict[str, str]:
         """Headers a subclass adds to every request (before the user's ``headers``)."""
@@ -96,7 +105,7 @@ class OpenAIProvider(Provider):
     def encode_chat(self, request: ChatRequest) -> HTTPRequest:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [message_to_wire(m) for m in request.messages],
+            "messages": messages_to_wire(request.messages),
         }
         if request.temperature is not None:
             body["temperature"] = request.temperature
@@ -107,11 +116,11 @@ class OpenAIProvider(Provider):
         if request.stop is not None:
             body["stop"] = request.stop
         if request.tools is not None:
-            body["tools"] = request.tools
+            body["tools"] = tools_to_wire(request.tools)
         if request.tool_choice is not None:
-            body["tool_choice"] = request.tool_choice
+            body["tool_choice"] = tool_choice_to_wire(request.tool_choice)
         if request.response_format is not None:
-            body["response_format"] = request.response_format
+            body["response_format"] = response_format_to_wire(request.response_format)
         if request.seed is not None:
             body["seed"] = request.seed
         if request.user is not None:
@@ -119,6 +128,7 @@ class OpenAIProvider(Provider):
         if request.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
+        openai_parameters(body, request, self.label)
         self._extend_body(body, request)
         if request.extra:
             body.update(request.extra)
@@ -145,11 +155,25 @@ class OpenAIProvider(Provider):
         except _json.JSONDecodeError:
             raise self._bad_body(status, headers, body, "malformed JSON") from None
         try:
-            return parse_chat(data, provider=self.label, headers=headers, status=status)
+            return self._parse(request, data, headers, status)
         except APIError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise self._bad_body(status, headers, body, f"unexpected shape ({exc!r})") from None
+
+    def _parse(
+        self, request: ChatRequest, data: object, headers: Mapping[str, str], status: int
+    ) -> ChatResponse:
+        """A ``ChatResponse`` from a parsed answer (a wrong shape raises ``KeyError``...).
+
+        Every choice beyond the first, and logprobs, go to ``response.choices``.
+        """
+        response = parse_chat(data, provider=self.label, headers=headers, status=status)
+        if not isinstance(data, dict):
+            return response
+        return attach_choices(
+            response, data, parse_chat, provider=self.label, headers=headers, status=status
+        )
 
     def _bad_body(
         self, status: int, headers: Mapping[str, str], body: bytes, why: str
@@ -164,7 +188,7 @@ class OpenAIProvider(Provider):
             request_id=headers.get("x-request-id"),
         )
 
-    def stream_decoder(self, request: ChatRequest) -> OpenAIStreamDecoder:
+    def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
         return OpenAIStreamDecoder(self.label)
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
@@ -210,6 +234,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
     """
 
     name: ClassVar[str] = "openai-compatible"
+    supported_parameters: ClassVar[frozenset[str]] = frozenset(SDK_PARAMETERS)
+    """Everything: the server decides (vLLM and Ollama take ``top_k``, for one)."""
     api_key_env: ClassVar[str | None] = None
     base_url_env: ClassVar[str | None] = None
     default_base_url: ClassVar[str] = ""

@@ -10,6 +10,7 @@ import anyio
 from yarl import URL
 
 from ..errors import APIConnectionError, APIResponseError, APITimeoutError, InvalidRequestError
+from ._connect import connect_error
 from .base import DEFAULT_MAX_BODY_SIZE, call_deadline
 
 __all__ = ["AiohttpTransport"]
@@ -100,7 +101,10 @@ class AiohttpTransport:
     def _url(self, url: str) -> URL:
         u = self._urls.get(url)
         if u is None:
-            u = URL(url, encoded=False)
+            # a codec's URL is already percent-encoded (Bedrock's "%3A" in a model id):
+            # sent as given, since yarl would decode it and the SigV4 signature would
+            # no longer match; only a URL with raw spaces or non-ASCII is encoded here
+            u = URL(url, encoded=url.isascii() and " " not in url)
             if len(self._urls) < 256:
                 self._urls[url] = u
         return u
@@ -133,6 +137,8 @@ class AiohttpTransport:
             )
         except TimeoutError as exc:
             raise APITimeoutError("timed out connecting or waiting for the response") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise connect_error(url, exc) from None  # its text repeats the address: say it once
         except aiohttp.ClientError as exc:
             raise APIConnectionError(f"connection failed: {type(exc).__name__}: {exc}") from exc
         except ValueError:  # an illegal header value or URL; its text may quote a header
