@@ -37,7 +37,8 @@ class ProgressBar:
     it is the stream's ``isatty()``. On a terminal the bar is redrawn at most
     every ``interval`` seconds; elsewhere a line is written at most every
     ``log_interval`` seconds (``AIO_LLM_PROGRESS_INTERVAL`` overrides the
-    default of 10), and always at the end. The rate counts the work done
+    default of 10), and always at the end. ``width`` is the terminal's
+    (by default, its current size). The rate counts the work done
     since ``initial`` (by default, since the first report: a resumed job's
     earlier work has no rate).
     """
@@ -53,6 +54,7 @@ class ProgressBar:
         tty: bool | None = None,
         unit: str = "req",
         initial: int | None = None,
+        width: int | None = None,
     ) -> None:
         self.total = total
         self._stream = stream
@@ -63,7 +65,9 @@ class ProgressBar:
         self._log_interval = progress_interval() if log_interval is None else log_interval
         self._tty = tty
         self._unit = unit
+        self._width = width
         self._last_draw: float | None = None
+        self._due = self._start + self._log_interval
         self._closed = False
 
     def __call__(
@@ -77,16 +81,17 @@ class ProgressBar:
         stream = self._stream or sys.stderr
         tty = self._is_tty(stream)
         if not final:
-            wait = self._interval if tty else self._log_interval
-            if self._last_draw is None:
-                if not tty:
-                    self._last_draw = now  # the first line comes one interval in
+            if tty:
+                if self._last_draw is not None and now - self._last_draw < self._interval:
                     return
-            elif now - self._last_draw < wait:
+            elif now < self._due:
                 return
+            else:  # on a fixed schedule from the start: a line every log_interval
+                while self._due <= now:
+                    self._due += self._log_interval
         self._last_draw = now
         if tty:
-            width = shutil.get_terminal_size((80, 24)).columns
+            width = self._width or shutil.get_terminal_size((80, 24)).columns
             text = self.bar(done, total, now, spent, width=width)
             if not _can_encode(stream, text):
                 text = text.translate(_ASCII)
