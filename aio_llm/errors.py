@@ -60,6 +60,7 @@ __all__ = [
     "ContextWindowExceededError",
     "InvalidRequestError",
     "LLMError",
+    "MissingExtraError",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
@@ -80,6 +81,11 @@ class LLMError(Exception):
 
 class ConfigurationError(LLMError, ValueError):
     """The client's settings are invalid or incomplete (e.g. a missing API key)."""
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names
+    the extra to install (``pip install 'aio-llm[semantic]'``)."""
 
 
 class InvalidRequestError(LLMError, ValueError):
