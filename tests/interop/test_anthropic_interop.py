@@ -165,6 +165,16 @@ async def test_a_streamed_tool_call_agrees(
     assert final.finish_reason == FINISH[sdk.stop_reason or ""] == "tool_calls"
 
 
+async def test_a_cut_off_answer_agrees(aio_anthropic: AsyncLLMClient, sdk_anthropic: Any) -> None:
+    messages = [{"role": "user", "content": "Tell me a long story about the sea."}]
+    sdk = await sdk_anthropic.messages.create(model=MODEL, max_tokens=2, messages=messages)
+    ours = await aio_anthropic.chat(messages, model=MODEL, max_tokens=2)
+    assert sdk.stop_reason == "max_tokens"
+    assert ours.finish_reason == FINISH[sdk.stop_reason] == "length"
+    assert ours.raw["stop_reason"] == "max_tokens"
+    assert ours.content == "".join(b.text for b in sdk.content if b.type == "text")
+
+
 STATUSES = [400, 401, 403, 404, 409, 422, 429, 500, 503, 529]
 
 

@@ -143,6 +143,38 @@ async def test_streams_agree(aio_openai: AsyncLLMClient, sdk_openai: Any) -> Non
     assert final.usage.output_tokens == usage.completion_tokens
 
 
+async def test_a_streamed_tool_call_agrees(aio_openai: AsyncLLMClient, sdk_openai: Any) -> None:
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    stream = await sdk_openai.chat.completions.create(
+        model=MODEL, messages=messages, tools=[WEATHER], stream=True
+    )
+    names: dict[int, str] = {}
+    arguments: dict[int, str] = {}
+    finish: str | None = None
+    async for chunk in stream:
+        for choice in chunk.choices:
+            finish = choice.finish_reason or finish
+            for delta in choice.delta.tool_calls or []:
+                if delta.function and delta.function.name:
+                    names[delta.index] = delta.function.name
+                if delta.function and delta.function.arguments:
+                    arguments[delta.index] = (
+                        arguments.get(delta.index, "") + delta.function.arguments
+                    )
+
+    async with aio_openai.stream(messages, model=MODEL, tools=[WEATHER]) as s:
+        async for _ in s:
+            pass
+    final = s.response
+    assert final is not None
+    calls = final.tool_calls or []
+    assert [c.name for c in calls] == [names[i] for i in sorted(names)] == ["get_weather"]
+    assert [json.loads(c.arguments) for c in calls] == [
+        json.loads(arguments[i]) for i in sorted(arguments)
+    ]
+    assert final.finish_reason == finish == "tool_calls"
+
+
 # the SDK's exception class for each status, and aio_llm's: the same names
 STATUSES = [400, 401, 403, 404, 409, 422, 429, 500, 503]
 
