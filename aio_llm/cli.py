@@ -175,7 +175,8 @@ def _connection_options(
         "--provider",
         "-p",
         default=None,
-        help="openai, anthropic, openrouter, openai-compatible, mock, ... (default: "
+        help="openai, anthropic, gemini, bedrock, azure-openai, openrouter, openai-compatible, "
+        "mock, ... (default: "
         "LLM_PROVIDER, else the provider whose key is set; openai-compatible with --base-url)",
     )
     parser.add_argument(
