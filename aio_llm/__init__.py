@@ -55,6 +55,7 @@ if typing.TYPE_CHECKING:
     from .errors import RateLimitExceededError as RateLimitExceededError
     from .errors import RequestTimeoutError as RequestTimeoutError
     from .errors import ServerError as ServerError
+    from .errors import ServiceUnavailableError as ServiceUnavailableError
     from .errors import StreamError as StreamError
     from .errors import UnprocessableEntityError as UnprocessableEntityError
     from .errors import UnsupportedParameterError as UnsupportedParameterError
