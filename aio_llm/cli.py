@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency",
         "-c",
         type=_positive_int,
+        metavar="N",
         default=64,
         help="requests in flight at once (default: 64)",
     )
@@ -140,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         "after a crash or Ctrl-C the same command sends only what has no result yet.",
     )
     run.add_argument("input", help="the JSONL file of requests; - reads it from stdin")
-    run.add_argument("--out", "-o", required=True, help="the file the JSONL results go to")
+    run.add_argument(
+        "--out", "-o", required=True, metavar="FILE", help="the file the JSONL results go to"
+    )
     run.add_argument(
         "--via",
         choices=["live", "batch"],
@@ -151,15 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency",
         "-c",
         type=_positive_int,
+        metavar="N",
         default=16,
         help="requests in flight at once (default: 16)",
     )
-    run.add_argument("--budget", type=float, default=None, help="USD cap for the whole job")
+    run.add_argument(
+        "--budget", type=float, default=None, metavar="USD", help="a cap for the whole job"
+    )
     _connection_options(run, model_help="the model for lines that name none")
     run.add_argument("--retry-failed", action="store_true", help="send failed lines again")
     run.add_argument(
         "--poll-interval",
         type=float,
+        metavar="SECONDS",
         default=10.0,
         help="seconds between Batch API status checks (default: 10)",
     )
@@ -170,11 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _connection_options(
     parser: argparse.ArgumentParser, model_help: str = "the model (default: LLM_MODEL)"
 ) -> None:
-    parser.add_argument("--model", "-m", default=None, help=model_help)
+    parser.add_argument("--model", "-m", default=None, metavar="NAME", help=model_help)
     parser.add_argument(
         "--provider",
         "-p",
         default=None,
+        metavar="NAME",
         help="openai, anthropic, gemini, bedrock, azure-openai, openrouter, openai-compatible, "
         "mock, ... (default: "
         "LLM_PROVIDER, else the provider whose key is set; openai-compatible with --base-url)",
