@@ -15,6 +15,7 @@ The hierarchy::
         ├── APIResponseError                a 2xx answer that could not be read (bad JSON)
         │   └── StreamError                 a stream that broke off or sent an in-band error
         └── APIStatusError                  the provider answered with an error status
+            ├── RedirectError               3xx: never followed (see its docstring)
             ├── BadRequestError             400
             │   └── ContextWindowExceededError  the prompt does not fit the model
             ├── AuthenticationError         401
@@ -59,12 +60,14 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RateLimitExceededError",
+    "RedirectError",
     "RequestTimeoutError",
     "ServerError",
     "StreamError",
     "UnprocessableEntityError",
     "error_for_status",
     "parse_retry_after",
+    "redirect_error",
 ]
 
 
@@ -194,6 +197,52 @@ class StreamError(APIResponseError):
 
 class APIStatusError(APIError):
     """The provider answered with an error status code."""
+
+
+class RedirectError(APIStatusError):
+    """The provider answered with a redirect (3xx); aio_llm does not follow it.
+
+    Following it would send the API key and the prompt to wherever
+    ``Location`` points, and re-send a paid POST; a base URL that redirects
+    is a configuration to fix (often ``http://`` for ``https://`` or a
+    missing ``/v1``). ``location_origin`` is the origin
+    (``scheme://host:port``) the provider pointed at, or ``None``.
+    """
+
+    def __init__(self, message: str, *, location_origin: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.location_origin = location_origin
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rebuild, (cls, message, kwargs) = super().__reduce__()
+        return (rebuild, (cls, message, {**kwargs, "location_origin": self.location_origin}))
+
+
+def redirect_error(
+    status: int, headers: Mapping[str, str], *, provider: str, request_url: str
+) -> RedirectError:
+    """The error for a 3xx answer to ``request_url``: names the ``Location``'s origin only."""
+    from urllib.parse import urljoin, urlsplit
+
+    location = headers.get("location") or headers.get("Location")
+    origin: str | None = None
+    if location:
+        try:
+            parts = urlsplit(urljoin(request_url, location.strip()))
+            host = parts.netloc.rpartition("@")[2]  # never userinfo
+            origin = f"{parts.scheme}://{host}" if parts.scheme and host else None
+        except ValueError:
+            origin = None
+    where = f"to {origin}" if origin else "without a usable Location"
+    return RedirectError(
+        f"{provider} answered HTTP {status}, a redirect {where}; aio_llm does not follow "
+        "redirects (the API key and the prompt stay with the configured base_url): "
+        "check base_url",
+        provider=provider,
+        status_code=status,
+        request_id=headers.get("x-request-id") or headers.get("request-id"),
+        location_origin=origin,
+    )
 
 
 class BadRequestError(APIStatusError):

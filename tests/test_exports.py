@@ -91,6 +91,7 @@ AIO_LLM = [
     "RateLimitConfig",
     "RateLimitError",
     "RateLimitExceededError",
+    "RedirectError",
     "Recommendation",
     "RequestKeyer",
     "RequestStats",

@@ -14,7 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from ..errors import APIConnectionError, APIError, APIResponseError, StreamError
+from ..errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseError,
+    StreamError,
+    redirect_error,
+)
 from ..streaming import ChunkAccumulator, ChunkStream
 from ..transports.base import HTTPTransport, StreamingHTTPResponse
 from ..transports.sse import SSEDecoder, SSEEvent
@@ -155,6 +161,14 @@ class Provider:
         raise NotImplementedError
 
     # -- the glue (I/O) ----------------------------------------------------
+    def _status_error(
+        self, status: int, headers: Mapping[str, str], body: bytes, url: str
+    ) -> APIError:
+        """The error for a status that is not 2xx; a redirect is never followed."""
+        if status < 400:
+            return redirect_error(status, headers, provider=self.label, request_url=url)
+        return self.decode_error(status, headers, body)
+
     async def send(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
         """Send ``request``; a streaming one returns at its first chunk with ``.stream`` set."""
         if request.stream:
@@ -169,8 +183,8 @@ class Provider:
             exc.provider = self.label
             _scrub(exc, self.api_key)
             raise
-        if status >= 400:
-            raise self.decode_error(status, headers, body)
+        if status >= 300:
+            raise self._status_error(status, headers, body, http.url)
         response = self.decode_chat(request, status, headers, body)
         # trusted values: write them past pydantic's __setattr__ (~0.5 µs a request)
         response.__dict__["latency_ms"] = (time.perf_counter() - start) * 1000.0
@@ -186,12 +200,12 @@ class Provider:
             exc.provider = self.label
             _scrub(exc, self.api_key)
             raise
-        if resp.status >= 400:
+        if resp.status >= 300:
             try:
-                body = await resp.aread()
+                body = await resp.aread() if resp.status >= 400 else b""
             finally:
                 await resp.aclose()
-            raise self.decode_error(resp.status, resp.headers, body)
+            raise self._status_error(resp.status, resp.headers, body, http.url)
         source = _SSESource(self, resp, self.stream_decoder(request), start)
         stream = ChunkStream(source)
         await stream.prefetch()
@@ -212,8 +226,8 @@ class Provider:
             exc.provider = self.label
             _scrub(exc, self.api_key)
             raise
-        if status >= 400:
-            raise self.decode_error(status, headers, body)
+        if status >= 300:
+            raise self._status_error(status, headers, body, http.url)
         return self.decode_embed(model, status, headers, body)
 
 

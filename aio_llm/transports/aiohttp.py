@@ -122,6 +122,9 @@ class AiohttpTransport:
                 data=content,
                 headers=headers,
                 timeout=self._timeout_for_call(),
+                # a redirect would carry the key and the prompt to the Location: the
+                # provider raises RedirectError for the 3xx instead
+                allow_redirects=False,
             )
         except asyncio.TimeoutError as exc:
             raise APITimeoutError("timed out connecting or waiting for the response") from exc

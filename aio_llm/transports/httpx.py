@@ -87,7 +87,9 @@ class HttpxTransport:
         client = self._client
         req = client.build_request(method, url, headers=headers, content=content)
         try:
-            return await client.send(req, stream=True)
+            # never follow a redirect, even on a caller's client made with
+            # follow_redirects=True: the provider raises RedirectError for the 3xx
+            return await client.send(req, stream=True, follow_redirects=False)
         except httpx.TransportError as exc:
             raise _map(exc) from exc
 

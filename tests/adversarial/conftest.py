@@ -1,0 +1,81 @@
+"""Fixtures of the adversarial suite: both transports, every provider kind, a raw server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from aio_llm import AsyncLLMClient, ClientConfig
+from aio_llm.providers import PROVIDER_KINDS, Provider, create_provider
+
+from .rawserver import Handler, RawServer
+
+KEY = "sk-adv-" + uuid.uuid4().hex
+"""The API key every client of this suite sends: it must never leave for another host."""
+PROMPT = "the secret plan " + uuid.uuid4().hex
+"""A prompt whose text must not reach another host or any telemetry channel."""
+
+WIRE_KINDS = sorted(kind for kind in PROVIDER_KINDS if kind != "mock")
+"""Every provider kind that talks HTTP (new providers join these tests by existing)."""
+
+_PROVIDER_ARGS: dict[str, dict[str, Any]] = {}
+"""Extra constructor arguments a provider kind needs beyond ``api_key``/``base_url``."""
+
+
+def base_url_for(kind: str, origin: str) -> str:
+    """The ``base_url`` a provider of ``kind`` takes for a server at ``origin``."""
+    return origin if kind == "anthropic" else origin + "/v1"
+
+
+def make_provider(kind: str, origin: str, *, key: str = KEY, label: str | None = None) -> Provider:
+    return create_provider(
+        kind,
+        api_key=key,
+        base_url=base_url_for(kind, origin),
+        label=label,
+        **_PROVIDER_ARGS.get(kind, {}),
+    )
+
+
+def bare_config(transport: str, **overrides: Any) -> ClientConfig:
+    """No retries, no cache, no breaker trips: each attack meets the wire once."""
+    settings: dict[str, Any] = {
+        "transport": transport,
+        "model": "gpt-4o-mini",
+        "max_retries": 0,
+        "timeout": 5.0,
+        "dedup_enabled": False,
+        "circuit_failure_threshold": 1000,
+    }
+    settings.update(overrides)
+    return ClientConfig(**settings)
+
+
+@pytest.fixture(params=["aiohttp", "httpx"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=WIRE_KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@asynccontextmanager
+async def raw_server(handler: Handler) -> AsyncIterator[RawServer]:
+    async with RawServer(handler) as server:
+        yield server
+
+
+ClientFactory = Callable[..., AsyncLLMClient]
+
+
+def client_for(
+    kind: str, server: RawServer, transport: str, *, key: str = KEY, **config: Any
+) -> AsyncLLMClient:
+    provider = make_provider(kind, server.url, key=key)
+    return AsyncLLMClient(provider, config=bare_config(transport, **config))
