@@ -351,31 +351,36 @@ def error_for_status(
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date).
+
+    Always finite and not negative (``None`` when absent or unusable): see
+    ``aio_llm._waits.server_wait``; callers apply their own cap.
+    """
+    from ._waits import server_wait
+
     value = headers.get("retry-after-ms")
     if value is not None:
         try:
-            ms = float(value)
+            wait = server_wait(float(value) / 1000.0)
         except ValueError:
-            pass
-        else:
-            if ms >= 0:
-                return ms / 1000.0
+            wait = None
+        if wait is not None:
+            return wait
     value = headers.get("retry-after")
     if value is None:
         return None
     try:
-        seconds = float(value)
+        return server_wait(float(value))
     except ValueError:
-        from email.utils import parsedate_to_datetime
+        pass
+    from email.utils import parsedate_to_datetime
 
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        import datetime as _dt
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    import datetime as _dt
 
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=_dt.timezone.utc)
-        return max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
-    return seconds if seconds >= 0 else None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    return server_wait(max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds()))
