@@ -1,14 +1,17 @@
 """Server-sent events over byte chunks, independent of the HTTP library.
 
 Follows the WHATWG event-stream rules: lines end in LF, CRLF or CR (also when
-a CRLF pair is split across two chunks), ``:`` starts a comment, ``data``
-lines of one event are joined with LF, a blank line dispatches, and a field
-value loses one leading space.
+a CRLF pair is split across two chunks, with empty reads between), one
+UTF-8 byte-order mark at the start of the stream is dropped, ``:`` starts a
+comment, ``data`` lines of one event are joined with LF, a blank line
+dispatches, and a field value loses one leading space.
 """
 
 from __future__ import annotations
 
 __all__ = ["SSEDecoder", "SSEEvent"]
+
+_BOM = b"\xef\xbb\xbf"
 
 
 class SSEEvent:
@@ -39,7 +42,7 @@ class SSEEvent:
 class SSEDecoder:
     """Incremental decoder: ``feed(bytes) -> events``; ``flush()`` at end of input."""
 
-    __slots__ = ("_buf", "_cr", "_data", "_event", "_id", "_retry")
+    __slots__ = ("_buf", "_cr", "_data", "_event", "_id", "_retry", "_start")
 
     def __init__(self) -> None:
         self._buf = b""
@@ -48,6 +51,7 @@ class SSEDecoder:
         self._id: str | None = None
         self._cr = False
         self._retry: int | None = None
+        self._start = True  # no byte read yet: a leading BOM is still possible
 
     @property
     def pending(self) -> bool:
@@ -55,6 +59,12 @@ class SSEDecoder:
         return bool(self._buf.strip()) or bool(self._data)
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not chunk:  # an empty read must not forget a CR that may precede an LF
+            return []
+        if self._start:
+            chunk = self._skip_bom(chunk)
+            if not chunk:
+                return []
         if self._cr and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._cr = False
@@ -65,6 +75,16 @@ class SSEDecoder:
         lines = buf.split(b"\n")
         self._buf = lines.pop()
         return self._lines(lines) if lines else []
+
+    def _skip_bom(self, chunk: bytes) -> bytes:
+        """``chunk`` without the stream's leading BOM (which may arrive a byte at a time)."""
+        head = self._buf + chunk
+        if len(head) < 3 and _BOM.startswith(head):
+            self._buf = head  # not enough bytes to tell yet
+            return b""
+        self._start = False
+        self._buf = b""
+        return head[3:] if head.startswith(_BOM) else head
 
     def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
         events: list[SSEEvent] = []
