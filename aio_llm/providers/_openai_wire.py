@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import _json
+from .._redact import redact_text
 from ..errors import APIError, StreamError, error_for_status
 from ..types import ChatResponse, FinishReason, Message, ToolCall, Usage, fast_construct, make_usage
 
@@ -255,12 +256,15 @@ def error_from_payload(
 
 
 def error_from_body(
-    status: int, headers: Mapping[str, str], body: bytes, *, provider: str, secret: str | None
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    provider: str,
+    secrets: tuple[str, ...] = (),
 ) -> APIError:
-    """The typed error for an HTTP error answer; ``secret`` is blanked from the message."""
-    text = body.decode("utf-8", errors="replace")
-    if secret and secret in text:
-        text = text.replace(secret, "[REDACTED]")
+    """The typed error for an HTTP error answer; ``secrets`` are blanked from it."""
+    text = redact_text(body.decode("utf-8", errors="replace"), secrets)
     try:
         data = _json.loads(text)
     except ValueError:  # every JSON decode error is one

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import _json
+from .._redact import redact_text
 from ..errors import (
     APIError,
     APIResponseError,
@@ -35,7 +36,7 @@ from ..types import (
 )
 from ._anthropic_encode import encode_body
 from ._anthropic_stream import FINISH, AnthropicStreamDecoder, str_field, usage_from_wire
-from .base import HTTPRequest, Provider, StreamDecoder, redact
+from .base import HTTPRequest, Provider, StreamDecoder
 
 __all__ = ["AnthropicProvider"]
 
@@ -95,7 +96,10 @@ class AnthropicProvider(Provider):
         self.default_max_tokens = default_max_tokens
         root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         self._url = f"{root}/v1/messages"
-        static = {"anthropic-version": version, "content-type": "application/json"}
+        self._auth_changed()
+
+    def _auth_changed(self) -> None:
+        static = {"anthropic-version": self.version, "content-type": "application/json"}
         if self.api_key:
             static["x-api-key"] = self.api_key
         static.update(self.extra_headers)
@@ -217,7 +221,7 @@ class AnthropicProvider(Provider):
             parsed = _clip(body)
         if not message:
             message = _clip(body, 500).strip() or f"{self.label} answered HTTP {status}"
-        message = redact(message, self.api_key)
+        message = redact_text(message, self.secrets)
         exc = error_for_status(
             status,
             message,
@@ -229,6 +233,7 @@ class AnthropicProvider(Provider):
         )
         if exc.request_id is None:
             exc.request_id = body_request_id
+        self.scrub(exc)  # the body, the request id: anything may echo the key
         return exc
 
     def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
@@ -246,7 +251,7 @@ class AnthropicProvider(Provider):
         err = data.get("error")
         err = err if isinstance(err, dict) else {}
         error_type = err.get("type") if isinstance(err.get("type"), str) else None
-        message = redact(str_field(err.get("message")) or "error event", self.api_key)
+        message = redact_text(str_field(err.get("message")) or "error event", self.secrets)
         request_id = data.get("request_id") if isinstance(data.get("request_id"), str) else None
         status = _STATUS_OF_TYPE.get(error_type or "")
         exc: APIError
@@ -264,6 +269,7 @@ class AnthropicProvider(Provider):
             )
         if exc.request_id is None:
             exc.request_id = request_id
+        self.scrub(exc)
         return exc
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from .._redact import redact_text, scrub_error
 from ..errors import (
     APIConnectionError,
     APIError,
@@ -81,19 +82,17 @@ def _clean_key(api_key: str | None, label: str) -> str | None:
     return key
 
 
-def _scrub(exc: APIError, secret: str | None) -> APIError:
-    """``exc`` with ``secret`` blanked out of its message (defence in depth)."""
-    if secret and secret in exc.message:
-        exc.message = exc.message.replace(secret, "[REDACTED]")
-        exc.args = (exc.message,)
-    return exc
-
-
 def redact(text: str, secret: str | None) -> str:
-    """``text`` with ``secret`` (an API key) blanked out."""
-    if secret and secret in text:
-        return text.replace(secret, "[REDACTED]")
-    return text
+    """``text`` with ``secret`` (an API key) blanked out where it stands as a key."""
+    return redact_text(text, (secret,))
+
+
+_AUTH_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"}
+)
+"""Headers whose values are credentials (blanked from errors like the key)."""
+_KEPT_KEYS = 8
+"""Rotated-out keys still blanked from errors (a late error may quote one)."""
 
 
 class Provider:
@@ -110,7 +109,6 @@ class Provider:
     base_url_env: ClassVar[str | None] = None
     default_base_url: ClassVar[str] = ""
 
-    api_key: str | None
     base_url: str
     label: str
 
@@ -123,15 +121,61 @@ class Provider:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.label = label or self.name
-        self.api_key = _clean_key(api_key, self.label)
+        self._api_key = _clean_key(api_key, self.label)
+        self._old_keys: tuple[str, ...] = ()
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         self.extra_headers = dict(headers or {})
+        self._secrets = self._collect_secrets()
         if not self.base_url.startswith(("http://", "https://")):
             from ..errors import ConfigurationError
 
             raise ConfigurationError(
                 f"base_url for {self.label} must be an http:// or https:// URL"
             )
+
+    # -- the key ------------------------------------------------------------
+    @property
+    def api_key(self) -> str | None:
+        """The API key sent with every request.
+
+        Assigning a new key rotates it end to end: requests sent from then on
+        carry it (those in flight finish with the old one), cache entries are
+        keyed to it, and the old key is still blanked out of any error.
+        """
+        return self._api_key
+
+    @api_key.setter
+    def api_key(self, value: str | None) -> None:
+        new = _clean_key(value, self.label)
+        old = self._api_key
+        if new == old:
+            return
+        if old:
+            self._old_keys = (old, *self._old_keys)[:_KEPT_KEYS]
+        self._api_key = new
+        self._auth_changed()
+        self._secrets = self._collect_secrets()
+
+    def _auth_changed(self) -> None:
+        """Rebuild whatever holds the key (a subclass's prepared headers)."""
+
+    def _collect_secrets(self) -> tuple[str, ...]:
+        found = [self._api_key, *self._old_keys]
+        for name, value in self.extra_headers.items():
+            if name.lower() in _AUTH_HEADERS and isinstance(value, str):
+                found += [value, value.partition(" ")[2]]  # "Bearer <token>": the token too
+        return tuple(s for s in dict.fromkeys(found) if s and s.strip())
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this provider sends (current and recent keys, auth headers)."""
+        return self._secrets
+
+    def scrub(self, exc: BaseException) -> None:
+        """Blank this provider's credentials out of ``exc`` and its whole cause chain."""
+        if isinstance(exc, APIError) and exc.provider is None:
+            exc.provider = self.label
+        scrub_error(exc, self._secrets)
 
     def __repr__(self) -> str:
         key = "set" if self.api_key else "missing"
@@ -179,13 +223,12 @@ class Provider:
             status, headers, body = await transport.request(
                 http.method, http.url, http.headers, http.content
             )
+            if status >= 300:
+                raise self._status_error(status, headers, body, http.url)
+            response = self.decode_chat(request, status, headers, body)
         except APIError as exc:
-            exc.provider = self.label
-            _scrub(exc, self.api_key)
+            self.scrub(exc)
             raise
-        if status >= 300:
-            raise self._status_error(status, headers, body, http.url)
-        response = self.decode_chat(request, status, headers, body)
         # trusted values: write them past pydantic's __setattr__ (~0.5 µs a request)
         response.__dict__["latency_ms"] = (time.perf_counter() - start) * 1000.0
         response.__pydantic_private__["_headers"] = headers  # type: ignore[index]
@@ -196,16 +239,15 @@ class Provider:
         start = time.perf_counter()
         try:
             resp = await transport.stream(http.method, http.url, http.headers, http.content)
+            if resp.status >= 300:
+                try:
+                    body = await resp.aread() if resp.status >= 400 else b""
+                finally:
+                    await resp.aclose()
+                raise self._status_error(resp.status, resp.headers, body, http.url)
         except APIError as exc:
-            exc.provider = self.label
-            _scrub(exc, self.api_key)
+            self.scrub(exc)
             raise
-        if resp.status >= 300:
-            try:
-                body = await resp.aread() if resp.status >= 400 else b""
-            finally:
-                await resp.aclose()
-            raise self._status_error(resp.status, resp.headers, body, http.url)
         source = _SSESource(self, resp, self.stream_decoder(request), start)
         stream = ChunkStream(source)
         await stream.prefetch()
@@ -222,13 +264,12 @@ class Provider:
             status, headers, body = await transport.request(
                 http.method, http.url, http.headers, http.content
             )
+            if status >= 300:
+                raise self._status_error(status, headers, body, http.url)
+            return self.decode_embed(model, status, headers, body)
         except APIError as exc:
-            exc.provider = self.label
-            _scrub(exc, self.api_key)
+            self.scrub(exc)
             raise
-        if status >= 300:
-            raise self._status_error(status, headers, body, http.url)
-        return self.decode_embed(model, status, headers, body)
 
 
 class _SSESource:
@@ -252,6 +293,13 @@ class _SSESource:
         self._ttft: float | None = None
 
     async def next_chunks(self) -> list[ChatChunk] | None:
+        try:
+            return await self._next_chunks()
+        except APIError as exc:  # an in-band error may quote the key
+            self._provider.scrub(exc)
+            raise
+
+    async def _next_chunks(self) -> list[ChatChunk] | None:
         decoder = self._decoder
         while True:
             if decoder.done:

@@ -48,4 +48,6 @@ def assert_clean(
     secrets = [s for s in secrets if s]
     for text in texts:
         for secret in secrets:
-            assert secret not in text, f"{secret[:12]}... found in {where or 'output'}: {text[:400]}"
+            assert secret not in text, (
+                f"{secret[:12]}... found in {where or 'output'}: {text[:400]}"
+            )

@@ -27,6 +27,7 @@ __all__ = [
     "Conn",
     "RawServer",
     "Seen",
+    "answer",
     "gzip_bomb",
     "json_answer",
     "sse_events",
@@ -230,6 +231,8 @@ class RawServer:
                 await self.handler(seen, conn)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:  # the server is closing: end the connection quietly
+            conn.reset()
         finally:
             self._tasks.discard(task)
             if not conn.closed:
@@ -402,6 +405,19 @@ def sse_events(
     return out
 
 
+async def answer(
+    req: Seen, conn: Conn, text: str, *, input_tokens: int = 5, output_tokens: int = 2
+) -> None:
+    """A good answer to ``req``: JSON, or SSE when it asked for a stream."""
+    if req.wants_stream:
+        pieces = [text[i : i + 4] for i in range(0, len(text), 4)] or [""]
+        events = sse_events(req, pieces, input_tokens=input_tokens, output_tokens=output_tokens)
+        await conn.chunked(200, events)
+    else:
+        body = json_answer(req, text, input_tokens=input_tokens, output_tokens=output_tokens)
+        await conn.full(200, body)
+
+
 def gzip_bomb(inflated: int) -> bytes:
     """A gzip body of ``inflated`` zero bytes (about 1 KiB per MiB)."""
     comp = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -410,4 +426,3 @@ def gzip_bomb(inflated: int) -> bytes:
     out.append(comp.compress(b"\0" * (inflated & ((1 << 20) - 1))))
     out.append(comp.flush())
     return b"".join(out)
-

@@ -38,7 +38,9 @@ async def test_redirects_are_never_followed(
         async def redirect(req: Seen, conn: Conn) -> None:
             where = (srv.url if same_origin else other.url) + "/v1/elsewhere?x=1"
             await conn.full(
-                status_of["now"], b"", {"Location": where, "X-Echo": req.headers.get("x-api-key", "")}
+                status_of["now"],
+                b"",
+                {"Location": where, "X-Echo": req.headers.get("x-api-key", "")},
             )
 
         async with RawServer(redirect) as srv:
