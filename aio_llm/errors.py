@@ -382,5 +382,5 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     import datetime as _dt
 
     if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.timezone.utc)
-    return server_wait(max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds()))
+        when = when.replace(tzinfo=_dt.UTC)
+    return server_wait(max(0.0, (when - _dt.datetime.now(_dt.UTC)).total_seconds()))

@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     meta = {
         "machine": machine_line(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load": (load_before, os.getloadavg()),
         "elapsed_s": elapsed,
         "quick": args.quick,

@@ -22,10 +22,10 @@ __all__ = [
     "period_bounds",
 ]
 
-_UTC = _dt.timezone.utc
+_UTC = _dt.UTC
 
 
-class BudgetPeriod(str, enum.Enum):
+class BudgetPeriod(enum.StrEnum):
     """How often a budget starts afresh (UTC calendar boundaries)."""
 
     DAILY = "daily"
@@ -34,7 +34,7 @@ class BudgetPeriod(str, enum.Enum):
     TOTAL = "total"
 
 
-class BudgetScope(str, enum.Enum):
+class BudgetScope(enum.StrEnum):
     """What a budget's limit applies to: everything, or each user/project/model apart."""
 
     GLOBAL = "global"

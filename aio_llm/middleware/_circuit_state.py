@@ -21,7 +21,7 @@ from dataclasses import dataclass
 __all__ = ["BreakerStateMachine", "CircuitBreakerConfig", "CircuitState"]
 
 
-class CircuitState(str, enum.Enum):
+class CircuitState(enum.StrEnum):
     """CLOSED lets calls through, OPEN rejects them, HALF_OPEN lets a few probes through."""
 
     CLOSED = "closed"

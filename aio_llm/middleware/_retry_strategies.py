@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 from dataclasses import dataclass
 
 from ..errors import APIConnectionError, APIError, APIStatusError, StreamError
@@ -56,17 +55,6 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, APIError) and exc.should_retry is not None:
         return exc.should_retry
     return is_transient(exc)
-
-
-def _add_note(exc: BaseException, note: str) -> None:
-    if sys.version_info >= (3, 11):
-        exc.add_note(note)
-    else:  # pragma: no cover - Python 3.10
-        notes = getattr(exc, "__notes__", None)
-        if isinstance(notes, list):
-            notes.append(note)
-        else:
-            exc.__notes__ = [note]  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from ..errors import (
 )
 from ..pipeline import Next
 from ..types import ChatRequest, ChatResponse
-from ._retry_strategies import _add_note, is_transient
+from ._retry_strategies import is_transient
 from .tracing import EVENT_FALLBACK, record_event
 
 __all__ = ["Fallback", "FallbackStatistics", "should_fall_back"]
@@ -159,8 +159,8 @@ class Fallback:
         self._failed += 1
         for label, earlier in failures[:-1]:
             if earlier is not error:
-                _add_note(
-                    error, f"aio_llm fallback: {label} failed: {type(earlier).__name__}: {earlier}"
+                error.add_note(
+                    f"aio_llm fallback: {label} failed: {type(earlier).__name__}: {earlier}"
                 )
         raise error
 

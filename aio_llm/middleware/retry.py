@@ -42,7 +42,6 @@ from ._retry_strategies import (
     LinearBackoffRetry,
     RetryConfig,
     RetryStrategy,
-    _add_note,
     is_retryable,
     is_transient,
 )
@@ -174,7 +173,7 @@ class RetryExecutor:
             if strategy.should_retry(exc):
                 self._exhausted += 1
                 self._failed += 1
-                _add_note(exc, f"aio_llm retry: gave up after {attempt} attempt(s)")
+                exc.add_note(f"aio_llm retry: gave up after {attempt} attempt(s)")
             elif attempt > 1:
                 self._failed += 1
             return None
@@ -183,8 +182,7 @@ class RetryExecutor:
             if retry_after > self.retry_after_cap:
                 self._ref_retry_after += 1
                 self._failed += 1
-                _add_note(
-                    exc,
+                exc.add_note(
                     f"aio_llm retry: not retried: Retry-After {retry_after:g}s is over the "
                     f"cap of {self.retry_after_cap:g}s",
                 )
@@ -196,8 +194,7 @@ class RetryExecutor:
             if wait >= left:
                 self._ref_deadline += 1
                 self._failed += 1
-                _add_note(
-                    exc,
+                exc.add_note(
                     f"aio_llm retry: not retried: the next attempt in {wait:.3g}s would start "
                     f"after the deadline (in {max(left, 0.0):.3g}s)",
                 )
@@ -206,7 +203,7 @@ class RetryExecutor:
         if budget is not None and not budget.try_withdraw(self._clock.now()):
             self._ref_budget += 1
             self._failed += 1
-            _add_note(exc, "aio_llm retry: not retried: the retry budget is spent")
+            exc.add_note("aio_llm retry: not retried: the retry budget is spent")
             return None
         return wait
 

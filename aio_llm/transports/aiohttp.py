@@ -36,7 +36,7 @@ class _AiohttpStream:
                 if seen > self._limit:
                     raise _too_large(self._limit)
                 yield chunk
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise APITimeoutError("timed out reading the response") from exc
         except aiohttp.ClientError as exc:
             raise APIConnectionError(
@@ -126,7 +126,7 @@ class AiohttpTransport:
                 # provider raises RedirectError for the 3xx instead
                 allow_redirects=False,
             )
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise APITimeoutError("timed out connecting or waiting for the response") from exc
         except aiohttp.ClientError as exc:
             raise APIConnectionError(f"connection failed: {type(exc).__name__}: {exc}") from exc
@@ -149,7 +149,7 @@ class AiohttpTransport:
                 body = await _AiohttpStream(resp, limit).aread()
             else:
                 body = await resp.read()
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             resp.close()
             raise APITimeoutError("timed out reading the response") from exc
         except aiohttp.ClientError as exc:

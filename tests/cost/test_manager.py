@@ -21,7 +21,7 @@ from aio_llm.cost import (
 from aio_llm.errors import BudgetExceededError
 from aio_llm.testing.clock import FakeClock
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def at(*args: int) -> float:
