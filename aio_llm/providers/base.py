@@ -266,7 +266,15 @@ class Provider:
             )
             if status >= 300:
                 raise self._status_error(status, headers, body, http.url)
-            return self.decode_embed(model, status, headers, body)
+            response = self.decode_embed(model, status, headers, body)
+            if len(response.vectors) != len(texts):
+                raise APIResponseError(
+                    f"{self.label} returned {len(response.vectors)} vectors "
+                    f"for {len(texts)} texts",
+                    provider=self.label,
+                    status_code=status,
+                )
+            return response
         except APIError as exc:
             self.scrub(exc)
             raise
