@@ -269,8 +269,7 @@ class Provider:
             response = self.decode_embed(model, status, headers, body)
             if len(response.vectors) != len(texts):
                 raise APIResponseError(
-                    f"{self.label} returned {len(response.vectors)} vectors "
-                    f"for {len(texts)} texts",
+                    f"{self.label} returned {len(response.vectors)} vectors for {len(texts)} texts",
                     provider=self.label,
                     status_code=status,
                 )
