@@ -124,6 +124,10 @@ class RateLimitExceededError(LLMError):
         self.retry_after = retry_after
 
 
+MAX_MESSAGE = 1000
+"""Characters of a provider's message an ``APIError`` quotes; ``exc.body`` keeps the rest."""
+
+
 class APIError(LLMError):
     """A failure while talking to a provider."""
 
@@ -141,6 +145,8 @@ class APIError(LLMError):
         code: str | None = None,
         body: Any = None,
     ) -> None:
+        if len(message) > MAX_MESSAGE:  # a server's page or a megabyte of text: quote the start
+            message = f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE} more characters)"
         super().__init__(message)
         self.message = message
         self.provider = provider

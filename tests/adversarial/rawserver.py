@@ -15,6 +15,8 @@ request unless the handler closed or reset it. Every request is kept in
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import socket
 import struct
@@ -93,9 +95,15 @@ class Seen:
 class Conn:
     """The client's connection, from a handler's side."""
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
         self._writer = writer
         self.closed = False
+
+    async def until_closed(self) -> None:
+        """Stall: send nothing more until the client closes the connection."""
+        while await self._reader.read(65536):
+            pass
 
     async def write(self, data: bytes) -> None:
         if self.closed:
@@ -165,7 +173,8 @@ class Conn:
             self.closed = True
             sock = self._writer.get_extra_info("socket")
             if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                with contextlib.suppress(OSError):  # already closed by the client
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self._writer.transport.abort()
 
 
@@ -221,7 +230,7 @@ class RawServer:
         self._tasks.add(task)
         self.connections += 1
         self.open_connections += 1
-        conn = Conn(writer)
+        conn = Conn(reader, writer)
         try:
             while not conn.closed:
                 seen = await _read_request(reader)
@@ -418,8 +427,9 @@ async def answer(
         await conn.full(200, body)
 
 
+@functools.cache
 def gzip_bomb(inflated: int) -> bytes:
-    """A gzip body of ``inflated`` zero bytes (about 1 KiB per MiB)."""
+    """A gzip body of ``inflated`` zero bytes (about 1 KiB per MiB; made once per size)."""
     comp = zlib.compressobj(9, zlib.DEFLATED, 31)
     block = b"\0" * (1 << 20)
     out = [comp.compress(block) for _ in range(inflated >> 20)]
