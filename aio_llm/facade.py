@@ -61,7 +61,7 @@ from .middleware.retry import Retry, RetryConfig, RetryStrategy
 from .observability import Observability
 from .observability import get_observability as _get_observability
 from .providers import Provider
-from .sync import LLMClient
+from .sync import LLMClient, _at_exit
 from .types import ChatResponse, MessageInput
 
 __all__ = [
@@ -346,5 +346,12 @@ def invoke_chat(
     messages: Sequence[MessageInput] | None = None,
     **params: Any,
 ) -> ChatResponse:
-    """One blocking chat call on ``get_llm_client_service()``."""
+    """One blocking chat call on ``get_llm_client_service()``.
+
+    From an ``atexit`` handler it uses a service of its own, closed before it
+    returns (see ``aio_llm.sync.invoke_chat``).
+    """
+    if _at_exit():
+        with LLMClientService() as service:
+            return service.invoke_chat(model, messages, **params)
     return get_llm_client_service().invoke_chat(model, messages, **params)

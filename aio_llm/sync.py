@@ -11,18 +11,69 @@ from __future__ import annotations
 
 import atexit
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 import anyio
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .client import USE_CLIENT_DEFAULT, AsyncLLMClient, RequestLike, Timeout
 from .types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput
 
 __all__ = ["LLMClient", "invoke_chat"]
+
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """An event loop in a daemon thread, reached through a blocking portal.
+
+    Not ``anyio.from_thread.start_blocking_portal``: that is a generator, and a
+    generator left open is closed when it is garbage-collected, which waits
+    for the loop thread. During interpreter finalization no other thread can
+    run any more, so a client never closed (one made in an ``atexit``
+    handler: it registers its ``close`` too late to be called) hung the
+    process at exit. Here nothing runs on collection: ``close()`` stops the
+    loop, and a loop never stopped ends with the process.
+    """
+
+    __slots__ = ("_thread", "portal")
+
+    def __init__(self) -> None:
+        ready: Future[BlockingPortal] = Future()
+
+        async def serve() -> None:
+            async with BlockingPortal() as portal:
+                ready.set_result(portal)
+                await portal.sleep_until_stopped()
+
+        def run() -> None:
+            try:
+                anyio.run(serve, backend="asyncio")
+            except BaseException as exc:
+                if not ready.done():
+                    ready.set_exception(exc)
+
+        self._thread = threading.Thread(target=run, name="aio_llm-sync-loop", daemon=True)
+        self._thread.start()
+        self.portal = ready.result()
+
+    def close(self) -> None:
+        """Stop the loop (cancelling what still runs in it) and wait for its thread."""
+        try:
+            self.portal.call(self.portal.stop, True)
+        except RuntimeError:  # already stopped
+            pass
+        self._thread.join()
+
+
+def _at_exit() -> bool:
+    """Whether the interpreter is shutting down (atexit handlers run after the main thread
+    is marked stopped): a client made now is never closed by ``atexit``, and must not
+    outlive the call that made it."""
+    return not threading.main_thread().is_alive()
 
 
 class LLMClient:
@@ -33,10 +84,8 @@ class LLMClient:
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._portal_cm: AbstractContextManager[BlockingPortal] | None = start_blocking_portal(
-            "asyncio"
-        )
-        self._portal = self._portal_cm.__enter__()
+        self._loop: _LoopThread | None = _LoopThread()
+        self._portal = self._loop.portal
         try:
             self._client: AsyncLLMClient = self._portal.call(_make_client, args, kwargs)
             # entered and exited in one task of the portal: the client's task
@@ -44,8 +93,8 @@ class LLMClient:
             self._client_cm = self._portal.wrap_async_context_manager(self._client)
             self._client_cm.__enter__()
         except BaseException:
-            self._portal_cm.__exit__(None, None, None)
-            self._portal_cm = None
+            self._loop.close()
+            self._loop = None
             raise
         self._lock = threading.Lock()
         atexit.register(self.close)
@@ -68,19 +117,36 @@ class LLMClient:
     def close(self) -> None:
         """Close the client and stop its event-loop thread (idempotent)."""
         with self._lock:
-            cm, self._portal_cm = self._portal_cm, None
-        if cm is None:
+            loop, self._loop = self._loop, None
+        if loop is None:
             return
         atexit.unregister(self.close)
         try:
             self._client_cm.__exit__(None, None, None)
         finally:
-            cm.__exit__(None, None, None)
+            loop.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._loop is None
 
     def _check(self) -> BlockingPortal:
-        if self._portal_cm is None:
+        if self._loop is None:
             raise RuntimeError("the client is closed")
         return self._portal
+
+    def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn()`` in the client's loop and wait; an interrupt cancels it there too.
+
+        ``portal.call`` leaves the task running when the waiting thread is
+        interrupted (Ctrl-C): the HTTP request would go on until its deadline.
+        """
+        future = self._check().start_task_soon(fn)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # KeyboardInterrupt, SystemExit...: cancels the task's scope
+            raise
 
     def chat(
         self,
@@ -91,14 +157,12 @@ class LLMClient:
         timeout: Timeout = USE_CLIENT_DEFAULT,
         **params: Any,
     ) -> ChatResponse:
-        portal = self._check()
-
         async def run() -> ChatResponse:
             return await self._client.chat(
                 messages, model=model, request=request, timeout=timeout, **params
             )
 
-        return portal.call(run)
+        return self._call(run)
 
     def stream(
         self,
@@ -130,7 +194,7 @@ class LLMClient:
         try:
             while True:
                 try:
-                    chunk = portal.call(receive.receive)
+                    chunk = self._call(receive.receive)
                 except (anyio.EndOfStream, anyio.BrokenResourceError):
                     break
                 yield chunk
@@ -142,12 +206,10 @@ class LLMClient:
                 future.result()
 
     def embed(self, texts: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
-        portal = self._check()
-
         async def run() -> EmbeddingResponse:
             return await self._client.embed(texts, **kwargs)
 
-        return portal.call(run)
+        return self._call(run)
 
     def gather(
         self,
@@ -157,7 +219,6 @@ class LLMClient:
         return_exceptions: bool = False,
         progress: Any = False,
     ) -> list[ChatResponse | BaseException]:
-        portal = self._check()
         items = list(requests)
 
         async def run() -> list[ChatResponse | BaseException]:
@@ -168,13 +229,13 @@ class LLMClient:
                 progress=progress,
             )
 
-        return portal.call(run)
+        return self._call(run)
 
     def metrics(self) -> dict[str, Any]:
         return self._check().call(_metrics, self._client)
 
     def __repr__(self) -> str:
-        state = "closed" if self._portal_cm is None else "open"
+        state = "closed" if self._loop is None else "open"
         return f"<LLMClient {state} {self._client!r}>"
 
 
@@ -197,7 +258,7 @@ _default_lock = threading.Lock()
 def _get_default_client() -> LLMClient:
     global _default_client
     with _default_lock:
-        if _default_client is None or _default_client._portal_cm is None:
+        if _default_client is None or _default_client.closed:
             _default_client = LLMClient()
         return _default_client
 
@@ -207,5 +268,13 @@ def invoke_chat(
     messages: Sequence[MessageInput] | None = None,
     **params: Any,
 ) -> ChatResponse:
-    """One blocking chat call on the process's default ``LLMClient`` (configured from env)."""
+    """One blocking chat call on the process's default ``LLMClient`` (configured from env).
+
+    Called from an ``atexit`` handler it uses a client of its own, closed
+    before it returns: a client made during shutdown is never closed by
+    ``atexit``, and its event-loop thread would stop the process from exiting.
+    """
+    if _at_exit():
+        with LLMClient() as client:
+            return client.chat(messages, model=model, **params)
     return _get_default_client().chat(messages, model=model, **params)

@@ -20,8 +20,9 @@ import functools
 import json
 import socket
 import struct
+import threading
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "answer",
     "gzip_bomb",
     "json_answer",
+    "serve_in_thread",
     "sse_events",
 ]
 
@@ -248,6 +250,31 @@ class RawServer:
                 conn.close()
             self.open_connections -= 1
             self._changed.set()
+
+
+@contextlib.contextmanager
+def serve_in_thread(handler: Handler) -> Iterator[RawServer]:
+    """A ``RawServer`` on an event loop of its own thread (for blocking clients)."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with RawServer(handler) as server:
+            holder["server"], holder["stop"] = server, asyncio.Event()
+            started.set()
+            await holder["stop"].wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise RuntimeError("the threaded raw server did not start")
+    try:
+        yield holder["server"]
+    finally:
+        loop.call_soon_threadsafe(holder["stop"].set)
+        thread.join(10)
+        loop.close()
 
 
 async def _read_request(reader: asyncio.StreamReader) -> Seen | None:
