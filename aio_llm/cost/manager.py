@@ -13,6 +13,7 @@ the sync status shows what this process last saw of the shared ledger.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import logging
@@ -20,6 +21,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import anyio
+
+from .._to_the_end import to_the_end
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import ClientConfig
 from ..errors import BudgetExceededError
@@ -161,7 +165,10 @@ class CostManager:
         rid = f"{self._id_prefix}{next(self._ids)}"
         res = Reservation(rid, claims, to_nanos(amount, ceil=True), now + ttl)
         try:
-            refusal = await self._ledger.reserve(res, now)
+            if self._memory is not None:  # never suspends: nothing can cancel it half-way
+                refusal = self._memory.reserve_nowait(res, now)
+            else:
+                refusal = await self._reserve_shared(res, now)
         except LedgerUnavailableError:
             self._stats.ledger_errors += 1
             if self._fail_open:
@@ -174,6 +181,21 @@ class CostManager:
         self._stats.reserved += 1
         return res
 
+    async def _reserve_shared(self, res: Reservation, now: float) -> Refusal | None:
+        """Reserve on a shared ledger; a cancelled caller leaves nothing reserved.
+
+        The ledger call runs to its end even when the caller is cancelled
+        (``to_the_end``); it may then have reserved, so the reservation is
+        released (a no-op if it was not made) before the cancellation goes on.
+        """
+        try:
+            return await to_the_end(self._ledger.reserve(res, now))
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                with contextlib.suppress(Exception):
+                    await to_the_end(self._ledger.release(res, now))
+            raise
+
     async def settle(self, reservation: Reservation | None, record: UsageRecord) -> None:
         """Charge ``record`` (its real cost) and close ``reservation``; committed on return."""
         now = self._clock.time()
@@ -181,10 +203,13 @@ class CostManager:
         self._stats.add(record)
         try:
             if reservation is not None:
-                self._observe(await self._ledger.settle(reservation, actual, now, record), now)
+                settle = self._ledger.settle(reservation, actual, now, record)
+                balances = await settle if self._memory is not None else await to_the_end(settle)
+                self._observe(balances, now)
             elif self._memory is None:
                 claims = self._book.claims(record.model, record.user_id, record.project, now)
-                self._observe(await self._ledger.charge(claims, actual, now, record), now)
+                charge = self._ledger.charge(claims, actual, now, record)
+                self._observe(await to_the_end(charge), now)
             elif self._book.budgets:
                 claims = self._book.claims(record.model, record.user_id, record.project, now)
                 self._observe(self._memory.charge_nowait(claims, actual, now, record), now)
@@ -211,7 +236,9 @@ class CostManager:
         self._stats.released += 1
         now = self._clock.time()
         try:
-            self._book.observe(await self._ledger.release(reservation, now), now, alert=False)
+            release = self._ledger.release(reservation, now)
+            balances = await release if self._memory is not None else await to_the_end(release)
+            self._book.observe(balances, now, alert=False)
         except LedgerUnavailableError as exc:
             self._stats.ledger_errors += 1
             logger.warning("could not release a budget reservation: %s", exc)

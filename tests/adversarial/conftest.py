@@ -79,3 +79,42 @@ def client_for(
 ) -> AsyncLLMClient:
     provider = make_provider(kind, server.url, key=key)
     return AsyncLLMClient(provider, config=bare_config(transport, **config))
+
+
+# -- budget ledgers ----------------------------------------------------------------------
+
+LEDGERS = ["memory", "sqlite", "redis"]
+
+
+@pytest.fixture(params=LEDGERS)
+def ledger_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def make_ledger(
+    ledger_kind: str, tmp_path: Any, request: pytest.FixtureRequest
+) -> AsyncIterator[Callable[[], Any]]:
+    """A factory of fresh ledgers of ``ledger_kind`` (a Redis key prefix of the test's own)."""
+    from aio_llm.cost.ledger import MemoryLedger
+
+    made: list[Any] = []
+
+    def make() -> Any:
+        if ledger_kind == "memory":
+            ledger: Any = MemoryLedger()
+        elif ledger_kind == "sqlite":
+            from aio_llm.cost.ledger_sqlite import SQLiteLedger
+
+            ledger = SQLiteLedger(tmp_path / f"ledger-{len(made)}.db")
+        else:
+            from aio_llm.cost.ledger_redis import RedisLedger
+
+            url = request.getfixturevalue("redis_url")
+            ledger = RedisLedger(url, key_prefix=f"adv-{uuid.uuid4().hex}")
+        made.append(ledger)
+        return ledger
+
+    yield make
+    for ledger in made:
+        await ledger.aclose()
