@@ -151,16 +151,34 @@ class CostManager:
     # -- ledger-backed operations (the budget middleware) -------------------------------------
 
     async def reserve(
-        self, model: str, amount: float, *, user_id: str | None = None, project: str | None = None
+        self,
+        model: str,
+        amount: float | None,
+        *,
+        user_id: str | None = None,
+        project: str | None = None,
     ) -> Reservation | None:
         """Set ``amount`` USD aside in every budget that applies, or raise ``BudgetExceededError``.
 
-        Returns ``None`` when no budget applies (nothing to settle).
+        Returns ``None`` when no budget applies (nothing to settle). ``amount``
+        ``None`` means the cost has no known bound (the model has no price):
+        a hard budget refuses it, soft budgets let it through.
         """
         now = self._clock.time()
         claims = self._book.claims(model, user_id, project, now)
         if not claims:
             return None
+        if amount is None:
+            hard = next((c for c in claims if c.limit is not None), None)
+            if hard is not None:
+                self._stats.refused += 1
+                raise BudgetExceededError(
+                    f"no price is known for model {model!r}, so the hard budget "
+                    f"{hard.key.partition('|')[0]!r} cannot bound what the request may cost; "
+                    "register its price (PricingTable.register) or make the budget soft",
+                    budget=hard.key,
+                )
+            amount = 0.0
         ttl = self.reservation_ttl
         rid = f"{self._id_prefix}{next(self._ids)}"
         res = Reservation(rid, claims, to_nanos(amount, ceil=True), now + ttl)

@@ -274,7 +274,7 @@ class Dedup:
         shared_task: bool = True,
     ) -> None:
         self._key = keyer if keyer is not None else RequestKeyer(provider=provider, tenant=tenant)
-        self._flights = Deduplicator(share=ChatResponse.model_copy)
+        self._flights = Deduplicator(share=_follower_copy)
         self.shared_task = shared_task
 
     def bind(self, task_group: anyio.abc.TaskGroup) -> None:
@@ -325,3 +325,14 @@ class Dedup:
     def __repr__(self) -> str:
         s = self._flights.statistics()
         return f"Dedup(inflight={s.inflight}, calls={s.calls}, hits={s.hits})"
+
+
+def _follower_copy(response: ChatResponse) -> ChatResponse:
+    """A follower's own copy of the shared answer: it cost nothing (the leader paid).
+
+    So the costs of all responses add up to what the budget ledger charged.
+    """
+    copy = response.model_copy()
+    if copy.cost is not None:
+        copy.__dict__["cost"] = 0.0  # a float we set: past pydantic's __setattr__
+    return copy

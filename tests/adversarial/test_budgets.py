@@ -1,0 +1,226 @@
+"""A hard budget is never overshot: not by many concurrent calls, on any path, on any ledger.
+
+The server is the adversary: it reports the usage a real provider would
+(a prompt of 4,000 space-separated digits really is about 4,000 tokens,
+not the 2,000 that bytes/4 guesses) and always answers with ``max_tokens``
+of output. Hundreds of concurrent calls go through streams, plain chats,
+a fallback to a pricier model, retries, dedup and the cache, against the
+in-process, SQLite and Redis ledgers. At the end the ledger's spend is at
+most the limit, nothing is left reserved, and what the responses say they
+cost adds up to what was charged.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import anyio
+import pytest
+
+from aio_llm import AsyncLLMClient, BudgetExceededError, ChatResponse, LLMError
+from aio_llm.cost import BudgetConfig, BudgetPeriod, CostManager
+
+from .conftest import bare_config, make_provider
+from .rawserver import Conn, RawServer, Seen, answer
+
+LIMIT = 0.05
+"""USD: a few dozen of these calls at most."""
+DIGITS = " ".join(str(i % 10) for i in range(4000))
+"""About 4,000 real tokens in 8,000 bytes: twice what bytes/4 estimates."""
+MAX_TOKENS = 200
+CALLS = 160
+
+
+def _usage_of(req: Seen) -> tuple[int, int]:
+    """What a real tokenizer would count: a token per digit, plus the template."""
+    body = req.json()
+    words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+    return words + 10, int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+
+
+async def _honest(req: Seen, conn: Conn) -> None:
+    inp, out = _usage_of(req)
+    await answer(req, conn, "ok", input_tokens=inp, output_tokens=out)
+
+
+def _manager(ledger: object) -> CostManager:
+    manager = CostManager(ledger=ledger)  # type: ignore[arg-type]
+    manager.set_budget("daily", BudgetConfig(LIMIT, BudgetPeriod.DAILY))
+    return manager
+
+
+async def _run(
+    client: AsyncLLMClient, *, stream: bool, prompt: str = DIGITS, model: str | None = None
+) -> list[ChatResponse | BaseException]:
+    results: list[ChatResponse | BaseException] = []
+
+    async def one(i: int) -> None:
+        messages = [{"role": "user", "content": prompt}]
+        kwargs: dict[str, Any] = {"max_tokens": MAX_TOKENS, "temperature": 0}
+        if model is not None:
+            kwargs["model"] = model
+        try:
+            if stream:
+                async with client.stream(messages, **kwargs) as s:
+                    await s.text()
+                assert s.response is not None
+                results.append(s.response)
+            else:
+                results.append(await client.chat(messages, **kwargs))
+        except LLMError as exc:
+            results.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(CALLS):
+            tg.start_soon(one, i)
+    return results
+
+
+async def _check(manager: CostManager, results: list[ChatResponse | BaseException]) -> None:
+    status = await manager.aget_budget_status("daily")
+    answered = [r for r in results if isinstance(r, ChatResponse)]
+    refused = [r for r in results if isinstance(r, BudgetExceededError)]
+    others = [r for r in results if isinstance(r, BaseException) and r not in refused]
+    assert not others, others[:3]
+    assert answered and refused, (len(answered), len(refused))  # the limit was reached
+    assert status["spent"] <= LIMIT + 1e-9, (status["spent"], LIMIT, len(answered))
+    assert status["reserved"] == 0
+    charged = math.fsum(r.cost or 0.0 for r in answered)
+    assert charged == pytest.approx(status["spent"])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
+async def test_usage_above_the_estimate_never_overshoots(
+    make_ledger: object, ledger_kind: str, stream: bool
+) -> None:
+    manager = _manager(make_ledger())  # type: ignore[operator]
+    async with RawServer(_honest) as srv:
+        provider = make_provider("openai", srv.url)
+        config = bare_config("aiohttp", model="gpt-4o-mini")
+        async with AsyncLLMClient(provider, config=config, cost_manager=manager) as client:
+            results = await _run(client, stream=stream)
+    await _check(manager, results)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
+async def test_a_fallback_to_a_pricier_model_never_overshoots(
+    make_ledger: object, ledger_kind: str, stream: bool
+) -> None:
+    async def cheap_model_down(req: Seen, conn: Conn) -> None:
+        if req.json().get("model") == "gpt-4o-mini":
+            await conn.full(503, b'{"error": {"message": "overloaded"}}')
+        else:
+            await _honest(req, conn)
+
+    manager = _manager(make_ledger())  # type: ignore[operator]
+    async with RawServer(cheap_model_down) as srv:
+        provider = make_provider("openai", srv.url)
+        config = bare_config("aiohttp", model="gpt-4o-mini", fallbacks=[{"model": "gpt-4o"}])
+        async with AsyncLLMClient(provider, config=config, cost_manager=manager) as client:
+            results = await _run(client, stream=stream, prompt="short question")
+    await _check(manager, results)
+    assert all(r.model == "gpt-4o" for r in results if isinstance(r, ChatResponse))
+
+
+@pytest.mark.anyio
+async def test_retries_never_overshoot(make_ledger: object, ledger_kind: str) -> None:
+    failed: set[str] = set()
+
+    async def fail_first(req: Seen, conn: Conn) -> None:
+        # one call in four meets a 500 first: its retry must not be charged twice
+        if int(req.prompt.split()[0]) % 4 == 0 and req.prompt not in failed:
+            failed.add(req.prompt)
+            await conn.full(500, b'{"error": {"message": "try again"}}')
+            return
+        await _honest(req, conn)
+
+    manager = _manager(make_ledger())  # type: ignore[operator]
+    async with RawServer(fail_first) as srv:
+        provider = make_provider("openai", srv.url)
+        config = bare_config(
+            "aiohttp",
+            model="gpt-4o-mini",
+            max_retries=2,
+            retry_base_delay=0.001,
+            retry_strategy="exponential",
+        )
+        async with AsyncLLMClient(provider, config=config, cost_manager=manager) as client:
+            results: list[ChatResponse | BaseException] = []
+
+            async def one(i: int) -> None:
+                try:
+                    results.append(
+                        await client.chat(
+                            [{"role": "user", "content": f"{i} {DIGITS}"}], max_tokens=MAX_TOKENS
+                        )
+                    )
+                except LLMError as exc:
+                    results.append(exc)
+
+            async with anyio.create_task_group() as tg:
+                for i in range(CALLS):
+                    tg.start_soon(one, i)
+    await _check(manager, results)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", ["dedup", "cache"])
+async def test_dedup_and_cache_never_overshoot(
+    make_ledger: object, ledger_kind: str, path: str
+) -> None:
+    manager = _manager(make_ledger())  # type: ignore[operator]
+    async with RawServer(_honest) as srv:
+        provider = make_provider("openai", srv.url)
+        config = bare_config(
+            "aiohttp",
+            model="gpt-4o-mini",
+            dedup_enabled=path == "dedup",
+            cache_enabled=path == "cache",
+        )
+        async with AsyncLLMClient(provider, config=config, cost_manager=manager) as client:
+            results: list[ChatResponse | BaseException] = []
+            for round_ in range(4):  # the same few prompts again and again
+                for r in await _run_prompts(client, [f"{k} {DIGITS}" for k in range(CALLS // 4)]):
+                    results.append(r)
+                del round_
+    status = await manager.aget_budget_status("daily")
+    answered = [r for r in results if isinstance(r, ChatResponse)]
+    assert status["spent"] <= LIMIT + 1e-9
+    assert status["reserved"] == 0
+    assert math.fsum(r.cost or 0.0 for r in answered) == pytest.approx(status["spent"])
+    assert not [
+        r
+        for r in results
+        if isinstance(r, BaseException) and not isinstance(r, BudgetExceededError)
+    ]
+
+
+async def _run_prompts(client: AsyncLLMClient, prompts: list[str]) -> list[Any]:
+    out: list[Any] = []
+
+    async def one(p: str) -> None:
+        try:
+            out.append(await client.chat([{"role": "user", "content": p}], max_tokens=MAX_TOKENS))
+        except LLMError as exc:
+            out.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for p in prompts:
+            for _ in range(3):  # three identical calls at once: dedup joins them
+                tg.start_soon(one, p)
+    return out
+
+
+@pytest.mark.anyio
+async def test_an_unpriced_model_is_refused_by_a_hard_budget() -> None:
+    manager = _manager(None)
+    async with RawServer(_honest) as srv:
+        provider = make_provider("openai", srv.url)
+        config = bare_config("aiohttp", model="acme/unpriced-model")
+        async with AsyncLLMClient(provider, config=config, cost_manager=manager) as client:
+            with pytest.raises(BudgetExceededError, match="no price"):
+                await client.chat([{"role": "user", "content": "hi"}])
+    assert srv.requests == []
