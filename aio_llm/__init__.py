@@ -4,325 +4,63 @@
 
     async with AsyncLLMClient() as c:
         r = await c.chat([{"role": "user", "content": "Hello"}], model="gpt-4o-mini")
+
+The names below are the whole top-level API; each loads on first use (see
+``aio_llm._exports``). Middleware, cost, embedding, provider and testing
+names live in their subpackages (``aio_llm.middleware``, ``aio_llm.cost``,
+...). The seed's names (DESIGN §7: ``LLMClientService``, ``invoke_chat``,
+``get_cost_manager``, ...) also resolve here, from ``aio_llm.compat``.
 """
 
-from __future__ import annotations
+import typing
 
-from typing import TYPE_CHECKING
+from ._exports import lazy_exports as _lazy_exports
 
-from ._lazy import lazy_getattr
-from .client import USE_CLIENT_DEFAULT, AsyncLLMClient, ChatStream, UseClientDefault
-from .clock import Clock, SystemClock
-from .config import ClientConfig, FallbackTarget
-from .errors import (
-    APIConnectionError,
-    APIError,
-    APIResponseError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    BudgetExceededError,
-    CircuitBreakerOpenError,
-    CircuitOpenError,
-    ConfigurationError,
-    ConflictError,
-    ContextWindowExceededError,
-    InvalidRequestError,
-    LLMError,
-    NotFoundError,
-    OverloadedError,
-    PermissionDeniedError,
-    RateLimitError,
-    RateLimitExceededError,
-    RedirectError,
-    RequestTimeoutError,
-    ServerError,
-    StreamError,
-    UnprocessableEntityError,
-)
-from .pipeline import Middleware, Next, build_chain
-from .providers import (
-    AnthropicProvider,
-    MockProvider,
-    OpenAICompatibleProvider,
-    OpenAIProvider,
-    OpenRouterProvider,
-    Provider,
-    create_provider,
-)
-from .streaming import ChunkStream
-from .sync import LLMClient, invoke_chat
-from .types import (
-    ChatChunk,
-    ChatRequest,
-    ChatResponse,
-    EmbeddingResponse,
-    Message,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-)
-
-if TYPE_CHECKING:
-    from .cache_key import RequestKeyer, api_key_fingerprint, request_key
-    from .cost import (
-        BudgetAlert,
-        BudgetConfig,
-        BudgetPeriod,
-        BudgetScope,
-        CostManager,
-        CostMetrics,
-        LedgerUnavailableError,
-        ModelPrice,
-        PricingTable,
-        Recommendation,
-        UsageRecord,
-        get_cost_manager,
-    )
-    from .embeddings import ClientEmbedder, Embedder, EmbeddingBatcher, LocalEmbedder
-    from .facade import (
-        AnthropicTransport,
-        LLMClientService,
-        MockLLMTransport,
-        OpenAITransport,
-        OpenRouterTransport,
-        finish_operation,
-        get_budget_status,
-        get_circuit_breaker,
-        get_dashboard_data,
-        get_llm_client_service,
-        get_metrics,
-        get_optimization_recommendations,
-        trace_operation,
-        track_usage,
-    )
-    from .middleware import (
-        AdaptiveRetry,
-        BudgetMiddleware,
-        Cache,
-        CircuitBreaker,
-        CircuitBreakerConfig,
-        CircuitBreakerMiddleware,
-        CircuitState,
-        Dedup,
-        Deduplicator,
-        ExponentialBackoffRetry,
-        Fallback,
-        FibonacciBackoffRetry,
-        LinearBackoffRetry,
-        RateLimit,
-        RateLimitConfig,
-        Retry,
-        RetryConfig,
-        RetryExecutor,
-        RetryStrategy,
-        SemanticCache,
-        Tracing,
-        default_middleware,
-        record_event,
-    )
-    from .observability import Observability, RequestStats, get_observability
-    from .optimization import PromptOptimizer, get_cache, get_deduplicator
-    from .testing import FakeClock
-    from .vector_index import VectorIndex
+if typing.TYPE_CHECKING:
+    from .client._client import USE_CLIENT_DEFAULT as USE_CLIENT_DEFAULT
+    from .client._client import AsyncLLMClient as AsyncLLMClient
+    from .client._client import UseClientDefault as UseClientDefault
+    from .client._stream import ChatStream as ChatStream
+    from .client._sync import LLMClient as LLMClient
+    from .clock import Clock as Clock
+    from .config import ClientConfig as ClientConfig
+    from .config import FallbackTarget as FallbackTarget
+    from .errors import APIConnectionError as APIConnectionError
+    from .errors import APIError as APIError
+    from .errors import APIResponseError as APIResponseError
+    from .errors import APIStatusError as APIStatusError
+    from .errors import APITimeoutError as APITimeoutError
+    from .errors import AuthenticationError as AuthenticationError
+    from .errors import BadRequestError as BadRequestError
+    from .errors import BudgetExceededError as BudgetExceededError
+    from .errors import CircuitOpenError as CircuitOpenError
+    from .errors import ConfigurationError as ConfigurationError
+    from .errors import ConflictError as ConflictError
+    from .errors import ContextWindowExceededError as ContextWindowExceededError
+    from .errors import InvalidRequestError as InvalidRequestError
+    from .errors import LLMError as LLMError
+    from .errors import NotFoundError as NotFoundError
+    from .errors import OverloadedError as OverloadedError
+    from .errors import PermissionDeniedError as PermissionDeniedError
+    from .errors import RateLimitError as RateLimitError
+    from .errors import RateLimitExceededError as RateLimitExceededError
+    from .errors import RedirectError as RedirectError
+    from .errors import RequestTimeoutError as RequestTimeoutError
+    from .errors import ServerError as ServerError
+    from .errors import StreamError as StreamError
+    from .errors import UnprocessableEntityError as UnprocessableEntityError
+    from .pipeline import Middleware as Middleware
+    from .pipeline import Next as Next
+    from .streaming import ChunkStream as ChunkStream
+    from .types import ChatChunk as ChatChunk
+    from .types import ChatRequest as ChatRequest
+    from .types import ChatResponse as ChatResponse
+    from .types import EmbeddingResponse as EmbeddingResponse
+    from .types import Message as Message
+    from .types import ToolCall as ToolCall
+    from .types import ToolCallDelta as ToolCallDelta
+    from .types import Usage as Usage
 
 __version__ = "0.1.0"
 
-# Names whose modules pull in heavier dependencies load on first use, so that
-# `import aio_llm` stays light (see benchmarks/README.md for the import time).
-_LAZY = {
-    "AdaptiveRetry": "middleware",
-    "AnthropicTransport": "facade",
-    "BudgetAlert": "cost",
-    "BudgetConfig": "cost",
-    "BudgetMiddleware": "middleware",
-    "BudgetPeriod": "cost",
-    "BudgetScope": "cost",
-    "Cache": "middleware",
-    "CircuitBreaker": "middleware",
-    "CircuitBreakerConfig": "middleware",
-    "CircuitBreakerMiddleware": "middleware",
-    "CircuitState": "middleware",
-    "ClientEmbedder": "embeddings",
-    "CostManager": "cost",
-    "CostMetrics": "cost",
-    "Dedup": "middleware",
-    "Deduplicator": "middleware",
-    "Embedder": "embeddings",
-    "EmbeddingBatcher": "embeddings",
-    "ExponentialBackoffRetry": "middleware",
-    "FakeClock": "testing",
-    "Fallback": "middleware",
-    "FibonacciBackoffRetry": "middleware",
-    "LLMClientService": "facade",
-    "LedgerUnavailableError": "cost",
-    "LinearBackoffRetry": "middleware",
-    "LocalEmbedder": "embeddings",
-    "MockLLMTransport": "facade",
-    "ModelPrice": "cost",
-    "Observability": "observability",
-    "OpenAITransport": "facade",
-    "OpenRouterTransport": "facade",
-    "PricingTable": "cost",
-    "PromptOptimizer": "optimization",
-    "RateLimit": "middleware",
-    "RateLimitConfig": "middleware",
-    "Recommendation": "cost",
-    "RequestKeyer": "cache_key",
-    "RequestStats": "observability",
-    "Retry": "middleware",
-    "RetryConfig": "middleware",
-    "RetryExecutor": "middleware",
-    "RetryStrategy": "middleware",
-    "SemanticCache": "middleware",
-    "Tracing": "middleware",
-    "UsageRecord": "cost",
-    "VectorIndex": "vector_index",
-    "api_key_fingerprint": "cache_key",
-    "default_middleware": "middleware",
-    "finish_operation": "facade",
-    "get_budget_status": "facade",
-    "get_circuit_breaker": "facade",
-    "get_cache": "optimization",
-    "get_cost_manager": "cost",
-    "get_dashboard_data": "facade",
-    "get_deduplicator": "optimization",
-    "get_llm_client_service": "facade",
-    "get_metrics": "facade",
-    "get_observability": "observability",
-    "get_optimization_recommendations": "facade",
-    "record_event": "middleware",
-    "request_key": "cache_key",
-    "trace_operation": "facade",
-    "track_usage": "facade",
-}
-
-
-__getattr__ = lazy_getattr(__name__, _LAZY, globals())
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
-__all__ = [
-    "USE_CLIENT_DEFAULT",
-    "APIConnectionError",
-    "APIError",
-    "APIResponseError",
-    "APIStatusError",
-    "APITimeoutError",
-    "AdaptiveRetry",
-    "AnthropicProvider",
-    "AnthropicTransport",
-    "AsyncLLMClient",
-    "AuthenticationError",
-    "BadRequestError",
-    "BudgetAlert",
-    "BudgetConfig",
-    "BudgetExceededError",
-    "BudgetMiddleware",
-    "BudgetPeriod",
-    "BudgetScope",
-    "Cache",
-    "ChatChunk",
-    "ChatRequest",
-    "ChatResponse",
-    "ChatStream",
-    "ChunkStream",
-    "CircuitBreaker",
-    "CircuitBreakerConfig",
-    "CircuitBreakerMiddleware",
-    "CircuitBreakerOpenError",
-    "CircuitOpenError",
-    "CircuitState",
-    "ClientConfig",
-    "ClientEmbedder",
-    "Clock",
-    "ConfigurationError",
-    "ConflictError",
-    "ContextWindowExceededError",
-    "CostManager",
-    "CostMetrics",
-    "Dedup",
-    "Deduplicator",
-    "Embedder",
-    "EmbeddingBatcher",
-    "EmbeddingResponse",
-    "ExponentialBackoffRetry",
-    "FakeClock",
-    "Fallback",
-    "FallbackTarget",
-    "FibonacciBackoffRetry",
-    "InvalidRequestError",
-    "LLMClient",
-    "LLMClientService",
-    "LLMError",
-    "LedgerUnavailableError",
-    "LinearBackoffRetry",
-    "LocalEmbedder",
-    "Message",
-    "Middleware",
-    "MockLLMTransport",
-    "MockProvider",
-    "ModelPrice",
-    "Next",
-    "NotFoundError",
-    "Observability",
-    "OpenAICompatibleProvider",
-    "OpenAIProvider",
-    "OpenAITransport",
-    "OpenRouterProvider",
-    "OpenRouterTransport",
-    "OverloadedError",
-    "PermissionDeniedError",
-    "PricingTable",
-    "PromptOptimizer",
-    "Provider",
-    "RateLimit",
-    "RateLimitConfig",
-    "RateLimitError",
-    "RateLimitExceededError",
-    "RedirectError",
-    "Recommendation",
-    "RequestKeyer",
-    "RequestStats",
-    "RequestTimeoutError",
-    "Retry",
-    "RetryConfig",
-    "RetryExecutor",
-    "RetryStrategy",
-    "SemanticCache",
-    "ServerError",
-    "StreamError",
-    "SystemClock",
-    "ToolCall",
-    "ToolCallDelta",
-    "Tracing",
-    "UnprocessableEntityError",
-    "Usage",
-    "UsageRecord",
-    "UseClientDefault",
-    "VectorIndex",
-    "api_key_fingerprint",
-    "build_chain",
-    "create_provider",
-    "default_middleware",
-    "finish_operation",
-    "get_budget_status",
-    "get_cache",
-    "get_circuit_breaker",
-    "get_cost_manager",
-    "get_dashboard_data",
-    "get_deduplicator",
-    "get_llm_client_service",
-    "get_metrics",
-    "get_observability",
-    "get_optimization_recommendations",
-    "invoke_chat",
-    "record_event",
-    "request_key",
-    "trace_operation",
-    "track_usage",
-]
+__all__, __getattr__, __dir__ = _lazy_exports(__name__, fallback="aio_llm.compat")

@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _chat(args: argparse.Namespace) -> int:
-    from .client import AsyncLLMClient
+    from .client._client import AsyncLLMClient
 
     messages: list[dict[str, Any]] = []
     if args.system:
@@ -139,7 +139,7 @@ def _demo_requests(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from .client import AsyncLLMClient
+    from .client._client import AsyncLLMClient
     from .config import ClientConfig
     from .testing import FakeLLMServer, Fault
 

@@ -218,7 +218,7 @@ def fast_construct(cls: type[_M], **fields: Any) -> _M:
 
     The decoders build every response and chunk from data they already
     checked; pydantic's ``model_construct`` costs ~2 µs per object, this
-    ~0.5. ``fields`` must name every field: ``tests/test_fixture_replay.py``
+    ~0.5. ``fields`` must name every field: ``tests/providers/test_fixture_replay.py``
     checks that every decoded object has them all.
     """
     obj = _new(cls)

@@ -150,9 +150,9 @@ async def _middleware_costs(n: int) -> dict[str, float]:
 async def _semantic(entries: int, lookups: int) -> dict[str, float]:
     import numpy as np
 
-    from aio_llm._local_embedder import LocalEmbedder
+    from aio_llm.embeddings._index import VectorIndex
+    from aio_llm.embeddings._local import LocalEmbedder
     from aio_llm.middleware import SemanticCache
-    from aio_llm.vector_index import VectorIndex
 
     dim = LocalEmbedder().dim
     rng = np.random.default_rng(0)

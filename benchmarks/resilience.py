@@ -29,8 +29,9 @@ from aio_llm.middleware import (
     RateLimit,
     RateLimitConfig,
     Retry,
+    record_event,
 )
-from aio_llm.middleware.tracing import EVENT_RETRY, record_event
+from aio_llm.middleware.tracing._tracing import EVENT_RETRY
 from aio_llm.pipeline import Next, build_chain
 
 TARGET_US = 10.0

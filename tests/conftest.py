@@ -21,6 +21,18 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture
+def fresh_defaults() -> Iterator[None]:
+    """The seed's process-wide objects start afresh, and are closed after the test."""
+    from aio_llm.compat import reset_defaults
+
+    reset_defaults()
+    try:
+        yield
+    finally:
+        reset_defaults()
+
+
 def load_fixture(name: str) -> dict[str, Any]:
     """One recorded provider exchange (see tests/fixtures/recorded/README.md)."""
     return json.loads((FIXTURES / name).read_text())

@@ -17,9 +17,9 @@ from aio_llm import (
     AsyncLLMClient,
     ClientConfig,
     ConfigurationError,
-    OpenAIProvider,
 )
 from aio_llm.pipeline import Next
+from aio_llm.providers import OpenAIProvider
 from aio_llm.streaming import ChunkStream
 from aio_llm.testing import FakeLLMServer, Fault
 from aio_llm.types import ChatRequest, ChatResponse

@@ -1,46 +1,23 @@
-"""Cost management: the price table, ``CostManager``, budgets and their ledgers."""
+"""Cost management: the price table, ``CostManager`` and budgets.
 
-from .budgets import BudgetAlert, BudgetConfig, BudgetPeriod, BudgetScope, period_bounds
-from .ledger import (
-    Ledger,
-    LedgerUnavailableError,
-    MemoryLedger,
-    Reservation,
-    UsageRecord,
-    ledger_from_url,
-)
-from .ledger_sqlite import SQLiteLedger
-from .manager import CostManager, get_cost_manager
-from .metrics import CostMetrics
-from .pricing import ModelPrice, PricingTable, default_pricing
-from .recommend import Recommendation
+The ledgers that budgets keep their spend in are in ``aio_llm.cost.ledger``.
+"""
 
-__all__ = [
-    "BudgetAlert",
-    "BudgetConfig",
-    "BudgetPeriod",
-    "BudgetScope",
-    "CostManager",
-    "CostMetrics",
-    "Ledger",
-    "LedgerUnavailableError",
-    "MemoryLedger",
-    "ModelPrice",
-    "PricingTable",
-    "Recommendation",
-    "Reservation",
-    "SQLiteLedger",
-    "UsageRecord",
-    "default_pricing",
-    "get_cost_manager",
-    "ledger_from_url",
-    "period_bounds",
-]
+import typing
 
+from .._exports import lazy_exports as _lazy_exports
 
-def __getattr__(name: str) -> object:
-    if name == "RedisLedger":  # imported lazily: it needs the optional redis package
-        from .ledger_redis import RedisLedger
+if typing.TYPE_CHECKING:
+    from .budgets import BudgetAlert as BudgetAlert
+    from .budgets import BudgetConfig as BudgetConfig
+    from .budgets import BudgetPeriod as BudgetPeriod
+    from .budgets import BudgetScope as BudgetScope
+    from .budgets import period_bounds as period_bounds
+    from .manager import CostManager as CostManager
+    from .metrics import CostMetrics as CostMetrics
+    from .pricing import ModelPrice as ModelPrice
+    from .pricing import PricingTable as PricingTable
+    from .pricing import default_pricing as default_pricing
+    from .recommend import Recommendation as Recommendation
 
-        return RedisLedger
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__, __getattr__, __dir__ = _lazy_exports(__name__)

@@ -16,7 +16,7 @@ from .budgets import (
     period_bounds,
     period_label,
 )
-from .ledger import Balances, Claim, to_nanos
+from .ledger._base import Balances, Claim, to_nanos
 
 __all__ = ["BudgetBook"]
 

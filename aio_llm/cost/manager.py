@@ -1,14 +1,14 @@
 """``CostManager``: what was spent, by whom, against which budgets.
 
-Each client owns one (``client.cost_manager``); ``get_cost_manager()``
-returns the process default that the seed-compatible facade uses. The
-seed's methods are synchronous and work on in-memory state:
-``track_usage``, ``get_metrics``, ``set_budget``, ``get_budget_status``,
-``forecast``, ``get_optimization_recommendations``. The ledger-backed
-operations the budget middleware needs are async: ``reserve``,
-``settle``, ``release``, ``atrack_usage``, ``aget_budget_status``. With
-the default in-memory ledger both views are the same; with SQLite or Redis
-the sync status shows what this process last saw of the shared ledger.
+Each client owns one (``client.cost_manager``); the seed's process-wide
+``get_cost_manager()`` lives in ``aio_llm.compat``. The seed's methods are
+synchronous and work on in-memory state: ``track_usage``, ``get_metrics``,
+``set_budget``, ``get_budget_status``, ``forecast``,
+``get_optimization_recommendations``. The ledger-backed operations the
+budget middleware needs are async: ``reserve``, ``settle``, ``release``,
+``atrack_usage``, ``aget_budget_status``. With the default in-memory ledger
+both views are the same; with SQLite or Redis the sync status shows what
+this process last saw of the shared ledger.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ..errors import BudgetExceededError
 from ..types import Usage
 from .book import BudgetBook
 from .budgets import BudgetAlert, BudgetConfig, BudgetPeriod, budget_status
-from .ledger import (
+from .ledger._base import (
     Balances,
     Ledger,
     LedgerUnavailableError,
@@ -46,7 +46,7 @@ from .metrics import CostMetrics, MetricsBook, UsageRow
 from .pricing import PricingTable
 from .recommend import Recommendation, recommend
 
-__all__ = ["CostManager", "get_cost_manager"]
+__all__ = ["CostManager"]
 
 logger = logging.getLogger("aio_llm.cost")
 
@@ -414,17 +414,6 @@ def _refused(refusal: Refusal, amount: float) -> BudgetExceededError:
         reserved=reserved,
         requested=amount,
     )
-
-
-_default: CostManager | None = None
-
-
-def get_cost_manager() -> CostManager:
-    """The process-wide default manager, built from the ``LLM_*`` environment variables."""
-    global _default
-    if _default is None:
-        _default = CostManager.from_config(ClientConfig.from_env())
-    return _default
 
 
 def record_cost_nanos(record: UsageRecord) -> int:

@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .ledger import UsageRecord
+from .ledger._base import UsageRecord
 
 __all__ = ["CostMetrics", "MetricsBook"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..types import Usage
-from .ledger import UsageRecord
+from .ledger._base import UsageRecord
 from .pricing import PricingTable
 
 __all__ = ["Recommendation", "recommend"]

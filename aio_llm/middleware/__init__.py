@@ -12,215 +12,57 @@ sees what is left after they ran out (an open circuit, a context-window
 error, exhausted retries). Retry wraps the breaker and the limiter, so every
 attempt is counted by the breaker and throttled by the limiter.
 
-Modules are imported when first used, so ``import aio_llm`` stays light.
+Each name loads its module on first use (see ``aio_llm._exports``).
 """
 
-from __future__ import annotations
+import typing
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from .._exports import lazy_exports as _lazy_exports
 
-from .._lazy import lazy_getattr
-from ..clock import Clock
-from ..config import ClientConfig
-from ..pipeline import MiddlewareLike
+if typing.TYPE_CHECKING:
+    from ._default import default_middleware as default_middleware
+    from ._keys import RequestKeyer as RequestKeyer
+    from ._keys import api_key_fingerprint as api_key_fingerprint
+    from ._keys import request_key as request_key
+    from .budget import BudgetMiddleware as BudgetMiddleware
+    from .budget import BudgetStatistics as BudgetStatistics
+    from .budget import cover_request as cover_request
+    from .cache._backends import CacheBackend as CacheBackend
+    from .cache._backends import MemoryCache as MemoryCache
+    from .cache._backends import RedisCache as RedisCache
+    from .cache._cache import Cache as Cache
+    from .cache._cache import CacheStatistics as CacheStatistics
+    from .circuit_breaker._breaker import CircuitBreaker as CircuitBreaker
+    from .circuit_breaker._breaker import CircuitBreakerConfig as CircuitBreakerConfig
+    from .circuit_breaker._breaker import CircuitBreakerMiddleware as CircuitBreakerMiddleware
+    from .circuit_breaker._breaker import CircuitBreakerStatistics as CircuitBreakerStatistics
+    from .circuit_breaker._breaker import CircuitState as CircuitState
+    from .dedup import Dedup as Dedup
+    from .dedup import Deduplicator as Deduplicator
+    from .dedup import DedupStatistics as DedupStatistics
+    from .fallback import Fallback as Fallback
+    from .fallback import FallbackStatistics as FallbackStatistics
+    from .fallback import should_fall_back as should_fall_back
+    from .ratelimit._ratelimit import RateLimit as RateLimit
+    from .ratelimit._ratelimit import RateLimitConfig as RateLimitConfig
+    from .ratelimit._ratelimit import RateLimitStatistics as RateLimitStatistics
+    from .retry._retry import AdaptiveRetry as AdaptiveRetry
+    from .retry._retry import ExponentialBackoffRetry as ExponentialBackoffRetry
+    from .retry._retry import FibonacciBackoffRetry as FibonacciBackoffRetry
+    from .retry._retry import LinearBackoffRetry as LinearBackoffRetry
+    from .retry._retry import Retry as Retry
+    from .retry._retry import RetryConfig as RetryConfig
+    from .retry._retry import RetryExecutor as RetryExecutor
+    from .retry._retry import RetryStatistics as RetryStatistics
+    from .retry._retry import RetryStrategy as RetryStrategy
+    from .retry._retry import is_retryable as is_retryable
+    from .retry._retry import is_transient as is_transient
+    from .semantic_cache import SemanticCache as SemanticCache
+    from .semantic_cache import SemanticCacheStatistics as SemanticCacheStatistics
+    from .tracing._observability import Observability as Observability
+    from .tracing._observability import RequestStats as RequestStats
+    from .tracing._tracing import Tracing as Tracing
+    from .tracing._tracing import record_event as record_event
+    from .tracing._tracing import tracing_active as tracing_active
 
-if TYPE_CHECKING:
-    from ..providers.base import Provider
-    from .budget import BudgetMiddleware, BudgetStatistics
-    from .cache import Cache, CacheBackend, CacheStatistics, MemoryCache, RedisCache
-    from .circuit_breaker import (
-        CircuitBreaker,
-        CircuitBreakerConfig,
-        CircuitBreakerMiddleware,
-        CircuitBreakerStatistics,
-        CircuitState,
-    )
-    from .dedup import Dedup, Deduplicator, DedupStatistics
-    from .fallback import Fallback, FallbackStatistics, should_fall_back
-    from .ratelimit import RateLimit, RateLimitConfig, RateLimitStatistics
-    from .retry import (
-        AdaptiveRetry,
-        ExponentialBackoffRetry,
-        FibonacciBackoffRetry,
-        LinearBackoffRetry,
-        Retry,
-        RetryConfig,
-        RetryExecutor,
-        RetryStatistics,
-        RetryStrategy,
-        is_retryable,
-        is_transient,
-    )
-    from .semantic_cache import SemanticCache, SemanticCacheStatistics
-    from .tracing import Tracing, record_event
-
-__all__ = [
-    "AdaptiveRetry",
-    "BudgetMiddleware",
-    "BudgetStatistics",
-    "Cache",
-    "CacheBackend",
-    "CacheStatistics",
-    "CircuitBreaker",
-    "CircuitBreakerConfig",
-    "CircuitBreakerMiddleware",
-    "CircuitBreakerStatistics",
-    "CircuitState",
-    "Dedup",
-    "DedupStatistics",
-    "Deduplicator",
-    "ExponentialBackoffRetry",
-    "Fallback",
-    "FallbackStatistics",
-    "FibonacciBackoffRetry",
-    "LinearBackoffRetry",
-    "MemoryCache",
-    "RateLimit",
-    "RateLimitConfig",
-    "RateLimitStatistics",
-    "RedisCache",
-    "Retry",
-    "RetryConfig",
-    "RetryExecutor",
-    "RetryStatistics",
-    "RetryStrategy",
-    "SemanticCache",
-    "SemanticCacheStatistics",
-    "Tracing",
-    "default_middleware",
-    "is_retryable",
-    "is_transient",
-    "record_event",
-    "should_fall_back",
-]
-
-_WHERE = {
-    "AdaptiveRetry": "retry",
-    "BudgetMiddleware": "budget",
-    "BudgetStatistics": "budget",
-    "Cache": "cache",
-    "CacheBackend": "cache",
-    "CacheStatistics": "cache",
-    "CircuitBreaker": "circuit_breaker",
-    "CircuitBreakerConfig": "circuit_breaker",
-    "CircuitBreakerMiddleware": "circuit_breaker",
-    "CircuitBreakerStatistics": "circuit_breaker",
-    "CircuitState": "circuit_breaker",
-    "Dedup": "dedup",
-    "DedupStatistics": "dedup",
-    "Deduplicator": "dedup",
-    "ExponentialBackoffRetry": "retry",
-    "Fallback": "fallback",
-    "FallbackStatistics": "fallback",
-    "FibonacciBackoffRetry": "retry",
-    "LinearBackoffRetry": "retry",
-    "MemoryCache": "cache",
-    "RateLimit": "ratelimit",
-    "RateLimitConfig": "ratelimit",
-    "RateLimitStatistics": "ratelimit",
-    "RedisCache": "cache",
-    "Retry": "retry",
-    "RetryConfig": "retry",
-    "RetryExecutor": "retry",
-    "RetryStatistics": "retry",
-    "RetryStrategy": "retry",
-    "SemanticCache": "semantic_cache",
-    "SemanticCacheStatistics": "semantic_cache",
-    "Tracing": "tracing",
-    "is_retryable": "retry",
-    "is_transient": "retry",
-    "record_event": "tracing",
-    "should_fall_back": "fallback",
-}
-
-
-__getattr__ = lazy_getattr(__name__, _WHERE, globals())
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
-def default_middleware(
-    config: ClientConfig,
-    *,
-    clock: Clock | None = None,
-    cost_manager: Any = None,
-    providers: Mapping[str, Provider] | None = None,
-    default_provider: str | None = None,
-    tenant: Any = None,
-    observability: Any = None,
-) -> list[MiddlewareLike]:
-    """A fresh default chain for ``config``, outermost first (see the module docstring)."""
-    from ..cache_key import RequestKeyer
-    from .budget import BudgetMiddleware
-    from .circuit_breaker import CircuitBreakerConfig, CircuitBreakerMiddleware
-    from .dedup import Dedup
-    from .fallback import Fallback
-    from .ratelimit import RateLimit, RateLimitConfig
-    from .retry import Retry
-    from .tracing import Tracing
-
-    chain: list[MiddlewareLike] = [
-        Tracing(
-            provider=default_provider,
-            providers=dict(providers or {}),
-            capture_content=config.capture_content or None,
-            stats=getattr(observability, "stats", None),
-            clock=clock,
-        )
-    ]
-    keyer = RequestKeyer(provider=default_provider, tenant=tenant)
-    if config.cache_enabled:
-        from .cache import Cache
-
-        chain.append(Cache.from_config(config, keyer=keyer, clock=clock))
-    if config.semantic_cache_threshold is not None:
-        from .semantic_cache import SemanticCache
-
-        chain.append(
-            SemanticCache(
-                threshold=config.semantic_cache_threshold,
-                ttl=config.cache_ttl,
-                max_entries=config.cache_max_entries,
-                keyer=keyer,
-                clock=clock,
-            )
-        )
-    if config.dedup_enabled:
-        # the leader runs the call in its own task (~5 µs instead of ~25 µs for a
-        # shared task); if it is cancelled a waiter takes over
-        chain.append(Dedup(keyer=keyer, shared_task=False))
-    chain.append(BudgetMiddleware(cost_manager))
-    if config.fallbacks:
-        chain.append(Fallback(config.fallbacks))
-    chain.append(Retry.from_config(config, clock=clock))
-    chain.append(
-        CircuitBreakerMiddleware(
-            CircuitBreakerConfig(
-                failure_threshold=config.circuit_failure_threshold,
-                success_threshold=config.circuit_success_threshold,
-                timeout=config.circuit_timeout,
-            ),
-            clock=clock,
-            shared=None
-            if config.circuit_backend == "memory"
-            else config.backend_url(config.circuit_backend),
-            default_provider=default_provider,
-        )
-    )
-    chain.append(
-        RateLimit(
-            RateLimitConfig(
-                rpm=config.rpm,
-                tpm=config.tpm,
-                backend=config.backend_url(config.ratelimit_backend),
-                fail_open=config.ratelimit_fail_open,
-                max_hold=config.retry_after_cap,
-            ),
-            clock=clock,
-            default_provider=default_provider,
-        )
-    )
-    return chain
+__all__, __getattr__, __dir__ = _lazy_exports(__name__)

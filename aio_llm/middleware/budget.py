@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from ..cost.ledger import Reservation, UsageRecord
+from ..cost.ledger._base import Reservation, UsageRecord
 from ..cost.manager import CostManager
 from ..cost.metrics import UsageRow
 from ..cost.pricing import ModelPrice

@@ -2,7 +2,7 @@
 
 ``Deduplicator`` is the generic mechanism (``await d.deduplicate(key,
 executor)``); ``Dedup`` is the middleware. Its keys mean what the cache's
-mean (``aio_llm.cache_key``) but stay in the process, so it uses
+mean (``aio_llm.middleware._keys``) but stay in the process, so it uses
 ``local_key``: a tuple for plain-text requests, no JSON and no digest.
 
 Who runs the shared call. Bound to a task group (the client calls
@@ -35,11 +35,11 @@ import anyio
 import anyio.abc
 
 from .._task_host import TaskGroupHost
-from ..cache_key import RequestKeyer, TenantFn
 from ..pipeline import Next
 from ..streaming import replay_as_stream
 from ..types import ChatRequest, ChatResponse
-from .tracing import EVENT_DEDUP_HIT, record_event
+from ._keys import RequestKeyer, TenantFn
+from .tracing._tracing import EVENT_DEDUP_HIT, record_event
 
 __all__ = ["Dedup", "DedupStatistics", "Deduplicator"]
 
@@ -252,7 +252,7 @@ class Dedup:
 
     Pass the client's ``keyer`` so the cache and dedup hash each request
     once; else ``provider`` and ``tenant`` build one (see
-    ``aio_llm.cache_key.RequestKeyer``). The client calls ``bind(task_group)``
+    ``aio_llm.middleware.RequestKeyer``). The client calls ``bind(task_group)``
     when it opens; used alone, ``async with Dedup():`` does the same.
 
     ``shared_task=True`` (default) runs each shared call in that task group:

@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..cache_key import RequestKeyer, TenantFn
 from ..clock import SYSTEM_CLOCK, Clock
-from ..embeddings import Embedder, LocalEmbedder
+from ..embeddings._embedders import Embedder, LocalEmbedder
+from ..embeddings._index import VectorIndex
 from ..pipeline import Next
 from ..streaming import ChunkStream, replay_as_stream
 from ..types import ChatRequest, ChatResponse
-from ..vector_index import VectorIndex
+from ._keys import RequestKeyer, TenantFn
 
 __all__ = ["SemanticCache", "SemanticCacheStatistics"]
 

@@ -5,23 +5,20 @@ HTTP/1.1, with scripted ``Fault``s and a request log; ``FakeClock`` makes
 time-based policies testable without sleeping.
 """
 
-from __future__ import annotations
+import typing
 
-from ._spawn import SpawnedServer, run_fake_server, spawn_fake_server
-from .clock import FakeClock
-from .faults import DEFAULT_RANDOM_FAULTS, Fault
-from .records import RecordedRequest, RequestHeaders, ServerStatistics
-from .server import FakeLLMServer
+from .._exports import lazy_exports as _lazy_exports
 
-__all__ = [
-    "DEFAULT_RANDOM_FAULTS",
-    "FakeClock",
-    "FakeLLMServer",
-    "Fault",
-    "RecordedRequest",
-    "RequestHeaders",
-    "ServerStatistics",
-    "SpawnedServer",
-    "run_fake_server",
-    "spawn_fake_server",
-]
+if typing.TYPE_CHECKING:
+    from .clock import FakeClock as FakeClock
+    from .server._faults import DEFAULT_RANDOM_FAULTS as DEFAULT_RANDOM_FAULTS
+    from .server._faults import Fault as Fault
+    from .server._records import RecordedRequest as RecordedRequest
+    from .server._records import RequestHeaders as RequestHeaders
+    from .server._records import ServerStatistics as ServerStatistics
+    from .server._server import FakeLLMServer as FakeLLMServer
+    from .server._spawn import SpawnedServer as SpawnedServer
+    from .server._spawn import run_fake_server as run_fake_server
+    from .server._spawn import spawn_fake_server as spawn_fake_server
+
+__all__, __getattr__, __dir__ = _lazy_exports(__name__)

@@ -104,11 +104,11 @@ async def make_ledger(
         if ledger_kind == "memory":
             ledger: Any = MemoryLedger()
         elif ledger_kind == "sqlite":
-            from aio_llm.cost.ledger_sqlite import SQLiteLedger
+            from aio_llm.cost.ledger import SQLiteLedger
 
             ledger = SQLiteLedger(tmp_path / f"ledger-{len(made)}.db")
         else:
-            from aio_llm.cost.ledger_redis import RedisLedger
+            from aio_llm.cost.ledger import RedisLedger
 
             url = request.getfixturevalue("redis_url")
             ledger = RedisLedger(url, key_prefix=f"adv-{uuid.uuid4().hex}")

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from aio_llm.compat import get_cost_manager
 from aio_llm.config import ClientConfig
 from aio_llm.cost import (
     BudgetAlert,
@@ -14,10 +15,9 @@ from aio_llm.cost import (
     BudgetPeriod,
     BudgetScope,
     CostManager,
-    MemoryLedger,
-    get_cost_manager,
     period_bounds,
 )
+from aio_llm.cost.ledger import MemoryLedger
 from aio_llm.errors import BudgetExceededError
 from aio_llm.testing.clock import FakeClock
 

@@ -12,7 +12,7 @@ import pytest
 
 from aio_llm.config import ClientConfig
 from aio_llm.cost import BudgetConfig, BudgetPeriod, CostManager
-from aio_llm.cost.ledger_sqlite import SQLiteLedger
+from aio_llm.cost.ledger._sqlite import SQLiteLedger
 from aio_llm.errors import BudgetExceededError, ServerError
 from aio_llm.middleware.budget import BudgetMiddleware
 from aio_llm.streaming import ChunkAccumulator, ChunkStream

@@ -4,9 +4,9 @@ import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
 
+from aio_llm.compat import get_deduplicator
 from aio_llm.errors import RateLimitError
 from aio_llm.middleware.dedup import Dedup, Deduplicator
-from aio_llm.optimization import get_deduplicator
 from aio_llm.types import ChatRequest, ChatResponse
 
 pytestmark = pytest.mark.anyio

@@ -21,8 +21,8 @@ from aio_llm.errors import (
     UnprocessableEntityError,
     error_for_status,
 )
+from aio_llm.middleware import ExponentialBackoffRetry, Retry, RetryConfig
 from aio_llm.middleware.fallback import Fallback, should_fall_back
-from aio_llm.middleware.retry import ExponentialBackoffRetry, Retry, RetryConfig
 from aio_llm.pipeline import build_chain
 from aio_llm.testing.clock import FakeClock
 from aio_llm.types import ChatRequest, ChatResponse

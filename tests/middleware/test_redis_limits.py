@@ -16,13 +16,14 @@ import anyio
 import pytest
 
 from aio_llm.errors import CircuitOpenError, RateLimitExceededError, error_for_status
-from aio_llm.middleware._redis_limits import GCRA_SHA, RedisCircuitState, RedisGCRA
-from aio_llm.middleware.circuit_breaker import (
+from aio_llm.middleware import (
     CircuitBreakerConfig,
     CircuitBreakerMiddleware,
     CircuitState,
+    RateLimit,
+    RateLimitConfig,
 )
-from aio_llm.middleware.ratelimit import RateLimit, RateLimitConfig
+from aio_llm.middleware._redis_limits import GCRA_SHA, RedisCircuitState, RedisGCRA
 from aio_llm.testing.clock import FakeClock
 from aio_llm.types import ChatRequest, ChatResponse
 
@@ -162,7 +163,7 @@ WORKER = textwrap.dedent(
     """
     import json, sys, time
     import anyio
-    from aio_llm.middleware.ratelimit import RateLimit, RateLimitConfig
+    from aio_llm.middleware import RateLimit, RateLimitConfig
     from aio_llm.types import ChatRequest, ChatResponse
 
     url, model = sys.argv[1], sys.argv[2]

@@ -1,0 +1,507 @@
+"""``AsyncLLMClient``: one object that owns the transport, the chain and its lifetime."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+from pydantic import ValidationError
+
+from .._deadline import Deadlines, ScopeDeadlines, for_running_loop
+from ..clock import SYSTEM_CLOCK, Clock
+from ..config import ClientConfig
+from ..errors import APITimeoutError, InvalidRequestError
+from ..pipeline import MiddlewareLike, Next, build_chain
+from ..providers import Provider, create_provider
+from ..transports import HTTPTransport, create_transport
+from ..types import ChatRequest, ChatResponse, EmbeddingResponse, MessageInput
+from . import _fanout
+from ._progress import Progress
+from ._stream import ChatStream, deadline_message
+
+if TYPE_CHECKING:
+    from ..embeddings._embedders import EmbeddingBatcher
+
+__all__ = ["USE_CLIENT_DEFAULT", "AsyncLLMClient", "ChatStream", "UseClientDefault"]
+
+
+class UseClientDefault(enum.Enum):
+    """The type of ``USE_CLIENT_DEFAULT``: "not given", as opposed to ``None``."""
+
+    USE_CLIENT_DEFAULT = enum.auto()
+
+    def __repr__(self) -> str:
+        return "USE_CLIENT_DEFAULT"
+
+
+USE_CLIENT_DEFAULT = UseClientDefault.USE_CLIENT_DEFAULT
+"""Pass nothing: use the client's default (``None`` means "no timeout")."""
+
+Timeout = float | None | UseClientDefault
+RequestLike = ChatRequest | Mapping[str, Any]
+
+
+class _State(enum.Enum):
+    UNOPENED = 1
+    OPENED = 2
+    CLOSED = 3
+
+
+class AsyncLLMClient:
+    """An asyncio-native LLM client; use it as ``async with AsyncLLMClient() as c``.
+
+    ``provider`` is the default provider kind (``LLM_PROVIDER``, default
+    ``openrouter``; ``LLM_FORCE_MOCK=1`` forces ``mock``). ``providers`` adds
+    more by name, as instances or settings dicts (``{"api_key", "base_url",
+    "kind"}``), so one client can route and fall back across providers.
+    ``middleware=None`` builds the default chain from ``config``; a list
+    replaces it (first entry outermost).
+    """
+
+    def __init__(
+        self,
+        provider: str | Provider | None = None,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        middleware: Sequence[MiddlewareLike] | None = None,
+        config: ClientConfig | None = None,
+        http_client: object = None,
+        providers: Mapping[str, Provider | Mapping[str, Any]] | None = None,
+        cost_manager: Any = None,
+        clock: Clock | None = None,
+        observability: Any = None,
+    ) -> None:
+        self.config = config = config if config is not None else ClientConfig.from_env()
+        self.clock = clock or SYSTEM_CLOCK
+        self.model = model or config.model
+        self._providers: dict[str, Provider] = {}
+        if isinstance(provider, Provider):
+            default = provider
+        else:
+            kind = "mock" if config.force_mock else (provider or config.provider)
+            default = create_provider(kind, api_key=api_key, base_url=base_url or config.base_url)
+        self._default_provider = default.label
+        self._providers[default.label] = default
+        for name, spec in (providers or {}).items():
+            if isinstance(spec, Provider):
+                spec.label = name
+                self._providers[name] = spec
+            else:
+                settings = dict(spec)
+                kind = str(settings.pop("kind", name))
+                if config.force_mock:
+                    kind = "mock"
+                self._providers[name] = create_provider(kind, label=name, **settings)
+        self._http_client = http_client
+        self._user_middleware = list(middleware) if middleware is not None else None
+        self._owns_cost_manager = cost_manager is None
+        if cost_manager is None:
+            from ..cost import CostManager
+
+            cost_manager = CostManager.from_config(config, clock=self.clock)
+        self.cost_manager = cost_manager
+        self.observability = observability
+        self._state = _State.UNOPENED
+        self._transport: HTTPTransport | None = None
+        self._handler: Next | None = None
+        self._middleware: list[MiddlewareLike] = []
+        self._exit_stack: AsyncExitStack | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._batchers: dict[str, EmbeddingBatcher] = {}
+        self._key_digests: dict[str, tuple[str | None, str]] = {}
+        self._now: Callable[[], float] = anyio.current_time
+        self._deadlines: Deadlines = ScopeDeadlines()
+        self._requests = 0
+        self._errors = 0
+        self._in_flight = 0
+
+    # -- lifecycle -------------------------------------------------------------
+    async def __aenter__(self) -> AsyncLLMClient:
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError("an AsyncLLMClient can be opened once; create a new one")
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        self._now = _event_loop_clock()
+        self._deadlines = deadlines = for_running_loop()
+        stack.callback(deadlines.close)
+        try:
+            self._transport = create_transport(
+                self.config.transport,
+                self._http_client,
+                max_connections=self.config.max_connections,
+                max_body_size=self.config.max_response_bytes,
+            )
+            stack.push_async_callback(self._transport.aclose)
+            self._task_group = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(self._task_group.cancel_scope.cancel)
+            if self._user_middleware is not None:
+                self._middleware = list(self._user_middleware)
+            else:
+                from ..middleware import default_middleware
+
+                if self.observability is None:
+                    from ..middleware.tracing._observability import Observability
+
+                    self.observability = Observability(name=f"client-{id(self):x}")
+                self._middleware = default_middleware(
+                    self.config,
+                    clock=self.clock,
+                    cost_manager=self.cost_manager,
+                    providers=self._providers,
+                    default_provider=self._default_provider,
+                    tenant=self.tenant_of,
+                    observability=self.observability,
+                )
+                for mw in self._middleware:
+                    collect = getattr(mw, "metrics", None)
+                    if callable(collect):
+                        unregister = self.observability.register_source(
+                            type(mw).__name__, _strong(collect)
+                        )
+                        stack.callback(unregister)
+            if self._owns_cost_manager:
+                closer = getattr(self.cost_manager, "aclose", None)
+                if closer is not None:
+                    stack.push_async_callback(closer)
+            for mw in self._middleware:
+                enter = getattr(mw, "__aenter__", None)
+                if enter is not None and getattr(mw, "__aexit__", None) is not None:
+                    await stack.enter_async_context(mw)  # type: ignore[arg-type]
+                bind = getattr(mw, "bind", None)
+                if callable(bind):
+                    bind(self._task_group)
+            self._handler = build_chain(self._middleware, self._dispatch)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._exit_stack = stack
+        self._state = _State.OPENED
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel background work and close every connection."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        self._handler = None
+        stack, self._exit_stack = self._exit_stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    @property
+    def middleware(self) -> tuple[MiddlewareLike, ...]:
+        """The chain, outermost first (read-only once the client is open)."""
+        return tuple(self._middleware if self._state is _State.OPENED else ())
+
+    @property
+    def providers(self) -> Mapping[str, Provider]:
+        return dict(self._providers)
+
+    def __repr__(self) -> str:
+        return (
+            f"<AsyncLLMClient {self._state.name.lower()} provider={self._default_provider!r} "
+            f"requests={self._requests} in_flight={self._in_flight}>"
+        )
+
+    # -- the innermost handler ------------------------------------------------
+    def _dispatch(self, request: ChatRequest) -> Awaitable[ChatResponse]:
+        # a plain function returning the provider's coroutine: one frame less per request
+        name = request.provider or self._default_provider
+        provider = self._providers.get(name)
+        if provider is None:
+            raise InvalidRequestError(
+                f"unknown provider {name!r}; this client has {sorted(self._providers)}"
+            )
+        transport = self._transport
+        assert transport is not None
+        return provider.send(request, transport)
+
+    def _require_open(self) -> Next:
+        handler = self._handler
+        if handler is None:
+            if self._state is _State.UNOPENED:
+                raise RuntimeError("use the client as `async with AsyncLLMClient() as client:`")
+            raise RuntimeError("the client is closed")
+        return handler
+
+    # -- building requests ----------------------------------------------------
+    def build_request(
+        self,
+        messages: Sequence[MessageInput] | None = None,
+        *,
+        model: str | None = None,
+        request: RequestLike | None = None,
+        **params: Any,
+    ) -> ChatRequest:
+        """Validate input into a ``ChatRequest``; ``InvalidRequestError`` if it is not one."""
+        try:
+            if request is not None:
+                if messages is not None or params:
+                    raise InvalidRequestError("pass either request= or messages and parameters")
+                req = (
+                    request
+                    if isinstance(request, ChatRequest)
+                    else ChatRequest.model_validate(request)
+                )
+                if model is not None:
+                    req = req.model_copy(update={"model": model})
+            else:
+                if messages is None:
+                    raise InvalidRequestError("messages are required")
+                chosen = model or params.pop("model", None) or self.model
+                if chosen is None:
+                    raise InvalidRequestError("no model: pass model= or set LLM_MODEL")
+                req = ChatRequest(model=chosen, messages=messages, **params)
+        except ValidationError as exc:
+            raise InvalidRequestError(_describe_validation(exc)) from None
+        except TypeError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        if req.provider is not None and req.provider not in self._providers:
+            raise InvalidRequestError(
+                f"unknown provider {req.provider!r}; this client has {sorted(self._providers)}"
+            )
+        return req
+
+    def _coerce(self, item: RequestLike) -> ChatRequest:
+        if isinstance(item, ChatRequest):
+            return item
+        if isinstance(item, Mapping):
+            data = dict(item)
+            if "model" not in data and self.model is not None:
+                data["model"] = self.model
+            return self.build_request(request=data)
+        raise InvalidRequestError(
+            f"requests must be ChatRequest objects or dicts, not {type(item).__name__}"
+        )
+
+    def _timeout(self, request: ChatRequest, timeout: Timeout) -> float | None:
+        """Seconds the call may take (``None``: no deadline)."""
+        if timeout is USE_CLIENT_DEFAULT:
+            return request.timeout if request.timeout is not None else self.config.timeout
+        return timeout
+
+    # -- chat -----------------------------------------------------------------
+    async def chat(
+        self,
+        messages: Sequence[MessageInput] | None = None,
+        *,
+        model: str | None = None,
+        request: RequestLike | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        **params: Any,
+    ) -> ChatResponse:
+        """One chat completion through the whole chain.
+
+        ``timeout`` (seconds) is one deadline over every retry and backoff;
+        omitted, the request's or the client's default applies; ``None``
+        disables it.
+        """
+        handler = self._require_open()
+        req = self.build_request(messages, model=model, request=request, **params)
+        if req.stream:
+            req = req.model_copy(update={"stream": False})
+        return await self._call(handler, req, self._timeout(req, timeout))
+
+    async def _call(
+        self, handler: Next, request: ChatRequest, timeout: float | None
+    ) -> ChatResponse:
+        self._requests += 1
+        self._in_flight += 1
+        try:
+            if timeout is None:
+                return await handler(request)
+            deadlines = self._deadlines
+            deadline = deadlines.start(timeout)
+            try:
+                response = await handler(request)
+            except BaseException as exc:
+                if deadlines.finish(deadline, exc):
+                    raise APITimeoutError(
+                        deadline_message(request), provider=request.provider
+                    ) from None
+                raise
+            deadlines.finish(deadline, None)
+            return response
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                self._errors += 1
+            raise
+        finally:
+            self._in_flight -= 1
+
+    def stream(
+        self,
+        messages: Sequence[MessageInput] | None = None,
+        *,
+        model: str | None = None,
+        request: RequestLike | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        **params: Any,
+    ) -> ChatStream:
+        """A streamed chat: ``async with client.stream(...) as s: async for chunk in s``.
+
+        The deadline covers the whole ``async with`` block. Leaving the block
+        early closes the HTTP response.
+        """
+        handler = self._require_open()
+        req = self.build_request(messages, model=model, request=request, **params)
+        if not req.stream:
+            req = req.model_copy(update={"stream": True})
+        return ChatStream(self, handler, req, self._timeout(req, timeout))
+
+    # -- embeddings -------------------------------------------------------------
+    async def embed(
+        self,
+        texts: str | Sequence[str],
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Embed ``texts`` (one string or a list) with an OpenAI-compatible provider."""
+        self._require_open()
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not items or not all(isinstance(t, str) for t in items):
+            raise InvalidRequestError("texts must be a non-empty string or list of strings")
+        chosen = model or self.model
+        if not chosen:
+            raise InvalidRequestError("no embedding model: pass model=")
+        name = provider or self._default_provider
+        prov = self._providers.get(name)
+        if prov is None:
+            raise InvalidRequestError(f"unknown provider {name!r}")
+        value = self.config.timeout if timeout is USE_CLIENT_DEFAULT else timeout
+        transport = self._transport
+        assert transport is not None
+        with anyio.CancelScope(deadline=self._now() + value if value is not None else math.inf):
+            if params:  # batches share one parameter set: send these on their own
+                return await prov.embed(items, chosen, transport, **params)
+            return await self._batcher(name).embed(items, chosen)
+        raise APITimeoutError(
+            f"the embedding request to {chosen!r} did not finish before its deadline",
+            provider=name,
+        )
+
+    def _batcher(self, name: str) -> EmbeddingBatcher:
+        """The embedding micro-batcher of provider ``name`` (calls within ~5 ms share one)."""
+        batcher = self._batchers.get(name)
+        if batcher is None:
+            from ..embeddings._embedders import EmbeddingBatcher
+
+            provider = self._providers[name]
+            transport = self._transport
+            assert transport is not None and self._task_group is not None
+
+            async def send(texts: list[str], model: str) -> EmbeddingResponse:
+                return await provider.embed(texts, model, transport)
+
+            batcher = self._batchers[name] = EmbeddingBatcher(send)
+            batcher.bind(self._task_group)
+        return batcher
+
+    # -- fan-out --------------------------------------------------------------
+    async def gather(
+        self,
+        requests: Iterable[RequestLike],
+        *,
+        concurrency: int = 16,
+        return_exceptions: bool = False,
+        progress: Progress = False,
+    ) -> list[ChatResponse | BaseException]:
+        """Run ``requests`` with at most ``concurrency`` in flight; results in input order.
+
+        Every request is validated before the first is sent. With
+        ``return_exceptions=False`` the first failure cancels the others and
+        is raised as itself; no task or connection outlives the call.
+        """
+        return await _fanout.gather(self, requests, concurrency, return_exceptions, progress)
+
+    async def as_completed(
+        self,
+        requests: Iterable[RequestLike],
+        *,
+        concurrency: int = 16,
+    ) -> AsyncIterator[tuple[int, ChatResponse | BaseException]]:
+        """Yield ``(index, response or exception)`` as each request finishes.
+
+        The requests run in the client's task group; leaving the loop early
+        (or closing the iterator) cancels the ones still running.
+        """
+        async for item in _fanout.as_completed(self, requests, concurrency):
+            yield item
+
+    # -- introspection -------------------------------------------------------------
+    def metrics(self) -> dict[str, Any]:
+        """A snapshot: requests, errors, cache/dedup hits, retries, breaker states, cost."""
+        snapshot: dict[str, Any] = {
+            "requests": self._requests,
+            "errors": self._errors,
+            "in_flight": self._in_flight,
+        }
+        for mw in self._middleware:
+            collect = getattr(mw, "metrics", None)
+            if callable(collect):
+                snapshot.update(collect())
+        for batcher in self._batchers.values():
+            for key, value in batcher.metrics().items():
+                snapshot[key] = snapshot.get(key, 0) + value
+        cm = self.cost_manager
+        if cm is not None and hasattr(cm, "get_metrics"):
+            m = cm.get_metrics()
+            snapshot.setdefault("cost.total", getattr(m, "total_cost", 0.0))
+        return snapshot
+
+    def tenant_of(self, request: ChatRequest) -> str:
+        """A tenant id for cache isolation: the end user and a hash of the API key."""
+        name = request.provider or self._default_provider
+        provider = self._providers.get(name)
+        key = provider.api_key if provider is not None else None
+        cached = self._key_digests.get(name)
+        if cached is None or cached[0] != key:  # a provider's key may be rotated
+            digest = hashlib.sha256(key.encode()).hexdigest()[:16] if key else "-"
+            cached = self._key_digests[name] = (key, f"|{digest}")
+        user = request.user
+        return cached[1] if not user else user + cached[1]
+
+
+def _event_loop_clock() -> Callable[[], float]:
+    """The running event loop's clock (what cancel-scope deadlines use), cheaply.
+
+    ``anyio.current_time()`` looks the backend up on every call; on asyncio
+    the loop's own ``time`` is the same clock without that cost.
+    """
+    try:
+        import asyncio
+
+        return asyncio.get_running_loop().time
+    except RuntimeError:  # another backend
+        return anyio.current_time
+
+
+def _strong(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """A plain function around ``fn`` (bound methods are held weakly by observers)."""
+
+    def call() -> Any:
+        return fn()
+
+    return call
+
+
+def _describe_validation(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    return "invalid request: " + "; ".join(parts)

@@ -1,0 +1,248 @@
+"""Canonical request keys: one stable hash of everything that changes the answer.
+
+The exact cache, the semantic cache's partitions and the deduplicator all key
+requests here, so "the same request" means the same thing everywhere.
+
+What goes into a key: the provider (the request's, else the client's
+default), the model, the messages, ``temperature``, ``top_p``,
+``max_tokens``, ``stop``, ``tools``, ``tool_choice``, ``response_format``,
+``seed``, ``extra`` and the tenant (``user`` plus whatever the ``tenant``
+callable says, e.g. a hash of the API key). What does not: ``timeout``,
+``metadata``, ``cache``, ``cache_ttl`` and ``stream`` (a streamed and a
+non-streamed request share one answer: that is how a cached response
+replays as a stream).
+
+Equal requests built differently get equal keys: dict key order does not
+matter (keys are sorted), defaults spelled out equal defaults left out (the
+pydantic model fills them in), a ``Message`` equals its dict, ``stop="x"``
+equals ``stop=["x"]`` and a content list holding one plain text part equals
+that text. The serialised form is JSON and the key is its BLAKE2b hash, so no
+key contains a raw prompt or an API key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from ..errors import InvalidRequestError
+from ..types import ChatRequest, Message
+
+__all__ = ["RequestKeyer", "TenantFn", "api_key_fingerprint", "local_key", "request_key"]
+
+TenantFn = Callable[[ChatRequest], "str | None"]
+"""Maps a request to its tenant id (e.g. ``user`` + a hash of the API key in use)."""
+
+_VERSION = 1
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised where orjson is absent
+    _orjson = None  # type: ignore[assignment]
+
+
+def _fallback(obj: object) -> str:
+    return repr(obj)
+
+
+if _orjson is not None:
+    _OPTIONS = _orjson.OPT_SORT_KEYS | _orjson.OPT_NON_STR_KEYS
+
+    def _canonical_bytes(obj: object) -> bytes:
+        return _orjson.dumps(obj, option=_OPTIONS, default=_fallback)
+
+else:  # pragma: no cover
+
+    def _canonical_bytes(obj: object) -> bytes:
+        text = json.dumps(
+            obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_fallback
+        )
+        return text.encode()
+
+
+def api_key_fingerprint(api_key: str | None) -> str:
+    """A one-way, non-reversible tag for ``api_key`` (``"-"`` for no key).
+
+    Use it as (part of) a tenant id so cache entries are isolated per key
+    without the key itself ever being stored.
+    """
+    if not api_key:
+        return "-"
+    return hashlib.sha256(b"aio_llm-tenant\x00" + api_key.encode()).hexdigest()[:32]
+
+
+def _message(m: Message) -> list[Any]:
+    content = m.content
+    if isinstance(content, list) and len(content) == 1:
+        part = content[0]
+        if len(part) == 2 and part.get("type") == "text" and isinstance(part.get("text"), str):
+            content = part["text"]
+    calls = [[c.id, c.name, c.arguments] for c in m.tool_calls] if m.tool_calls else None
+    return [m.role, content, m.name, calls, m.tool_call_id]
+
+
+def _canonical(
+    request: ChatRequest, provider: str | None, tenant: str | None, drop_last: bool
+) -> list[Any]:
+    messages = request.messages[:-1] if drop_last else request.messages
+    stop = request.stop
+    if isinstance(stop, str):
+        stop = [stop]
+    return [
+        _VERSION,
+        request.provider or provider,
+        request.model,
+        [_message(m) for m in messages],
+        request.temperature,
+        request.top_p,
+        request.max_tokens,
+        stop,
+        request.tools,
+        request.tool_choice,
+        request.response_format,
+        request.seed,
+        request.user,
+        tenant,
+        request.extra,
+        drop_last,
+    ]
+
+
+def request_key(
+    request: ChatRequest,
+    *,
+    provider: str | None = None,
+    tenant: str | None = None,
+    drop_last_message: bool = False,
+) -> str:
+    """The hex key of ``request``; ``provider`` applies when the request names none.
+
+    ``drop_last_message=True`` keys everything except the last message: the
+    semantic cache's partition (same history and parameters, similar question).
+    """
+    try:
+        data = _canonical_bytes(_canonical(request, provider, tenant, drop_last_message))
+    except (TypeError, ValueError) as exc:  # an int beyond 64 bits, a lone surrogate...
+        raise InvalidRequestError(f"the request cannot be encoded as JSON: {exc}") from None
+    return hashlib.blake2b(data, digest_size=20).hexdigest()
+
+
+def local_key(
+    request: ChatRequest, *, provider: str | None = None, tenant: str | None = None
+) -> Hashable:
+    """An in-process key of ``request``: equal exactly when ``request_key`` is equal.
+
+    For the deduplicator, whose keys never leave the process: plain-text
+    conversations with no tools, response format or extra body (the common
+    case) key as a tuple, ~4× cheaper than JSON plus a digest; anything else
+    keys as its canonical JSON bytes. Those properties set ``request_key``
+    apart too, so the two forms never stand for equal requests. Dict lookups
+    compare keys for equality, so no collision can merge two requests.
+    Unlike ``request_key`` it does not check that the request can be sent as
+    JSON; the provider's encoder refuses such a request before sending it.
+    """
+    if (
+        request.tools is not None
+        or request.response_format is not None
+        or request.tool_choice is not None
+        or request.extra
+        or _negative_zero(request.temperature)
+        or _negative_zero(request.top_p)
+    ):
+        return _canonical_or_error(request, provider, tenant)
+    parts: list[tuple[str, str, str | None, str | None]] = []
+    for m in request.messages:
+        content = m.content
+        if not isinstance(content, str):
+            if isinstance(content, list) and len(content) == 1:
+                part = content[0]
+                text = part.get("text")
+                if len(part) == 2 and part.get("type") == "text" and isinstance(text, str):
+                    content = text
+            if not isinstance(content, str):
+                return _canonical_or_error(request, provider, tenant)
+        if m.tool_calls:
+            return _canonical_or_error(request, provider, tenant)
+        parts.append((m.role, content, m.name, m.tool_call_id))
+    stop = request.stop
+    return (
+        request.provider or provider,
+        request.model,
+        tuple(parts),
+        request.temperature,
+        request.top_p,
+        request.max_tokens,
+        (stop,) if isinstance(stop, str) else tuple(stop) if stop is not None else None,
+        request.seed,
+        request.user,
+        tenant,
+    )
+
+
+def _negative_zero(value: float | None) -> bool:
+    # -0.0 == 0.0 in a tuple, not in JSON
+    return value is not None and value == 0.0 and math.copysign(1.0, value) < 0
+
+
+def _canonical_or_error(request: ChatRequest, provider: str | None, tenant: str | None) -> bytes:
+    try:
+        return _canonical_bytes(_canonical(request, provider, tenant, False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequestError(f"the request cannot be encoded as JSON: {exc}") from None
+
+
+class RequestKeyer:
+    """Computes request keys for one client; shared by its cache and dedup middleware.
+
+    ``tenant`` is a fixed tenant id or a callable of the request. The keyer
+    remembers the last request it keyed, so when the cache and the
+    deduplicator ask about the same request object one after the other the
+    hash is computed once.
+    """
+
+    __slots__ = ("_last_key", "_last_request", "provider", "tenant")
+
+    def __init__(
+        self, *, provider: str | None = None, tenant: str | TenantFn | None = None
+    ) -> None:
+        if tenant is not None and not isinstance(tenant, str) and not callable(tenant):
+            raise ValueError("tenant must be a string, a callable of the request, or None")
+        self.provider = provider
+        self.tenant = tenant
+        self._last_request: ChatRequest | None = None
+        self._last_key = ""
+
+    def tenant_of(self, request: ChatRequest) -> str | None:
+        tenant = self.tenant
+        if tenant is None or isinstance(tenant, str):
+            return tenant
+        return tenant(request)
+
+    def __call__(self, request: ChatRequest) -> str:
+        """The exact key of ``request`` (memoised for the last request seen)."""
+        if request is self._last_request:
+            return self._last_key
+        key = request_key(request, provider=self.provider, tenant=self.tenant_of(request))
+        self._last_request = request
+        self._last_key = key
+        return key
+
+    def local(self, request: ChatRequest) -> Hashable:
+        """The in-process key of ``request`` (``local_key``): for the deduplicator."""
+        return local_key(request, provider=self.provider, tenant=self.tenant_of(request))
+
+    def partition(self, request: ChatRequest) -> str:
+        """The key of everything but the last message (semantic cache partitions)."""
+        return request_key(
+            request,
+            provider=self.provider,
+            tenant=self.tenant_of(request),
+            drop_last_message=True,
+        )
+
+    def __repr__(self) -> str:
+        kind = "callable" if callable(self.tenant) else "fixed" if self.tenant else "none"
+        return f"RequestKeyer(provider={self.provider!r}, tenant={kind})"
