@@ -112,7 +112,12 @@ async def as_completed(
                     )
                 except Exception as exc:
                     out = exc
-                send.send_nowait((i, out))
+                try:
+                    send.send_nowait((i, out))
+                except anyio.ClosedResourceError:
+                    # the caller left the loop while this call was finishing: a
+                    # worker that raised here would fail the client's task group
+                    return
 
     tg = client._task_group
     assert tg is not None
