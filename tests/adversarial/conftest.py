@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -47,7 +47,7 @@ def bare_config(transport: str, **overrides: Any) -> ClientConfig:
         "transport": transport,
         "model": "gpt-4o-mini",
         "max_retries": 0,
-        "timeout": 5.0,
+        "timeout": 30.0,  # generous: a loaded CI machine must not fail these on time
         "dedup_enabled": False,
         "circuit_failure_threshold": 1000,
     }
@@ -118,3 +118,40 @@ async def make_ledger(
     yield make
     for ledger in made:
         await ledger.aclose()
+
+
+# -- giving up ---------------------------------------------------------------------------
+
+CANCELLATIONS = ("wait_for", "task.cancel", "scope", "timeout")
+"""The ways a caller gives up: asyncio.wait_for, task.cancel(), an anyio scope, timeout=."""
+
+
+async def give_up(how: str, when: float, call: Callable[..., Awaitable[object]]) -> str:
+    """Run ``call()`` and give up on it after ``when`` seconds in the way ``how`` names.
+
+    ``call`` takes an optional ``timeout`` (used for ``how="timeout"``). Returns
+    "completed" or the name of the error the caller saw (a cancellation
+    delivered as ``TimeoutError`` or the client's ``APITimeoutError``).
+    """
+    import asyncio
+
+    import anyio
+
+    from aio_llm import LLMError
+
+    try:
+        if how == "wait_for":
+            await asyncio.wait_for(call(), when)
+        elif how == "task.cancel":
+            task = asyncio.ensure_future(call())
+            await asyncio.sleep(when)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        elif how == "scope":
+            with anyio.move_on_after(when):
+                await call()
+        else:
+            await call(timeout=max(when, 1e-4))
+    except (TimeoutError, LLMError) as exc:
+        return type(exc).__name__
+    return "completed"

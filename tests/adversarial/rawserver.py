@@ -188,6 +188,8 @@ class RawServer:
     """``async with RawServer(handler) as srv: srv.url``: one loopback port, any handler."""
 
     handler: Handler
+    record: bool = True
+    """Keep every request in ``requests`` (off for long runs)."""
     requests: list[Seen] = field(default_factory=list)
     connections: int = 0
     """Connections accepted so far."""
@@ -238,7 +240,8 @@ class RawServer:
                 seen = await _read_request(reader)
                 if seen is None:
                     break
-                self.requests.append(seen)
+                if self.record:
+                    self.requests.append(seen)
                 await self.handler(seen, conn)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass

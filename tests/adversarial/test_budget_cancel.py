@@ -11,15 +11,16 @@ requests with a false ``BudgetExceededError``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 
 import anyio
 import pytest
 
-from aio_llm import AsyncLLMClient, LLMError
+from aio_llm import AsyncLLMClient
 from aio_llm.cost import BudgetConfig, BudgetPeriod, CostManager
 
-from .conftest import bare_config, make_provider
+from .conftest import CANCELLATIONS, bare_config, give_up, make_provider
 from .rawserver import Conn, RawServer, Seen, answer
 
 CALLS = 240
@@ -59,25 +60,11 @@ async def test_random_cancellations_leave_nothing_reserved(
                     await client.chat(messages, max_tokens=20, **kwargs)
 
             async def one(i: int) -> None:
-                how = rng.choice(["wait_for", "task.cancel", "scope", "timeout"])
+                how = rng.choice(CANCELLATIONS)
                 stream = rng.random() < 0.4
                 when = rng.choice([rng.uniform(0, 0.002), rng.uniform(0, 0.01)])
-                try:
-                    if how == "wait_for":
-                        await asyncio.wait_for(call(stream), when)
-                    elif how == "task.cancel":
-                        task = asyncio.ensure_future(call(stream))
-                        await asyncio.sleep(when)
-                        task.cancel()
-                        await asyncio.gather(task, return_exceptions=True)
-                    elif how == "scope":
-                        with anyio.move_on_after(when):
-                            await call(stream)
-                    else:
-                        await call(stream, timeout=max(when, 1e-4))
-                    outcomes["completed"] = outcomes.get("completed", 0) + 1
-                except (TimeoutError, LLMError) as exc:
-                    outcomes[type(exc).__name__] = outcomes.get(type(exc).__name__, 0) + 1
+                outcome = await give_up(how, when, functools.partial(call, stream))
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
             async with anyio.create_task_group() as tg:
                 for i in range(CALLS):

@@ -51,15 +51,14 @@ def _manager(ledger: object) -> CostManager:
 
 
 async def _run(
-    client: AsyncLLMClient, *, stream: bool, prompt: str = DIGITS, model: str | None = None
+    client: AsyncLLMClient, prompts: list[str], *, stream: bool = False
 ) -> list[ChatResponse | BaseException]:
+    """One call per prompt, all at once; each ends in a response or an ``LLMError``."""
     results: list[ChatResponse | BaseException] = []
 
-    async def one(i: int) -> None:
-        messages = [{"role": "user", "content": prompt}]
+    async def one(text: str) -> None:
+        messages = [{"role": "user", "content": text}]
         kwargs: dict[str, Any] = {"max_tokens": MAX_TOKENS, "temperature": 0}
-        if model is not None:
-            kwargs["model"] = model
         try:
             if stream:
                 async with client.stream(messages, **kwargs) as s:
@@ -72,8 +71,8 @@ async def _run(
             results.append(exc)
 
     async with anyio.create_task_group() as tg:
-        for i in range(CALLS):
-            tg.start_soon(one, i)
+        for text in prompts:
+            tg.start_soon(one, text)
     return results
 
 
@@ -100,7 +99,7 @@ async def test_usage_above_the_estimate_never_overshoots(
         provider = make_provider("openai", srv.url)
         config = bare_config("aiohttp", model="gpt-4o-mini")
         async with AsyncLLMClient(provider, config=config, cost_manager=manager) as client:
-            results = await _run(client, stream=stream)
+            results = await _run(client, [DIGITS] * CALLS, stream=stream)
     await _check(manager, results)
 
 
@@ -120,7 +119,7 @@ async def test_a_fallback_to_a_pricier_model_never_overshoots(
         provider = make_provider("openai", srv.url)
         config = bare_config("aiohttp", model="gpt-4o-mini", fallbacks=[{"model": "gpt-4o"}])
         async with AsyncLLMClient(provider, config=config, cost_manager=manager) as client:
-            results = await _run(client, stream=stream, prompt="short question")
+            results = await _run(client, ["short question"] * CALLS, stream=stream)
     await _check(manager, results)
     assert all(r.model == "gpt-4o" for r in results if isinstance(r, ChatResponse))
 
@@ -148,21 +147,7 @@ async def test_retries_never_overshoot(make_ledger: object, ledger_kind: str) ->
             retry_strategy="exponential",
         )
         async with AsyncLLMClient(provider, config=config, cost_manager=manager) as client:
-            results: list[ChatResponse | BaseException] = []
-
-            async def one(i: int) -> None:
-                try:
-                    results.append(
-                        await client.chat(
-                            [{"role": "user", "content": f"{i} {DIGITS}"}], max_tokens=MAX_TOKENS
-                        )
-                    )
-                except LLMError as exc:
-                    results.append(exc)
-
-            async with anyio.create_task_group() as tg:
-                for i in range(CALLS):
-                    tg.start_soon(one, i)
+            results = await _run(client, [f"{i} {DIGITS}" for i in range(CALLS)])
     await _check(manager, results)
 
 
@@ -182,10 +167,9 @@ async def test_dedup_and_cache_never_overshoot(
         )
         async with AsyncLLMClient(provider, config=config, cost_manager=manager) as client:
             results: list[ChatResponse | BaseException] = []
-            for round_ in range(4):  # the same few prompts again and again
-                for r in await _run_prompts(client, [f"{k} {DIGITS}" for k in range(CALLS // 4)]):
-                    results.append(r)
-                del round_
+            for _ in range(4):  # the same few prompts again and again, three at once
+                prompts = [f"{k} {DIGITS}" for k in range(CALLS // 12) for _ in range(3)]
+                results += await _run(client, prompts)
     status = await manager.aget_budget_status("daily")
     answered = [r for r in results if isinstance(r, ChatResponse)]
     assert status["spent"] <= LIMIT + 1e-9
@@ -196,22 +180,6 @@ async def test_dedup_and_cache_never_overshoot(
         for r in results
         if isinstance(r, BaseException) and not isinstance(r, BudgetExceededError)
     ]
-
-
-async def _run_prompts(client: AsyncLLMClient, prompts: list[str]) -> list[Any]:
-    out: list[Any] = []
-
-    async def one(p: str) -> None:
-        try:
-            out.append(await client.chat([{"role": "user", "content": p}], max_tokens=MAX_TOKENS))
-        except LLMError as exc:
-            out.append(exc)
-
-    async with anyio.create_task_group() as tg:
-        for p in prompts:
-            for _ in range(3):  # three identical calls at once: dedup joins them
-                tg.start_soon(one, p)
-    return out
 
 
 @pytest.mark.anyio

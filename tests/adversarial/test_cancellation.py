@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 
 import anyio
 import pytest
 
-from aio_llm import AsyncLLMClient, LLMError
+from aio_llm import AsyncLLMClient
 
-from .conftest import bare_config, make_provider
+from .conftest import CANCELLATIONS, bare_config, give_up, make_provider
 from .rawserver import Conn, RawServer, Seen, answer, sse_events
 
 CALLS = 300
@@ -67,23 +68,8 @@ async def test_random_cancellations_leave_nothing_behind(kind: str, transport: s
                     await client.chat(messages, max_tokens=8, **kw)
 
             async def one(i: int) -> None:
-                how = rng.choice(["wait_for", "task.cancel", "scope", "timeout"])
-                when = rng.uniform(0, 0.03)
-                try:
-                    if how == "wait_for":
-                        await asyncio.wait_for(call(i), when)
-                    elif how == "task.cancel":
-                        task = asyncio.ensure_future(call(i))
-                        await asyncio.sleep(when)
-                        task.cancel()
-                        await asyncio.gather(task, return_exceptions=True)
-                    elif how == "scope":
-                        with anyio.move_on_after(when):
-                            await call(i)
-                    else:
-                        await call(i, timeout=max(when, 1e-4))
-                except (TimeoutError, LLMError):
-                    pass
+                how, when = rng.choice(CANCELLATIONS), rng.uniform(0, 0.03)
+                await give_up(how, when, functools.partial(call, i))
 
             async with anyio.create_task_group() as tg:
                 for i in range(CALLS):

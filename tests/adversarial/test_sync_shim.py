@@ -139,7 +139,7 @@ try:
         client.chat([{"role": "user", "content": "stall"}])
 except KeyboardInterrupt:
     print("INTERRUPTED", flush=True)
-time.sleep(3)  # still alive: the request must already be gone
+time.sleep(5)  # still alive: the request must already be gone
 client.close()
 print("CLOSED", flush=True)
 """
@@ -174,7 +174,7 @@ async def test_ctrl_c_cancels_the_request(mode: str) -> None:
             await anyio.sleep(0.2)  # the child is blocked waiting for the answer
             proc.send_signal(signal.SIGINT)
             began = time.monotonic()
-            await srv.wait_idle(timeout=2.5)  # well before the child's 3 s nap ends
+            await srv.wait_idle(timeout=4.0)  # before the child's 5 s nap ends
             gone_after = time.monotonic() - began
             assert proc.poll() is None, "the request was not cancelled while the child lived"
             stdout, stderr = await anyio.to_thread.run_sync(proc.communicate, None, 30)
@@ -184,4 +184,4 @@ async def test_ctrl_c_cancels_the_request(mode: str) -> None:
                 proc.wait()
     assert b"INTERRUPTED" in stdout and b"CLOSED" in stdout, stderr.decode()[-2000:]
     assert proc.returncode == 0
-    assert gone_after < 2.5
+    assert gone_after < 4.0
