@@ -125,6 +125,27 @@ def mib(n: float) -> float:
     return round(n / 2**20, 1)
 
 
+def python_blocks() -> int:
+    """Memory blocks the Python allocator holds for live objects, after a full collection.
+
+    Flat while RSS grows means the growth is the allocator keeping freed
+    memory (fragmentation, high-water marks), not objects kept alive.
+    """
+    gc.collect()
+    return sys.getallocatedblocks()
+
+
+def rss_after_trim() -> int:
+    """RSS once glibc has handed freed heap memory back to the system (Linux only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    return rss_bytes()
+
+
 class Trace:
     """tracemalloc snapshots and gc figures at the half and at the end (``--soak-trace``)."""
 
@@ -262,14 +283,18 @@ async def test_soak(server: FaultServer, soak_requests: int, soak_trace: bool) -
         run = Run(client)
         await run.run(0, warmup)
         rss_warm = rss_bytes()
+        blocks = [python_blocks()]
         step = max((total - warmup) // SAMPLES, 1)
         for k, start in enumerate(range(warmup, total, step)):
             await run.run(start, min(start + step, total))
             rss.append(rss_bytes())
             if k == SAMPLES // 2 - 1:
+                blocks.append(python_blocks())
                 trace.at_half()
         trace.at_end()
         rss_end = rss_bytes()
+        blocks.append(python_blocks())
+        rss_trimmed = rss_after_trim()
         metrics = client.metrics()
         budget = costs.get_budget_status("daily")
     wall = time.perf_counter() - began
@@ -297,7 +322,9 @@ async def test_soak(server: FaultServer, soak_requests: int, soak_trace: bool) -
             "samples": [mib(r) for r in rss],
             "half": mib(half),
             "end": mib(rss_end),
+            "end_after_malloc_trim": mib(rss_trimmed),
         },
+        "python_blocks_warm_half_end": blocks,
         "wall_s": round(wall, 1),
         "retries": metrics.get("retry.attempts"),
         "cache_hits": metrics.get("cache.hits"),
