@@ -5,7 +5,8 @@ and CPU stay out of the client's figures. It answers ``Echo: <prompt>`` (JSON
 or SSE, OpenAI wire format); ``FAULT_RATE`` of the requests instead meet a
 fault drawn evenly from ``FAULTS`` by a seeded ``random.Random``. A second
 server, "elsewhere", is the target of the cross-origin redirects: it must
-never see a request. The parent reads one line ``READY <url>``, asks for
+never see a request (``SOAK_FAULT_RATE`` overrides the 5%, e.g. 0 for a
+baseline). The parent reads one line ``READY <url>``, asks for
 statistics by writing ``stats`` (one JSON line comes back) and stops the
 child by closing its stdin.
 """
