@@ -51,10 +51,10 @@ if typing.TYPE_CHECKING:
     from .errors import UnprocessableEntityError as UnprocessableEntityError
     from .pipeline import Middleware as Middleware
     from .pipeline import Next as Next
-    from .streaming import ChunkStream as ChunkStream
     from .types import ChatChunk as ChatChunk
     from .types import ChatRequest as ChatRequest
     from .types import ChatResponse as ChatResponse
+    from .types import ChunkStream as ChunkStream
     from .types import EmbeddingResponse as EmbeddingResponse
     from .types import Message as Message
     from .types import ToolCall as ToolCall

@@ -1,174 +1,26 @@
-"""Streamed answers: ``ChunkStream`` and the accumulator that rebuilds a response.
+"""Building streams: the accumulator that rebuilds a response from chunks, and replays.
 
-A ``ChunkStream`` is what a streaming ``ChatResponse`` carries while it is
-read. It yields ``ChatChunk`` objects, rebuilds the final ``ChatResponse``
-as it goes (``stream.response`` once it ended) and tells the middleware how
-it ended through ``on_close`` callbacks (see ``aio_llm.pipeline``).
+``ChunkStream`` itself, what a streaming ``ChatResponse`` carries while it is
+read, is in ``aio_llm.types``.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
-import anyio
+from .types import (
+    ChatChunk,
+    ChatResponse,
+    ChunkStream,
+    FinishReason,
+    Message,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    fast_construct,
+)
 
-from .types import ChatChunk, ChatResponse, FinishReason, Message, ToolCall, Usage, fast_construct
-
-_log = logging.getLogger("aio_llm.streaming")
-
-__all__ = ["ChunkAccumulator", "ChunkSource", "ChunkStream", "CloseCallback"]
-
-CloseCallback = Callable[["ChunkStream"], Awaitable[None] | None]
-
-
-class ChunkSource(Protocol):
-    """Where a stream's chunks come from (a provider's decoder over HTTP, a replay)."""
-
-    async def next_chunks(self) -> list[ChatChunk] | None:
-        """The next chunks, or ``None`` at the regular end; raises on failure."""
-        ...
-
-    def build_response(self) -> ChatResponse:
-        """The response rebuilt from everything read so far."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release the connection; reading stops."""
-        ...
-
-
-class ChunkStream:
-    """An async iterator of ``ChatChunk`` with the final response at its end.
-
-    ``completed`` is true once the provider's end of stream was read; ``error``
-    holds the exception that ended it, if any. A stream closed before its end
-    (the caller stopped reading) has neither; ``cancelled`` says it was
-    closed by cancellation (its caller's deadline passed, or its task was
-    cancelled). The end is reported once, to every ``on_close`` callback,
-    when the stream is read past its last chunk or closed.
-    """
-
-    __slots__ = (
-        "_buffer",
-        "_callbacks",
-        "_closed",
-        "_ended",
-        "_source",
-        "cancelled",
-        "chunks_received",
-        "completed",
-        "error",
-        "response",
-    )
-
-    def __init__(self, source: ChunkSource) -> None:
-        self._source = source
-        self._buffer: deque[ChatChunk] = deque()
-        self._callbacks: list[CloseCallback] = []
-        self._closed = False
-        self._ended = False  # the source said "no more"; reported at the next read
-        self.cancelled = False
-        self.completed = False
-        self.error: BaseException | None = None
-        self.response: ChatResponse | None = None
-        self.chunks_received = 0
-
-    def on_close(self, callback: CloseCallback) -> None:
-        """Run ``callback(stream)`` once the stream ended, failed or was closed."""
-        if self._closed:
-            raise RuntimeError("the stream is already closed")
-        self._callbacks.append(callback)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def prefetch(self) -> None:
-        """Read until the first chunk (or the end) so early errors surface now.
-
-        A stream that ends before any chunk stays open (``on_close`` still
-        works) and reports its end at the first read or at ``aclose()``.
-        """
-        while not self._buffer and not self._closed and not self._ended:
-            try:
-                chunks = await self._source.next_chunks()
-            except BaseException as exc:
-                await self._finish(exc)
-                raise
-            if chunks is None:
-                self._ended = True
-                return
-            self._buffer.extend(chunks)
-
-    def __aiter__(self) -> AsyncIterator[ChatChunk]:
-        return self
-
-    async def __anext__(self) -> ChatChunk:
-        while not self._buffer:
-            if self._closed:
-                raise StopAsyncIteration
-            if self._ended:
-                await self._finish(None)
-                raise StopAsyncIteration
-            try:
-                chunks = await self._source.next_chunks()
-            except BaseException as exc:
-                await self._finish(exc)
-                raise
-            if chunks is None:
-                await self._finish(None)
-                raise StopAsyncIteration
-            self._buffer.extend(chunks)
-        self.chunks_received += 1
-        return self._buffer.popleft()
-
-    async def aclose(self) -> None:
-        """Stop reading and release the connection (idempotent)."""
-        if not self._closed:
-            await self._finish(None, early=not (self._ended and not self._buffer))
-
-    async def _finish(self, exc: BaseException | None, *, early: bool = False) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if exc is None and not early:
-            self.completed = True
-        elif exc is not None:
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
-                self.cancelled = True
-            else:
-                self.error = exc
-        failure: Exception | None = None
-        with anyio.CancelScope(shield=True):
-            try:
-                await self._source.aclose()
-            finally:
-                try:
-                    self.response = self._source.build_response()
-                except Exception as build_exc:  # a broken stream may not rebuild
-                    if self.error is None and self.completed:
-                        self.error = build_exc
-                        self.completed = False
-                for callback in self._callbacks:  # each runs, whatever the others do
-                    try:
-                        result = callback(self)
-                        if inspect.isawaitable(result):
-                            await result
-                    except Exception as cb_exc:
-                        _log.exception("an on_close callback of a stream failed")
-                        failure = failure or cb_exc
-        if failure is not None and exc is None:
-            raise failure
-
-    def __repr__(self) -> str:
-        state = "completed" if self.completed else "failed" if self.error else "open"
-        if self._closed and not self.completed and self.error is None:
-            state = "cancelled" if self.cancelled else "closed early"
-        return f"<ChunkStream {state} chunks={self.chunks_received}>"
+__all__ = ["ChunkAccumulator", "ReplaySource", "replay_as_stream"]
 
 
 class ChunkAccumulator:
@@ -242,6 +94,8 @@ class ChunkAccumulator:
             reasoning="".join(self._reasoning) or None,
             request_id=None,
             raw=raw,
+            stream=None,
+            headers=None,
         )
 
 
@@ -259,8 +113,6 @@ class ReplaySource:
             return None
         self._done = True
         r = self._response
-        from .types import ToolCallDelta
-
         deltas = [
             fast_construct(ToolCallDelta, index=i, id=tc.id, name=tc.name, arguments=tc.arguments)
             for i, tc in enumerate(r.tool_calls)
@@ -285,6 +137,4 @@ class ReplaySource:
 
 def replay_as_stream(response: ChatResponse) -> ChatResponse:
     """A copy of ``response`` whose ``.stream`` replays it as one chunk."""
-    copy = response.model_copy()
-    copy._stream = ChunkStream(ReplaySource(response))
-    return copy
+    return response.model_copy(update={"stream": ChunkStream(ReplaySource(response))})

@@ -1,24 +1,34 @@
-"""The data that flows through aio_llm: requests, responses, chunks, usage.
+"""The data that flows through aio_llm: requests, responses, chunks, usage, streams.
 
 All models are pydantic v2. User input (``ChatRequest``, ``Message``) is
 validated; objects that aio_llm builds itself from a provider's answer are
-constructed without re-validation on the hot path (``model_construct``).
+constructed without re-validation on the hot path (``fast_construct``).
+
+A ``ChunkStream`` is what a streaming ``ChatResponse`` carries while it is
+read. It yields ``ChatChunk`` objects, rebuilds the final ``ChatResponse``
+as it goes (``stream.response`` once it ended) and tells the middleware how
+it ended through ``on_close`` callbacks (see ``aio_llm.pipeline``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+import inspect
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
-
-if TYPE_CHECKING:
-    from .streaming import ChunkStream
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
+    "ChunkSource",
+    "ChunkStream",
+    "CloseCallback",
     "EmbeddingResponse",
     "FinishReason",
     "Message",
@@ -165,23 +175,16 @@ class ChatResponse(BaseModel):
     reasoning: str | None = None
     request_id: str | None = None
     raw: Any = None
+    stream: SkipJsonSchema[ChunkStream | None] = Field(default=None, exclude=True, repr=False)
+    """The chunk stream while a streaming response is being read, else ``None``."""
+    headers: SkipJsonSchema[Mapping[str, str] | None] = Field(
+        default=None, exclude=True, repr=False
+    )
+    """The provider's HTTP response headers (``x-ratelimit-*``, ...), when sent over HTTP.
 
-    _stream: ChunkStream | None = PrivateAttr(default=None)
-    _headers: Mapping[str, str] | None = PrivateAttr(default=None)
-
-    @property
-    def stream(self) -> ChunkStream | None:
-        """The chunk stream while a streaming response is being read, else ``None``."""
-        # read the private dict directly: ``self._stream`` goes through pydantic's
-        # ``__getattr__`` and costs ~1.3 us per access on the hot path
-        private = self.__pydantic_private__
-        return private.get("_stream") if private else None
-
-    @property
-    def headers(self) -> Mapping[str, str] | None:
-        """The provider's HTTP response headers (``x-ratelimit-*``, ...), when sent over HTTP."""
-        private = self.__pydantic_private__
-        return private.get("_headers") if private else None
+    ``stream`` and ``headers`` belong to this process: they are never dumped,
+    serialised or cached.
+    """
 
 
 class ChatChunk(BaseModel):
@@ -209,27 +212,26 @@ class EmbeddingResponse(BaseModel):
 
 _M = TypeVar("_M", bound=BaseModel)
 _new = object.__new__
-_set = object.__setattr__
-_RESPONSE_PRIVATE = ("_stream", "_headers")
+_STATES: dict[type[BaseModel], dict[str, Any]] = {}
 
 
 def fast_construct(cls: type[_M], **fields: Any) -> _M:
-    """``cls.model_construct(**fields)`` for trusted, complete fields, without its cost.
+    """``cls.model_construct(**fields)`` for trusted, complete fields, at a third of its cost.
 
     The decoders build every response and chunk from data they already
-    checked; pydantic's ``model_construct`` costs ~2 µs per object, this
-    ~0.5. ``fields`` must name every field: ``tests/providers/test_fixture_replay.py``
-    checks that every decoded object has them all.
+    checked; ``model_construct`` loops over every field (~2 µs per object),
+    this ~0.6 µs. It uses pydantic's pickle protocol: the state of one
+    ``model_construct`` object per class is kept as a template, and each new
+    object gets that state with ``fields`` as its values (``__setstate__``),
+    so no pydantic attribute is named here. ``fields`` must name every field
+    (``tests/providers/test_fixture_replay.py`` checks every decoded object);
+    ``tests/test_types.py`` fails if pydantic changes under this.
     """
+    state = _STATES.get(cls)
+    if state is None:
+        state = _STATES[cls] = cls.model_construct(**dict.fromkeys(cls.model_fields)).__getstate__()
     obj = _new(cls)
-    _set(obj, "__dict__", fields)
-    _set(obj, "__pydantic_fields_set__", set(fields))
-    _set(obj, "__pydantic_extra__", None)
-    _set(
-        obj,
-        "__pydantic_private__",
-        dict.fromkeys(_RESPONSE_PRIVATE) if cls is ChatResponse else None,
-    )
+    obj.__setstate__({**state, "__dict__": fields})
     return obj
 
 
@@ -253,3 +255,156 @@ def make_usage(
         reasoning_tokens=reasoning_tokens,
         provider_cost=provider_cost,
     )
+
+
+# -- the stream a streaming response carries ---------------------------------------------
+
+_log = logging.getLogger("aio_llm.streaming")
+
+CloseCallback = Callable[["ChunkStream"], Awaitable[None] | None]
+
+
+class ChunkSource(Protocol):
+    """Where a stream's chunks come from (a provider's decoder over HTTP, a replay)."""
+
+    async def next_chunks(self) -> list[ChatChunk] | None:
+        """The next chunks, or ``None`` at the regular end; raises on failure."""
+        ...
+
+    def build_response(self) -> ChatResponse:
+        """The response rebuilt from everything read so far."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the connection; reading stops."""
+        ...
+
+
+class ChunkStream:
+    """An async iterator of ``ChatChunk`` with the final response at its end.
+
+    ``completed`` is true once the provider's end of stream was read; ``error``
+    holds the exception that ended it, if any. A stream closed before its end
+    (the caller stopped reading) has neither; ``cancelled`` says it was
+    closed by cancellation (its caller's deadline passed, or its task was
+    cancelled). The end is reported once, to every ``on_close`` callback,
+    when the stream is read past its last chunk or closed.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_callbacks",
+        "_closed",
+        "_ended",
+        "_source",
+        "cancelled",
+        "chunks_received",
+        "completed",
+        "error",
+        "response",
+    )
+
+    def __init__(self, source: ChunkSource) -> None:
+        self._source = source
+        self._buffer: deque[ChatChunk] = deque()
+        self._callbacks: list[CloseCallback] = []
+        self._closed = False
+        self._ended = False  # the source said "no more"; reported at the next read
+        self.cancelled = False
+        self.completed = False
+        self.error: BaseException | None = None
+        self.response: ChatResponse | None = None
+        self.chunks_received = 0
+
+    def on_close(self, callback: CloseCallback) -> None:
+        """Run ``callback(stream)`` once the stream ended, failed or was closed."""
+        if self._closed:
+            raise RuntimeError("the stream is already closed")
+        self._callbacks.append(callback)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def prefetch(self) -> None:
+        """Read until the first chunk (or the end) so early errors surface now.
+
+        A stream that ends before any chunk stays open (``on_close`` still
+        works) and reports its end at the first read or at ``aclose()``.
+        """
+        while not self._buffer and not self._closed and not self._ended:
+            try:
+                chunks = await self._source.next_chunks()
+            except BaseException as exc:
+                await self._finish(exc)
+                raise
+            if chunks is None:
+                self._ended = True
+                return
+            self._buffer.extend(chunks)
+
+    def __aiter__(self) -> AsyncIterator[ChatChunk]:
+        return self
+
+    async def __anext__(self) -> ChatChunk:
+        while not self._buffer:
+            if self._closed:
+                raise StopAsyncIteration
+            if self._ended:
+                await self._finish(None)
+                raise StopAsyncIteration
+            try:
+                chunks = await self._source.next_chunks()
+            except BaseException as exc:
+                await self._finish(exc)
+                raise
+            if chunks is None:
+                await self._finish(None)
+                raise StopAsyncIteration
+            self._buffer.extend(chunks)
+        self.chunks_received += 1
+        return self._buffer.popleft()
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection (idempotent)."""
+        if not self._closed:
+            await self._finish(None, early=not (self._ended and not self._buffer))
+
+    async def _finish(self, exc: BaseException | None, *, early: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if exc is None and not early:
+            self.completed = True
+        elif exc is not None:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                self.cancelled = True
+            else:
+                self.error = exc
+        failure: Exception | None = None
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._source.aclose()
+            finally:
+                try:
+                    self.response = self._source.build_response()
+                except Exception as build_exc:  # a broken stream may not rebuild
+                    if self.error is None and self.completed:
+                        self.error = build_exc
+                        self.completed = False
+                for callback in self._callbacks:  # each runs, whatever the others do
+                    try:
+                        result = callback(self)
+                        if inspect.isawaitable(result):
+                            await result
+                    except Exception as cb_exc:
+                        _log.exception("an on_close callback of a stream failed")
+                        failure = failure or cb_exc
+        if failure is not None and exc is None:
+            raise failure
+
+    def __repr__(self) -> str:
+        state = "completed" if self.completed else "failed" if self.error else "open"
+        if self._closed and not self.completed and self.error is None:
+            state = "cancelled" if self.cancelled else "closed early"
+        return f"<ChunkStream {state} chunks={self.chunks_received}>"

@@ -152,10 +152,10 @@ def main() -> int:
     parser.add_argument("--html", default=None, help="pyinstrument's HTML page to this file")
     args = parser.parse_args()
 
-    from aio_llm.testing import spawn_fake_server
+    from aio_llm.testing import FakeLLMServer
 
     cpus = sorted(os.sched_getaffinity(0))
-    srv = spawn_fake_server(reply=REPLY, stream_chunks=STREAM_CHUNKS, record_limit=0)
+    srv = FakeLLMServer.spawn(reply=REPLY, stream_chunks=STREAM_CHUNKS, record_limit=0)
     core = None
     if len(cpus) >= 2:
         os.sched_setaffinity(srv.pid, {cpus[0]})

@@ -158,9 +158,11 @@ class Runner:
         return out
 
     def spawn_server(self, **options: Any) -> Any:
-        from aio_llm.testing import spawn_fake_server
+        from aio_llm.testing import FakeLLMServer
 
-        srv = spawn_fake_server(reply=REPLY, stream_chunks=STREAM_CHUNKS, record_limit=0, **options)
+        srv = FakeLLMServer.spawn(
+            reply=REPLY, stream_chunks=STREAM_CHUNKS, record_limit=0, **options
+        )
         if self.server_core is not None:
             os.sched_setaffinity(srv.pid, {self.server_core})
         return srv

@@ -20,9 +20,8 @@ from aio_llm import (
 )
 from aio_llm.pipeline import Next
 from aio_llm.providers import OpenAIProvider
-from aio_llm.streaming import ChunkStream
 from aio_llm.testing import FakeLLMServer, Fault
-from aio_llm.types import ChatRequest, ChatResponse
+from aio_llm.types import ChatRequest, ChatResponse, ChunkStream
 
 HELLO = [{"role": "user", "content": "hi"}]
 ANSWER = {

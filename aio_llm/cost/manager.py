@@ -34,14 +34,14 @@ from .ledger._base import (
     Balances,
     Ledger,
     LedgerUnavailableError,
-    MemoryLedger,
     Refusal,
     Reservation,
     UsageRecord,
     from_nanos,
-    ledger_from_url,
     to_nanos,
 )
+from .ledger._memory import MemoryLedger
+from .ledger._url import ledger_from_url
 from .metrics import CostMetrics, MetricsBook, UsageRow
 from .pricing import PricingTable
 from .recommend import Recommendation, recommend

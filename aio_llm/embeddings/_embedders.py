@@ -17,7 +17,7 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import anyio
 import anyio.abc
@@ -40,9 +40,6 @@ from ..types import EmbeddingResponse, Usage
 from ._index import VectorIndex
 from ._local import LocalEmbedder
 
-if TYPE_CHECKING:
-    from ..client._client import AsyncLLMClient
-
 __all__ = [
     "BatcherStatistics",
     "ClientEmbedder",
@@ -61,12 +58,20 @@ class Embedder(Protocol):
     async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
 
+class EmbeddingClient(Protocol):
+    """What ``ClientEmbedder`` needs of a client: ``AsyncLLMClient`` is one."""
+
+    async def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbeddingResponse:
+        """Vectors for ``texts`` from the provider's embeddings endpoint."""
+        ...
+
+
 class ClientEmbedder:
     """An ``Embedder`` that calls the provider's embeddings endpoint via ``client.embed``."""
 
     __slots__ = ("client", "model")
 
-    def __init__(self, client: AsyncLLMClient, model: str) -> None:
+    def __init__(self, client: EmbeddingClient, model: str) -> None:
         if not model:
             raise ValueError("model must name an embedding model")
         self.client = client

@@ -35,9 +35,8 @@ from ..cost.manager import CostManager
 from ..cost.metrics import UsageRow
 from ..cost.pricing import ModelPrice
 from ..pipeline import Next
-from ..streaming import ChunkStream
 from ..tokens import estimate_request_tokens, estimate_tokens, max_request_tokens
-from ..types import ChatRequest, ChatResponse, Usage
+from ..types import ChatRequest, ChatResponse, ChunkStream, Usage
 
 __all__ = ["BudgetMiddleware", "BudgetStatistics", "cover_request"]
 
@@ -224,7 +223,7 @@ class BudgetMiddleware:
                 cost = price.cost(usage)
             else:
                 cost = pricing.cost(model, usage)
-        response.__dict__["cost"] = cost  # a float we computed: past pydantic's __setattr__
+        response.cost = cost
         prompt_hash = prefix_hash = None
         prefix_tokens = 0
         if self.track_prompts:

@@ -34,8 +34,8 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..embeddings._embedders import Embedder, LocalEmbedder
 from ..embeddings._index import VectorIndex
 from ..pipeline import Next
-from ..streaming import ChunkStream, replay_as_stream
-from ..types import ChatRequest, ChatResponse
+from ..streaming import replay_as_stream
+from ..types import ChatRequest, ChatResponse, ChunkStream
 from ._keys import RequestKeyer, TenantFn
 
 __all__ = ["SemanticCache", "SemanticCacheStatistics"]

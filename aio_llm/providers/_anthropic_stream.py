@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .. import _json
-from ..errors import StreamError
+from ..errors import APIError, StreamError
 from ..streaming import ChunkAccumulator
 from ..transports.sse import SSEEvent
 from ..types import (
@@ -18,9 +18,6 @@ from ..types import (
     Usage,
     fast_construct,
 )
-
-if TYPE_CHECKING:
-    from .anthropic import AnthropicProvider
 
 __all__ = ["FINISH", "AnthropicStreamDecoder", "int_field", "str_field", "usage_from_wire"]
 
@@ -47,10 +44,17 @@ class AnthropicStreamDecoder:
     of ``message_delta``.
     """
 
-    __slots__ = ("_blocks", "_done", "_provider", "_tools", "_usage", "accumulator")
+    __slots__ = ("_blocks", "_done", "_inband_error", "_label", "_tools", "_usage", "accumulator")
 
-    def __init__(self, provider: AnthropicProvider, request: ChatRequest) -> None:
-        self._provider = provider
+    def __init__(
+        self,
+        label: str,
+        inband_error: Callable[[Mapping[str, Any]], APIError],
+        request: ChatRequest,
+    ) -> None:
+        """``label`` names the provider in errors; ``inband_error`` types an ``error`` event."""
+        self._label = label
+        self._inband_error = inband_error
         self.accumulator = ChunkAccumulator()
         self.accumulator.model = request.model
         # block index -> [kind, tool ordinal, saw-arguments, start input]
@@ -93,7 +97,7 @@ class AnthropicStreamDecoder:
             self._done = True
             return []
         elif kind == "error":
-            raise self._provider._inband_error(data, None)
+            raise self._inband_error(data)
         else:  # ping and event types aio_llm does not know
             return []
         for chunk in chunks:
@@ -101,7 +105,7 @@ class AnthropicStreamDecoder:
         return chunks
 
     def build_response(self) -> ChatResponse:
-        return self.accumulator.build(provider=self._provider.label)
+        return self.accumulator.build(provider=self._label)
 
     # -- events ------------------------------------------------------------
     def _message_start(self, data: dict[str, Any]) -> None:
@@ -193,8 +197,8 @@ class AnthropicStreamDecoder:
 
     def _broken(self, what: str) -> StreamError:
         return StreamError(
-            f"unexpected stream from {self._provider.label}: {what}",
-            provider=self._provider.label,
+            f"unexpected stream from {self._label}: {what}",
+            provider=self._label,
         )
 
 

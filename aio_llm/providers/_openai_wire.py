@@ -201,6 +201,8 @@ def parse_chat(
         reasoning=reasoning,
         request_id=headers.get("x-request-id"),
         raw=data,
+        stream=None,
+        headers=None,
     )
 
 

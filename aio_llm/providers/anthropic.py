@@ -195,6 +195,8 @@ class AnthropicProvider(Provider):
             reasoning="".join(thoughts) or None,
             request_id=headers.get("request-id") or headers.get("x-request-id"),
             raw=data,
+            stream=None,
+            headers=None,
         )
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
@@ -238,7 +240,9 @@ class AnthropicProvider(Provider):
 
     def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
         """A fresh decoder for one streamed answer to ``request``."""
-        return AnthropicStreamDecoder(self, request)
+        return AnthropicStreamDecoder(
+            self.label, lambda data: self._inband_error(data, None), request
+        )
 
     # -- helpers -----------------------------------------------------------
     def _shape(self, what: str, data: Any) -> APIResponseError:

@@ -22,10 +22,10 @@ from ..errors import (
     StreamError,
     redirect_error,
 )
-from ..streaming import ChunkAccumulator, ChunkStream
+from ..streaming import ChunkAccumulator
 from ..transports.base import HTTPTransport, StreamingHTTPResponse
 from ..transports.sse import SSEDecoder, SSEEvent
-from ..types import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse
+from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, EmbeddingResponse
 
 __all__ = ["HTTPRequest", "Provider", "StreamDecoder", "redact"]
 
@@ -229,9 +229,8 @@ class Provider:
         except APIError as exc:
             self.scrub(exc)
             raise
-        # trusted values: write them past pydantic's __setattr__ (~0.5 µs a request)
-        response.__dict__["latency_ms"] = (time.perf_counter() - start) * 1000.0
-        response.__pydantic_private__["_headers"] = headers  # type: ignore[index]
+        response.latency_ms = (time.perf_counter() - start) * 1000.0
+        response.headers = headers
         return response
 
     async def open_stream(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
@@ -252,8 +251,8 @@ class Provider:
         stream = ChunkStream(source)
         await stream.prefetch()
         response = source.build_response()
-        response._stream = stream
-        response._headers = resp.headers
+        response.stream = stream
+        response.headers = resp.headers
         return response
 
     async def embed(

@@ -16,9 +16,8 @@ if typing.TYPE_CHECKING:
     from .server._records import RecordedRequest as RecordedRequest
     from .server._records import RequestHeaders as RequestHeaders
     from .server._records import ServerStatistics as ServerStatistics
+    from .server._run import run_fake_server as run_fake_server
     from .server._server import FakeLLMServer as FakeLLMServer
     from .server._spawn import SpawnedServer as SpawnedServer
-    from .server._spawn import run_fake_server as run_fake_server
-    from .server._spawn import spawn_fake_server as spawn_fake_server
 
 __all__, __getattr__, __dir__ = _lazy_exports(__name__)

@@ -15,10 +15,10 @@ from aio_llm.cost import BudgetConfig, BudgetPeriod, CostManager
 from aio_llm.cost.ledger._sqlite import SQLiteLedger
 from aio_llm.errors import BudgetExceededError, ServerError
 from aio_llm.middleware.budget import BudgetMiddleware
-from aio_llm.streaming import ChunkAccumulator, ChunkStream
+from aio_llm.streaming import ChunkAccumulator
 from aio_llm.testing.clock import FakeClock
 from aio_llm.tokens import estimate_request_tokens, max_request_tokens
-from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, Message, Usage
+from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Message, Usage
 
 PROMPT = "Summarise the following support ticket in two sentences: the printer is on fire."
 
@@ -272,7 +272,7 @@ class FakeSource:
 def streaming(source: FakeSource) -> Callable[[ChatRequest], Awaitable[ChatResponse]]:
     async def next_(req: ChatRequest) -> ChatResponse:
         resp = ChatResponse(id="stream-1", model=req.model, provider="fake")
-        resp._stream = ChunkStream(source)
+        resp.stream = ChunkStream(source)
         return resp
 
     return next_

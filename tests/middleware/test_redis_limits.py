@@ -166,13 +166,14 @@ WORKER = textwrap.dedent(
     from aio_llm.middleware import RateLimit, RateLimitConfig
     from aio_llm.types import ChatRequest, ChatResponse
 
-    url, model = sys.argv[1], sys.argv[2]
-    start_at, duration = float(sys.argv[3]), float(sys.argv[4])
+    url, model, duration = sys.argv[1], sys.argv[2], float(sys.argv[3])
 
     async def main() -> None:
         rl = RateLimit(RateLimitConfig(rpm=600, burst=0.01, backend=url))
         times = []
         req = ChatRequest(model=model, messages=[{"role": "user", "content": "hi"}])
+        print("ready", flush=True)
+        start_at = float(sys.stdin.readline())  # the parent starts both at once
 
         async def upstream(r):
             times.append(time.time())
@@ -199,17 +200,25 @@ def test_two_processes_together_respect_one_limit(redis_url: str, tmp_path: Path
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     model = unique()
-    start_at, duration = time.time() + 3.0, 3.0  # time to start both
+    duration = 3.0
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), redis_url, model, repr(start_at), repr(duration)],
+            [sys.executable, str(script), redis_url, model, repr(duration)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
         )
         for _ in range(2)
     ]
+    for proc in procs:  # both loaded and connected before the clock starts
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    start_at = time.time() + 0.2
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(f"{start_at!r}\n".encode())
+        proc.stdin.flush()
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=60)

@@ -11,9 +11,9 @@ import pytest
 
 from aio_llm.embeddings import ClientEmbedder, LocalEmbedder
 from aio_llm.middleware.semantic_cache import SemanticCache
-from aio_llm.streaming import ChunkAccumulator, ChunkStream
+from aio_llm.streaming import ChunkAccumulator
 from aio_llm.testing.clock import FakeClock
-from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse
+from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, EmbeddingResponse
 
 pytestmark = pytest.mark.anyio
 
@@ -54,7 +54,7 @@ class Upstream:
         text = f"answer {self.calls}"
         if request.stream:
             response = ChatResponse(model=request.model)
-            response._stream = ChunkStream(_Source(text))
+            response.stream = ChunkStream(_Source(text))
             return response
         return ChatResponse(model=request.model, content=text, finish_reason="stop", cost=0.5)
 

@@ -10,11 +10,11 @@ from ..._exports import lazy_exports as _lazy_exports
 if typing.TYPE_CHECKING:
     from ._base import Ledger as Ledger
     from ._base import LedgerUnavailableError as LedgerUnavailableError
-    from ._base import MemoryLedger as MemoryLedger
     from ._base import Reservation as Reservation
     from ._base import UsageRecord as UsageRecord
-    from ._base import ledger_from_url as ledger_from_url
+    from ._memory import MemoryLedger as MemoryLedger
     from ._redis import RedisLedger as RedisLedger
     from ._sqlite import SQLiteLedger as SQLiteLedger
+    from ._url import ledger_from_url as ledger_from_url
 
 __all__, __getattr__, __dir__ = _lazy_exports(__name__)

@@ -30,10 +30,10 @@ from types import TracebackType
 from ...clock import Clock
 from ...config import ClientConfig
 from ...pipeline import Next
-from ...streaming import ChunkStream, replay_as_stream
-from ...types import ChatRequest, ChatResponse
+from ...streaming import replay_as_stream
+from ...types import ChatRequest, ChatResponse, ChunkStream
 from .._keys import RequestKeyer, TenantFn
-from ._backends import CacheBackend, MemoryCache, RedisCache
+from ._stores import CacheBackend, MemoryCache, RedisCache
 
 __all__ = ["Cache", "CacheBackend", "CacheStatistics", "MemoryCache", "RedisCache"]
 

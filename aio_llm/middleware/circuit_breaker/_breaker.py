@@ -45,7 +45,7 @@ from ..tracing._tracing import EVENT_CIRCUIT_REJECTED, record_event
 from ._state import BreakerStateMachine, CircuitBreakerConfig, CircuitState
 
 if TYPE_CHECKING:
-    from ...streaming import ChunkStream
+    from ...types import ChunkStream
     from .._redis_limits import RedisCircuitState
 
 __all__ = [

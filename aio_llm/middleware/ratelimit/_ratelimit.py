@@ -39,13 +39,11 @@ from dataclasses import dataclass
 
 import anyio
 
-from ..._deadline import current_deadline
 from ...clock import SYSTEM_CLOCK, Clock
 from ...errors import RateLimitError, RateLimitExceededError
 from ...pipeline import Next
-from ...streaming import ChunkStream
 from ...tokens import estimate_request_tokens
-from ...types import ChatRequest, ChatResponse
+from ...types import ChatRequest, ChatResponse, ChunkStream
 from .._redis_limits import RedisGCRA
 from ..tracing._tracing import EVENT_RATE_LIMITED, record_event
 from ._state import GCRABucket, TargetLimits
@@ -295,7 +293,7 @@ class RateLimit:
             await self._clock.sleep(wait)
 
     def _check_deadline(self, t: _Target, wait: float) -> None:
-        left = current_deadline() - anyio.current_time()
+        left = anyio.current_effective_deadline() - anyio.current_time()
         if wait > left:
             t.rejected += 1
             raise RateLimitExceededError(

@@ -37,8 +37,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ...clock import SYSTEM_CLOCK, Clock
 from ...pipeline import Next
-from ...streaming import ChunkStream
-from ...types import ChatRequest, ChatResponse
+from ...types import ChatRequest, ChatResponse, ChunkStream
 from ._genai import (
     CAPTURE_ENV,
     DURATION_BUCKETS,

@@ -12,15 +12,12 @@ import asyncio
 import socket
 import struct
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ._http import HTTPError, ParsedRequest, RequestParser, chunk, response_head
 from ._records import RecordedRequest
 
-if TYPE_CHECKING:
-    from ._server import FakeLLMServer
-
-__all__ = ["Connection", "Reply"]
+__all__ = ["Connection", "ConnectionHost", "Reply"]
 
 _LAST_CHUNK = b"0\r\n\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -57,12 +54,26 @@ class Reply:
 Pending = tuple[ParsedRequest, "RecordedRequest | None"]
 
 
+class ConnectionHost(Protocol):
+    """What a ``Connection`` tells and asks its server (``FakeLLMServer`` is one)."""
+
+    def _opened(self, conn: Connection) -> None: ...
+    def _lost(self, conn: Connection, unanswered: int) -> None: ...
+    def _dropped(self, count: int) -> None: ...
+    def _answered(self) -> None: ...
+    def _received(self, req: ParsedRequest) -> RecordedRequest | None: ...
+    def _bad_request(self, conn: Connection, exc: HTTPError) -> None: ...
+    def _serve(
+        self, conn: Connection, req: ParsedRequest, record: RecordedRequest | None
+    ) -> None: ...
+
+
 class Connection(asyncio.Protocol):
     """The protocol instance for one accepted TCP connection."""
 
     __slots__ = ("busy", "closed", "drain", "parser", "queue", "server", "task", "transport")
 
-    def __init__(self, server: FakeLLMServer) -> None:
+    def __init__(self, server: ConnectionHost) -> None:
         self.server = server
         self.parser = RequestParser()
         self.queue: deque[Pending] = deque()

@@ -1,8 +1,7 @@
-"""Running ``FakeLLMServer`` outside a test: blocking, or in a child process.
+"""``FakeLLMServer.spawn``: a fake server in a child process.
 
-``run_fake_server`` serves until interrupted (``aio-llm fake-server``).
-``spawn_fake_server`` (also ``FakeLLMServer.spawn``) starts one in a child
-process, so that a benchmark measures the client alone::
+The child runs ``run_fake_server`` (``aio_llm.testing.server._run``), so
+that a benchmark measures the client alone::
 
     with FakeLLMServer.spawn(latency=0.01) as srv:
         run_benchmark(base_url=srv.openai_url)
@@ -11,69 +10,17 @@ process, so that a benchmark measures the client alone::
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import signal
 import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
-from ._server import FakeLLMServer
+__all__ = ["READY", "SpawnedServer", "spawn_fake_server"]
 
-__all__ = ["SpawnedServer", "run_fake_server", "spawn_fake_server"]
-
-_READY = "AIO_LLM_FAKE_SERVER_READY "
-
-
-def run_fake_server(
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    *,
-    fault_rate: float = 0.0,
-    on_ready: Callable[[str], None] | None = None,
-    **options: Any,
-) -> None:
-    """Serve on ``host:port`` until Ctrl+C or SIGTERM (blocking; runs its own event loop).
-
-    ``options`` are ``FakeLLMServer`` keyword arguments (the request log is
-    capped at 1,000 entries unless ``record_limit`` says otherwise);
-    ``fault_rate`` turns on random faults (``DEFAULT_RANDOM_FAULTS``).
-    ``on_ready(url)`` runs once listening; by default a line is printed.
-    """
-    options.setdefault("record_limit", 1000)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(host, port, fault_rate, on_ready, options))
-
-
-async def _serve(
-    host: str,
-    port: int,
-    fault_rate: float,
-    on_ready: Callable[[str], None] | None,
-    options: dict[str, Any],
-) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows, threads
-            pass
-    async with FakeLLMServer(host, port, **options) as srv:
-        if fault_rate:
-            srv.fault_rate(fault_rate)
-        if on_ready is None:
-            sys.stdout.write(
-                f"FakeLLMServer listening on {srv.url} (OpenAI base URL {srv.openai_url})\n"
-            )
-            sys.stdout.flush()
-        else:
-            on_ready(srv.url)
-        await stop.wait()
+READY = "AIO_LLM_FAKE_SERVER_READY "
+"""The line a spawned child prints once it listens, before its URL."""
 
 
 class SpawnedServer:
@@ -139,14 +86,14 @@ def spawn_fake_server(
     startup_timeout: float = 30.0,
     **options: Any,
 ) -> SpawnedServer:
-    """Start ``run_fake_server`` in a child Python process and wait until it listens.
+    """``FakeLLMServer.spawn``: start a fake server in a child process; wait until it listens.
 
     ``options`` must be JSON-serialisable (``reply`` as a string, not a
     callable). Blocks for the child's start-up (~0.2 s): call it outside the
     event loop, or through ``anyio.to_thread.run_sync``.
     """
     json_options = json.dumps(options)
-    code = "from aio_llm.testing.server._spawn import _child_main; _child_main()"
+    code = "from aio_llm.testing.server._run import child_main; child_main()"
     cmd = [sys.executable, "-c", code, host, str(port), json_options]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     line: list[str] = []
@@ -154,18 +101,8 @@ def spawn_fake_server(
     reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
     reader.start()
     reader.join(startup_timeout)
-    if not line or not line[0].startswith(_READY):
+    if not line or not line[0].startswith(READY):
         server = SpawnedServer(proc, "http://0.0.0.0:0")
         server.close()
         raise RuntimeError(f"fake server did not start (exit code {proc.returncode})")
-    return SpawnedServer(proc, line[0][len(_READY) :].strip())
-
-
-def _child_main() -> None:
-    host, port, raw = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-
-    def ready(url: str) -> None:
-        sys.stdout.write(f"{_READY}{url}\n")
-        sys.stdout.flush()
-
-    run_fake_server(host, port, on_ready=ready, **json.loads(raw))
+    return SpawnedServer(proc, line[0][len(READY) :].strip())

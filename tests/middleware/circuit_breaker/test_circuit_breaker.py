@@ -29,9 +29,8 @@ from aio_llm.middleware import (
 )
 from aio_llm.middleware.circuit_breaker._breaker import is_circuit_failure
 from aio_llm.middleware.circuit_breaker._state import BreakerStateMachine
-from aio_llm.streaming import ChunkStream
 from aio_llm.testing.clock import FakeClock
-from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, Usage
+from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Usage
 
 NO_RATE = CircuitBreakerConfig(failure_rate_threshold=None)
 
@@ -461,7 +460,7 @@ def streaming_next(source: ScriptedSource) -> Any:
         response = ok_response("")
         stream = ChunkStream(source)
         await stream.prefetch()
-        response._stream = stream
+        response.stream = stream
         return response
 
     return next_

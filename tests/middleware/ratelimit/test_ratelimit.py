@@ -13,10 +13,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from aio_llm.errors import RateLimitExceededError, error_for_status
 from aio_llm.middleware import RateLimit, RateLimitConfig
 from aio_llm.middleware.ratelimit._state import GCRABucket, TargetLimits, parse_reset
-from aio_llm.streaming import ChunkStream
 from aio_llm.testing.clock import FakeClock
 from aio_llm.tokens import estimate_request_tokens
-from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, Usage
+from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Usage
 
 WALL = 1767225600.0 - 1000.0  # FakeClock().time() - FakeClock().now()
 
@@ -48,7 +47,7 @@ class Upstream:
         response = ChatResponse.model_construct(
             content="ok", usage=Usage(total_tokens=self.total_tokens)
         )
-        response._headers = self.headers
+        response.headers = self.headers
         return response
 
 
@@ -363,7 +362,7 @@ async def test_stream_usage_settles_the_token_booking_at_the_end() -> None:
         response = ChatResponse.model_construct(content="")
         stream = ChunkStream(OneChunk(usage=5))
         await stream.prefetch()
-        response._stream = stream
+        response.stream = stream
         return response
 
     bucket_tat = []

@@ -30,9 +30,9 @@ from aio_llm.middleware.tracing._tracing import (
     tracing_active,
 )
 from aio_llm.pipeline import Next, build_chain
-from aio_llm.streaming import ChunkStream, replay_as_stream
+from aio_llm.streaming import replay_as_stream
 from aio_llm.testing.clock import FakeClock
-from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, Message, Usage
+from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Message, Usage
 
 PROMPT = "What is the secret recipe of grandma's soup?"
 ANSWER = "Carrots, patience and a bay leaf."
@@ -167,7 +167,7 @@ def streaming(clock: FakeClock, source: ListSource, ttft: float) -> Next:
         stream = ChunkStream(source)
         await stream.prefetch()
         head = ChatResponse(model="gpt-4o-2024-08-06", provider="openai")
-        head._stream = stream
+        head.stream = stream
         return head
 
     return next
