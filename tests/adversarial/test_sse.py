@@ -12,7 +12,8 @@ import random
 import anyio
 import pytest
 
-from aio_llm.transports.sse import SSEDecoder, SSEEvent
+from aio_llm.transports.sse import SSEEvent
+from tests.transports.test_sse import decode_all
 
 from .conftest import client_for
 from .rawserver import Conn, RawServer, Seen, sse_events
@@ -27,21 +28,12 @@ def _with_eol(data: bytes, eol: bytes) -> bytes:
     return data.replace(b"\n", eol)
 
 
-def _decode(parts: list[bytes]) -> list[SSEEvent]:
-    decoder = SSEDecoder()
-    events: list[SSEEvent] = []
-    for part in parts:
-        events.extend(decoder.feed(part))
-    events.extend(decoder.flush())
-    return events
-
-
 @pytest.mark.parametrize("eol", sorted(EOLS))
 @pytest.mark.parametrize("bom", [False, True], ids=["no-bom", "bom"])
 def test_every_two_way_split(eol: str, bom: bool) -> None:
     data = (BOM if bom else b"") + _with_eol(STREAM, EOLS[eol])
     for cut in range(len(data) + 1):
-        assert _decode([data[:cut], data[cut:]]) == EXPECTED, cut
+        assert decode_all([data[:cut], data[cut:]]) == EXPECTED, cut
 
 
 @pytest.mark.parametrize("eol", sorted(EOLS))
@@ -50,20 +42,20 @@ def test_one_byte_at_a_time_with_empty_reads(eol: str) -> None:
     parts: list[bytes] = []
     for i in range(len(data)):
         parts += [data[i : i + 1], b""]
-    assert _decode(parts) == EXPECTED
+    assert decode_all(parts) == EXPECTED
 
 
 def test_an_empty_read_between_cr_and_lf_does_not_split_an_event() -> None:
-    assert _decode([b"data: a\r", b"", b"\ndata: b\r\n\r\n"]) == [SSEEvent("message", "a\nb")]
+    assert decode_all([b"data: a\r", b"", b"\ndata: b\r\n\r\n"]) == [SSEEvent("message", "a\nb")]
 
 
 def test_only_one_leading_bom_is_stripped() -> None:
     # the second BOM is part of the first line's name: not a data field any more
-    assert _decode([BOM + BOM + b"data: a\n\ndata: b\n\n"]) == [SSEEvent("message", "b")]
-    assert _decode([b"data: a\n\n" + BOM + b"data: b\n\n"]) == [SSEEvent("message", "a")]
+    assert decode_all([BOM + BOM + b"data: a\n\ndata: b\n\n"]) == [SSEEvent("message", "b")]
+    assert decode_all([b"data: a\n\n" + BOM + b"data: b\n\n"]) == [SSEEvent("message", "a")]
     # a BOM split across reads, and a stream shorter than a BOM
-    assert _decode([b"\xef", b"\xbb", b"\xbfdata: a\n\n"]) == [SSEEvent("message", "a")]
-    assert _decode([b"\xef\xbb"]) == []
+    assert decode_all([b"\xef", b"\xbb", b"\xbfdata: a\n\n"]) == [SSEEvent("message", "a")]
+    assert decode_all([b"\xef\xbb"]) == []
 
 
 def test_random_splits_and_mixed_line_endings() -> None:
@@ -77,7 +69,7 @@ def test_random_splits_and_mixed_line_endings() -> None:
             data += line + previous
         cuts = sorted(rng.sample(range(len(data) + 1), rng.randint(0, 12)))
         parts = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
-        assert _decode(parts) == EXPECTED
+        assert decode_all(parts) == EXPECTED
 
 
 # -- over the wire ---------------------------------------------------------------------
