@@ -146,7 +146,9 @@ class APIError(LLMError):
         body: Any = None,
     ) -> None:
         if len(message) > MAX_MESSAGE:  # a server's page or a megabyte of text: quote the start
-            message = f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE} more characters)"
+            # the result is at most MAX_MESSAGE long, so a pickled error comes back unchanged
+            keep = MAX_MESSAGE - 40
+            message = f"{message[:keep]}... ({len(message) - keep} more characters)"
         super().__init__(message)
         self.message = message
         self.provider = provider

@@ -11,6 +11,7 @@ open on the server.
 from __future__ import annotations
 
 import json
+import pickle
 import tracemalloc
 from collections.abc import Awaitable, Callable
 
@@ -282,3 +283,5 @@ async def test_error_bodies_are_quoted_briefly(transport: str) -> None:
             with pytest.raises(APIError) as info:
                 await client.chat([{"role": "user", "content": "x"}])
     assert len(str(info.value)) < 1500
+    copy = pickle.loads(pickle.dumps(info.value))  # a worker process's error comes back whole
+    assert (type(copy), copy.message) == (type(info.value), info.value.message)
