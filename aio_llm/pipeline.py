@@ -9,7 +9,8 @@ innermost handler returns as soon as the provider's first chunk has arrived,
 with a ``ChatResponse`` whose ``.stream`` is the live ``ChunkStream``.
 So errors up to the first chunk surface from ``next`` (Retry may retry
 them), while a middleware that must see the end of the stream (breaker,
-budget, cache, tracing) registers ``response.stream.on_close(callback)``.
+budget, cache, tracing) registers ``await response.stream.on_close(callback)``
+(which runs the callback at once if the stream already ended).
 Callbacks run in registration order, innermost middleware first, once the
 stream ended, failed or was closed early.
 

@@ -316,11 +316,18 @@ class ChunkStream:
         self.response: ChatResponse | None = None
         self.chunks_received = 0
 
-    def on_close(self, callback: CloseCallback) -> None:
-        """Run ``callback(stream)`` once the stream ended, failed or was closed."""
-        if self._closed:
-            raise RuntimeError("the stream is already closed")
-        self._callbacks.append(callback)
+    async def on_close(self, callback: CloseCallback) -> None:
+        """Run ``callback(stream)`` once the stream ended, failed or was closed.
+
+        On a stream that already did, the callback runs now, so whoever
+        registers needs no guard of its own.
+        """
+        if not self._closed:
+            self._callbacks.append(callback)
+            return
+        result = callback(self)
+        if inspect.isawaitable(result):
+            await result
 
     @property
     def closed(self) -> bool:

@@ -190,7 +190,7 @@ class BudgetMiddleware:
         reservation = cover.reservation if cover is not None else None
         stream = response.stream
         if stream is not None:
-            stream.on_close(_StreamSettler(self, request, response, reservation))
+            await stream.on_close(_StreamSettler(self, request, response, reservation))
             return response
         row = self._row(request, response, response.usage, estimated=False)
         self._settled += 1

@@ -38,8 +38,8 @@ from ..errors import (
 from ..pipeline import Next
 from ..types import ChatRequest, ChatResponse
 from .budget import cover_request
+from .events import EVENT_FALLBACK, record_event
 from .retry._strategies import is_transient
-from .tracing._tracing import EVENT_FALLBACK, record_event
 
 __all__ = ["Fallback", "FallbackStatistics", "should_fall_back"]
 

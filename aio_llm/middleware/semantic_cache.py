@@ -128,7 +128,7 @@ class SemanticCache:
         ttl = request.cache_ttl or self.ttl
         stream = response.stream
         if stream is not None:
-            stream.on_close(functools.partial(self._store_stream, partition, vector, ttl))
+            await stream.on_close(functools.partial(self._store_stream, partition, vector, ttl))
         elif not response.cached:
             self._store(partition, vector, response, ttl)
         return response

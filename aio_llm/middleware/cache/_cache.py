@@ -128,7 +128,7 @@ class Cache:
         ttl = request.cache_ttl or self.ttl
         stream = response.stream
         if stream is not None:
-            stream.on_close(functools.partial(self._store_stream, key, ttl))
+            await stream.on_close(functools.partial(self._store_stream, key, ttl))
         elif not response.cached:
             await self._store(key, response, ttl)
         return response

@@ -41,7 +41,7 @@ from ...clock import SYSTEM_CLOCK, Clock
 from ...errors import APIError, APIStatusError, CircuitOpenError, LLMError, RateLimitError
 from ...pipeline import Next
 from ...types import ChatRequest, ChatResponse
-from ..tracing._tracing import EVENT_CIRCUIT_REJECTED, record_event
+from ..events import EVENT_CIRCUIT_REJECTED, record_event
 from ._state import BreakerStateMachine, CircuitBreakerConfig, CircuitState
 
 if TYPE_CHECKING:
@@ -336,11 +336,8 @@ class CircuitBreakerMiddleware:
         stream = response.stream
         if stream is None:
             b._record_success(generation, started)
-        elif stream.closed:
-            verdict = _StreamVerdict(self, b.name, b, generation, started)
-            await verdict(stream)
         else:
-            stream.on_close(_StreamVerdict(self, b.name, b, generation, started))
+            await stream.on_close(_StreamVerdict(self, b.name, b, generation, started))
         return response
 
     async def _check_shared(self, b: CircuitBreaker, now: float) -> None:

@@ -45,7 +45,7 @@ from ...pipeline import Next
 from ...tokens import estimate_request_tokens
 from ...types import ChatRequest, ChatResponse, ChunkStream
 from .._redis_limits import RedisGCRA
-from ..tracing._tracing import EVENT_RATE_LIMITED, record_event
+from ..events import EVENT_RATE_LIMITED, record_event
 from ._state import GCRABucket, TargetLimits
 
 __all__ = ["GCRABucket", "RateLimit", "RateLimitConfig", "RateLimitStatistics", "TargetLimits"]
@@ -222,10 +222,8 @@ class RateLimit:
                     lim.on_usage(clock.now(), tokens, float(response.usage.total_tokens))
                 else:
                     await self._settle(t, tokens, response)
-            elif not stream.closed:
-                stream.on_close(_Settle(self, t, tokens))
-            elif stream.completed and stream.response is not None:
-                await self._settle(t, tokens, stream.response)
+            else:
+                await stream.on_close(_Settle(self, t, tokens))
         return response
 
     async def _admit(self, t: _Target, request: ChatRequest) -> float:

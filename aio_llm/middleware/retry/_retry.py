@@ -33,7 +33,7 @@ from ..._waits import server_wait
 from ...clock import SYSTEM_CLOCK, Clock
 from ...pipeline import Next
 from ...types import ChatRequest, ChatResponse
-from ..tracing._tracing import EVENT_RETRY, record_event
+from ..events import EVENT_RETRY, record_event
 from ._budget import ErrorClassStatistics, RetryBudget, RetryBudgetStatistics
 from ._strategies import (
     AdaptiveRetry,

@@ -19,16 +19,15 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 from aio_llm.errors import RateLimitError, StreamError
-from aio_llm.middleware import Tracing, record_event
-from aio_llm.middleware.tracing._observability import RequestStats
-from aio_llm.middleware.tracing._tracing import (
-    DURATION_BUCKETS,
+from aio_llm.middleware import RequestStats, Tracing
+from aio_llm.middleware.events import (
     EVENT_DEDUP_HIT,
     EVENT_RETRY,
-    TOKEN_BUCKETS,
+    events_active,
+    record_event,
     set_attribute,
-    tracing_active,
 )
+from aio_llm.middleware.tracing._tracing import DURATION_BUCKETS, TOKEN_BUCKETS
 from aio_llm.pipeline import Next, build_chain
 from aio_llm.streaming import replay_as_stream
 from aio_llm.testing.clock import FakeClock
@@ -409,7 +408,7 @@ async def test_inner_middleware_events_reach_the_span(otel: OTel, clock: FakeClo
     seen_inside: list[bool] = []
 
     async def fake_retry(req: ChatRequest, next: Next) -> ChatResponse:
-        seen_inside.append(tracing_active())
+        seen_inside.append(events_active())
         assert trace.get_current_span().get_span_context().is_valid
         for attempt in (1, 2):
             record_event(EVENT_RETRY, {"error.type": "ServerError"}, attempt=attempt, delay_s=0.5)
@@ -431,7 +430,7 @@ async def test_inner_middleware_events_reach_the_span(otel: OTel, clock: FakeClo
     assert attrs["aio_llm.test.marker"] == "inner"
     assert seen_inside == [True]
     # outside the request nothing is current: the helpers are silent no-ops
-    assert not tracing_active()
+    assert not events_active()
     record_event(EVENT_RETRY, attempt=9)
     set_attribute("x", 1)
     assert len(otel.span().events) == 3
@@ -553,7 +552,7 @@ async def test_no_sdk_takes_the_fast_path_but_still_counts(clock: FakeClock) -> 
     seen: list[bool] = []
 
     async def inner(req: ChatRequest, next: Next) -> ChatResponse:
-        seen.append(tracing_active())
+        seen.append(events_active())
         record_event(EVENT_RETRY, attempt=1)
         return await next(req)
 
@@ -587,7 +586,7 @@ async def test_sampled_out_span_still_records_metrics(clock: FakeClock) -> None:
         mw = make_tracing(o, clock)
 
         async def inner(req: ChatRequest, next: Next) -> ChatResponse:
-            assert not tracing_active()
+            assert not events_active()
             record_event(EVENT_RETRY)
             return await next(req)
 
