@@ -43,7 +43,10 @@ EXAMPLES: list[tuple[type[BaseModel], dict[str, Any]]] = [
         ChatChunk,
         {"delta": "x", "tool_calls": [], "finish_reason": None, "usage": None, "reasoning": ""},
     ),
-    (EmbeddingResponse, {"vectors": [[0.5]], "model": "e", "usage": Usage(), "provider": "p"}),
+    (
+        EmbeddingResponse,
+        {"vectors": [[0.5]], "model": "e", "usage": Usage(), "provider": "p", "cost": None},
+    ),
     (
         ChatResponse,
         {

@@ -34,9 +34,16 @@ from ..cost.ledger._base import Reservation, UsageRecord
 from ..cost.manager import CostManager
 from ..cost.metrics import UsageRow
 from ..cost.pricing import ModelPrice
-from ..pipeline import Next
+from ..pipeline import EmbedNext, Next
 from ..tokens import estimate_request_tokens, estimate_tokens, max_request_tokens
-from ..types import ChatRequest, ChatResponse, ChunkStream, Usage
+from ..types import (
+    ChatRequest,
+    ChatResponse,
+    ChunkStream,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Usage,
+)
 
 __all__ = ["BudgetMiddleware", "BudgetStatistics", "cover_request"]
 
@@ -201,6 +208,51 @@ class BudgetMiddleware:
             manager.record_nowait(row)
         else:
             await manager.settle(reservation, UsageRecord(*row))  # never suspends
+        return response
+
+    async def embed(self, request: EmbeddingRequest, next: EmbedNext) -> EmbeddingResponse:
+        """Embedding requests reserve, settle and count against the same budgets."""
+        manager = self._manager
+        self._requests += 1
+        project = request.metadata.get("project")
+        reservation = None
+        if manager.has_budgets:
+            price = manager.pricing.get(request.model)
+            # a bound, as for chats: no tokenizer makes more tokens than a text has bytes
+            tokens = sum(len(text.encode("utf-8")) + 8 for text in request.texts)
+            try:
+                reservation = await manager.reserve(
+                    request.model,
+                    price.worst_case(tokens, 0) if price is not None else None,
+                    user_id=request.user,
+                    project=project,
+                )
+            except BaseException:
+                self._refused += 1
+                raise
+        try:
+            response = await next(request)
+        except BaseException:
+            if reservation is not None:
+                self._released += 1
+                with anyio.CancelScope(shield=True):
+                    await manager.release(reservation)
+            raise
+        usage = response.usage
+        response.cost = cost = manager.pricing.cost(request.model, usage)
+        record = UsageRecord(
+            request.model,
+            usage.input_tokens,
+            0,
+            cost,
+            manager.clock.time(),
+            user_id=request.user,
+            project=project,
+            provider=response.provider or None,
+        )
+        self._settled += 1
+        with anyio.CancelScope(shield=True):
+            await manager.settle(reservation, record)
         return response
 
     def _record(

@@ -35,8 +35,8 @@ from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer, TracerProvider
 
 from ...clock import SYSTEM_CLOCK, Clock
-from ...pipeline import Next
-from ...types import ChatRequest, ChatResponse, ChunkStream
+from ...pipeline import EmbedNext, Next
+from ...types import ChatRequest, ChatResponse, ChunkStream, EmbeddingRequest, EmbeddingResponse
 from ..events import EVENT_RETRY, AttributeValue, listening
 from ._genai import (
     CAPTURE_ENV,
@@ -198,6 +198,48 @@ class Tracing:
         else:
             await self._watch(stream, request, None, start, None, None, response.cached)
         return response
+
+    async def embed(self, request: EmbeddingRequest, next: EmbedNext) -> EmbeddingResponse:
+        """An ``embeddings {model}`` CLIENT span around an embedding request (with an SDK)."""
+        start = self._clock.now()
+        if start >= self._next_check:
+            self._refresh(start)
+        tracer = self._tracer
+        if tracer is None:
+            return await next(request)
+        ep = self._endpoint_for(request.provider)
+        attributes: dict[str, AttributeValue] = {
+            "gen_ai.operation.name": "embeddings",
+            "gen_ai.request.model": request.model,
+        }
+        if ep.provider is not None:
+            attributes["gen_ai.provider.name"] = ep.provider
+        if ep.address is not None and ep.port is not None:
+            attributes["server.address"] = ep.address
+            attributes["server.port"] = ep.port
+        span = tracer.start_span(
+            f"embeddings {request.model}", kind=SpanKind.CLIENT, attributes=attributes
+        )
+        recorder = _Recorder(span) if span.is_recording() else None
+        ctx = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            with listening(recorder):
+                response = await next(request)
+        except BaseException as exc:
+            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_status(StatusCode.ERROR, type(exc).__qualname__)
+            raise
+        else:
+            span.set_attribute("gen_ai.response.model", response.model)
+            span.set_attribute("gen_ai.usage.input_tokens", response.usage.input_tokens)
+            if recorder is not None and recorder.retries:
+                span.set_attribute("aio_llm.retry.count", recorder.retries)
+            return response
+        finally:
+            if recorder is not None:
+                recorder.open = False
+            otel_context.detach(ctx)
+            span.end()
 
     async def _traced(self, request: ChatRequest, next: Next, start: float) -> ChatResponse:
         ep = self._endpoint_for(request.provider)

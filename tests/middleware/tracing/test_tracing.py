@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -10,12 +9,7 @@ import pytest
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from aio_llm.errors import RateLimitError, StreamError
@@ -32,52 +26,11 @@ from aio_llm.pipeline import Next, build_chain
 from aio_llm.streaming import replay_as_stream
 from aio_llm.testing.clock import FakeClock
 from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Message, Usage
+from tests.conftest import OTel
 
 PROMPT = "What is the secret recipe of grandma's soup?"
 ANSWER = "Carrots, patience and a bay leaf."
 API_KEY = "sk-test-THIS-MUST-NEVER-LEAK"
-
-
-class OTel:
-    """A private tracer and meter provider with in-memory export."""
-
-    def __init__(self, *, sampled: bool = True) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider(sampler=None if sampled else ALWAYS_OFF)
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-
-    def spans(self) -> list[ReadableSpan]:
-        return list(self.exporter.get_finished_spans())
-
-    def span(self) -> ReadableSpan:
-        spans = self.spans()
-        assert len(spans) == 1, spans
-        return spans[0]
-
-    def points(self, name: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        if data is None:
-            return []
-        out: list[Any] = []
-        for rm in data.resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    if metric.name == name:
-                        out.extend(metric.data.data_points)
-        return out
-
-    def shutdown(self) -> None:
-        self.tracer_provider.shutdown()
-        self.meter_provider.shutdown()
-
-
-@pytest.fixture
-def otel() -> Iterator[OTel]:
-    o = OTel()
-    yield o
-    o.shutdown()
 
 
 @pytest.fixture
