@@ -13,6 +13,7 @@ cost adds up to what was charged.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from collections.abc import AsyncIterator
 from typing import Any
@@ -174,3 +175,36 @@ async def test_an_unpriced_model_is_refused_by_a_hard_budget() -> None:
         with pytest.raises(BudgetExceededError, match="no price"):
             await client.chat([{"role": "user", "content": "hi"}])
     assert srv.requests == []
+
+
+async def _embeddings(req: Seen, conn: Conn) -> None:
+    texts = req.json()["input"]
+    tokens = sum(len(t.split()) for t in texts)  # a token per digit: twice bytes/4
+    data = [{"index": i, "embedding": [0.5, 0.5]} for i in range(len(texts))]
+    body = {"data": data, "model": "text-embedding-3-large", "usage": {"prompt_tokens": tokens}}
+    await conn.full(200, json.dumps(body).encode())
+
+
+@pytest.mark.anyio
+async def test_embeddings_never_overshoot(make_ledger: object, ledger_kind: str) -> None:
+    async with _budgeted(make_ledger(), _embeddings) as (manager, client, _):  # type: ignore[operator]
+        manager.set_budget("daily", BudgetConfig(0.002, BudgetPeriod.DAILY))
+        results: list[Any] = []
+
+        async def one(i: int) -> None:
+            try:
+                results.append(
+                    await client.embed([f"{i} {DIGITS}"], model="text-embedding-3-large")
+                )
+            except LLMError as exc:
+                results.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(CALLS):
+                tg.start_soon(one, i)
+        status = await manager.aget_budget_status("daily")
+    assert any(isinstance(r, BudgetExceededError) for r in results)
+    assert not [
+        r for r in results if isinstance(r, LLMError) and not isinstance(r, BudgetExceededError)
+    ]
+    assert status["spent"] <= 0.002 + 1e-12 and status["reserved"] == 0
