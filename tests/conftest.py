@@ -98,7 +98,8 @@ def fresh_defaults() -> Iterator[None]:
 
 def load_fixture(name: str) -> dict[str, Any]:
     """One recorded provider exchange (see tests/fixtures/recorded/README.md)."""
-    return json.loads((FIXTURES / name).read_text())
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return data
 
 
 def all_fixtures() -> list[str]:

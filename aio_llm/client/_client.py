@@ -23,7 +23,8 @@ from ..pipeline import (
     build_embed_chain,
 )
 from ..providers import Provider, create_provider
-from ..transports import HTTPTransport, create_transport
+from ..transports._create import create_transport
+from ..transports.base import HTTPTransport
 from ..types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, MessageInput
 from . import _fanout
 from ._progress import Progress
