@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+from typing import Any
 
 import anyio
 import pytest
@@ -52,7 +53,7 @@ async def test_random_cancellations_leave_nothing_reserved(
 
             async def call(stream: bool, timeout: float | None = None) -> None:
                 messages = [{"role": "user", "content": "hi"}]
-                kwargs = {} if timeout is None else {"timeout": timeout}
+                kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
                 if stream:
                     async with client.stream(messages, max_tokens=20, **kwargs) as s:
                         await s.text()

@@ -15,6 +15,8 @@ import contextlib
 import functools
 import os
 import random
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -58,7 +60,7 @@ async def test_random_cancellations_leave_nothing_behind(kind: str, transport: s
 
             async def call(i: int, timeout: float | None = None) -> None:
                 messages = [{"role": "user", "content": f"q{i}"}]
-                kw = {} if timeout is None else {"timeout": timeout}
+                kw: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
                 if i % 3 == 0:
                     async with client.stream(messages, max_tokens=8, **kw) as s:
                         async for _ in s:
@@ -79,7 +81,8 @@ async def test_random_cancellations_leave_nothing_behind(kind: str, transport: s
             with anyio.move_on_after(0.01):
                 await client.gather(jobs, concurrency=8, return_exceptions=True)
             seen = 0
-            async with contextlib.aclosing(client.as_completed(jobs, concurrency=8)) as results:
+            completed = cast(AsyncGenerator[Any, None], client.as_completed(jobs, concurrency=8))
+            async with contextlib.aclosing(completed) as results:
                 async for _ in results:
                     seen += 1
                     if seen == 2:

@@ -206,6 +206,7 @@ async def test_every_attack_ends_in_an_answer_or_a_typed_error(
             if isinstance(outcome, APIError):
                 assert len(str(outcome)) < 1500  # an HTML page is quoted, not dumped
             # the pool is still good: a bad connection was not reused
+            again: str | APIError
             try:
                 again = (await client.chat([{"role": "user", "content": "again"}])).content
             except APIError as exc:
