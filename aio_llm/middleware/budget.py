@@ -66,16 +66,11 @@ class _Cover:
     async def retarget(self, request: ChatRequest) -> None:
         if request.model == self.request.model:
             return  # same model, same prices: the reservation covers it
-        manager = self.mw._manager
+        mw = self.mw
         old, self.reservation = self.reservation, None
-        if old is not None:  # the attempt it was made for failed: nothing was spent on it
-            with anyio.CancelScope(shield=True):
-                await manager.release(old)
-        self.reservation = await manager.reserve(
-            request.model,
-            self.mw._bound(request),
-            user_id=request.user,
-            project=request.metadata.get("project"),
+        await mw._release(old)  # the attempt it was made for failed: nothing was spent on it
+        self.reservation = await mw._reserve(
+            request.model, mw._bound(request), request.user, request.metadata.get("project")
         )
         self.request = request
 
@@ -165,16 +160,9 @@ class BudgetMiddleware:
         if not manager.has_budgets:
             return await self._send(request, next, None)
         request = self._with_output_limit(request)
-        try:
-            reservation = await manager.reserve(
-                request.model,
-                self._bound(request),
-                user_id=request.user,
-                project=request.metadata.get("project"),
-            )
-        except BaseException:
-            self._refused += 1
-            raise
+        reservation = await self._reserve(
+            request.model, self._bound(request), request.user, request.metadata.get("project")
+        )
         cover = _Cover(self, request, reservation)
         token = _COVER.set(cover)
         try:
@@ -187,10 +175,7 @@ class BudgetMiddleware:
         try:
             response = await next(request)
         except BaseException:
-            if cover is not None and cover.reservation is not None:
-                self._released += 1
-                with anyio.CancelScope(shield=True):
-                    await manager.release(cover.reservation)
+            await self._release(cover.reservation if cover is not None else None)
             raise
         if cover is not None:
             request = cover.request  # what was sent last (a fallback's model)
@@ -220,23 +205,12 @@ class BudgetMiddleware:
             price = manager.pricing.get(request.model)
             # a bound, as for chats: no tokenizer makes more tokens than a text has bytes
             tokens = sum(len(text.encode("utf-8")) + 8 for text in request.texts)
-            try:
-                reservation = await manager.reserve(
-                    request.model,
-                    price.worst_case(tokens, 0) if price is not None else None,
-                    user_id=request.user,
-                    project=project,
-                )
-            except BaseException:
-                self._refused += 1
-                raise
+            worst = price.worst_case(tokens, 0) if price is not None else None
+            reservation = await self._reserve(request.model, worst, request.user, project)
         try:
             response = await next(request)
         except BaseException:
-            if reservation is not None:
-                self._released += 1
-                with anyio.CancelScope(shield=True):
-                    await manager.release(reservation)
+            await self._release(reservation)
             raise
         usage = response.usage
         response.cost = cost = manager.pricing.cost(request.model, usage)
@@ -254,6 +228,22 @@ class BudgetMiddleware:
         with anyio.CancelScope(shield=True):
             await manager.settle(reservation, record)
         return response
+
+    async def _reserve(
+        self, model: str, amount: float | None, user: str | None, project: str | None
+    ) -> Reservation | None:
+        try:
+            return await self._manager.reserve(model, amount, user_id=user, project=project)
+        except BaseException:
+            self._refused += 1
+            raise
+
+    async def _release(self, reservation: Reservation | None) -> None:
+        """The call failed: nothing was spent (finished even if the caller is cancelled)."""
+        if reservation is not None:
+            self._released += 1
+            with anyio.CancelScope(shield=True):
+                await self._manager.release(reservation)
 
     def _record(
         self, request: ChatRequest, response: ChatResponse, usage: Usage, *, estimated: bool

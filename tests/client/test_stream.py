@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from aio_llm import (
     APITimeoutError,
-    AsyncLLMClient,
     ClientConfig,
 )
 from aio_llm.pipeline import Next
 from aio_llm.testing import FakeLLMServer, Fault
 from aio_llm.types import ChatRequest, ChatResponse, ChunkStream
-
-HELLO = [{"role": "user", "content": "hi"}]
-ANSWER = {
-    "id": "x",
-    "object": "chat.completion",
-    "created": 1,
-    "model": "m",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}}],
-    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-}
-
-
-def client(srv: FakeLLMServer, transport: str, **kwargs: Any) -> AsyncLLMClient:
-    config = kwargs.pop("config", None) or ClientConfig(transport=transport, max_retries=0)
-    return AsyncLLMClient(
-        "openai",
-        api_key=kwargs.pop("api_key", "sk-edge"),
-        base_url=srv.openai_url,
-        model="gpt-4o-mini",
-        config=config,
-        **kwargs,
-    )
+from tests.conftest import HI, openai_client
 
 
 @pytest.mark.anyio
@@ -43,8 +19,8 @@ async def test_a_stream_with_no_chunks_ends_cleanly_through_the_default_chain(
     server: FakeLLMServer, transport: str
 ) -> None:
     server.enqueue(Fault.raw(200, {"content-type": "text/event-stream"}, b"data: [DONE]\n\n"))
-    async with client(server, transport, config=ClientConfig(transport=transport)) as c:
-        async with c.stream(HELLO) as s:
+    async with openai_client(server, transport, config=ClientConfig(transport=transport)) as c:
+        async with c.stream(HI) as s:
             assert await s.text() == ""
         assert s.completed and s.response is not None
 
@@ -71,9 +47,9 @@ async def test_every_on_close_callback_runs_even_if_one_fails(
         await response.stream.on_close(boom)
         return response
 
-    async with client(server, transport, middleware=[outer, inner]) as c:
+    async with openai_client(server, transport, middleware=[outer, inner]) as c:
         with pytest.raises(ValueError, match="inner callback failed"):
-            async with c.stream(HELLO) as s:
+            async with c.stream(HI) as s:
                 await s.text()
     assert seen == ["outer"]
 
@@ -93,9 +69,9 @@ async def test_a_stream_cut_by_its_deadline_reports_cancelled(
         return response
 
     async with FakeLLMServer(chunk_delay=0.05) as slow:
-        async with client(slow, transport, middleware=[watch]) as c:
+        async with openai_client(slow, transport, middleware=[watch]) as c:
             with pytest.raises(APITimeoutError):
-                async with c.stream(HELLO, timeout=0.3) as s:
+                async with c.stream(HI, timeout=0.3) as s:
                     async for _ in s:
                         pass
     assert len(ended) == 1 and ended[0].cancelled and not ended[0].completed

@@ -3,47 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from aio_llm import (
-    AsyncLLMClient,
-    ClientConfig,
     ConfigurationError,
 )
 from aio_llm.providers import OpenAIProvider
 from aio_llm.testing import FakeLLMServer
-
-HELLO = [{"role": "user", "content": "hi"}]
-ANSWER = {
-    "id": "x",
-    "object": "chat.completion",
-    "created": 1,
-    "model": "m",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}}],
-    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-}
-
-
-def client(srv: FakeLLMServer, transport: str, **kwargs: Any) -> AsyncLLMClient:
-    config = kwargs.pop("config", None) or ClientConfig(transport=transport, max_retries=0)
-    return AsyncLLMClient(
-        "openai",
-        api_key=kwargs.pop("api_key", "sk-edge"),
-        base_url=srv.openai_url,
-        model="gpt-4o-mini",
-        config=config,
-        **kwargs,
-    )
+from tests.conftest import HI, openai_client
 
 
 @pytest.mark.anyio
 async def test_a_key_read_from_a_file_with_its_newline_works(
     server: FakeLLMServer, transport: str
 ) -> None:
-    async with client(server, transport, api_key="sk-from-file\n") as c:
-        assert (await c.chat(HELLO)).content == "Echo: hi"
+    async with openai_client(server, transport, api_key="sk-from-file\n") as c:
+        assert (await c.chat(HI)).content == "Echo: hi"
     assert server.requests[-1].headers["authorization"] == "Bearer sk-from-file"
 
 
