@@ -13,7 +13,7 @@ import atexit
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal
@@ -21,6 +21,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ..types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput
 from ._client import USE_CLIENT_DEFAULT, AsyncLLMClient, RequestLike, Timeout
+from ._progress import Progress
+
+if TYPE_CHECKING:
+    from ..cost.manager import CostManager
 
 __all__ = ["LLMClient"]
 
@@ -105,7 +109,7 @@ class LLMClient:
         return self._client
 
     @property
-    def cost_manager(self) -> Any:
+    def cost_manager(self) -> CostManager:
         return self._client.cost_manager
 
     def __enter__(self) -> LLMClient:
@@ -217,7 +221,7 @@ class LLMClient:
         *,
         concurrency: int = 16,
         return_exceptions: bool = False,
-        progress: Any = False,
+        progress: Progress = False,
     ) -> list[ChatResponse | BaseException]:
         items = list(requests)
 
