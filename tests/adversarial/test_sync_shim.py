@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import anyio
@@ -174,16 +173,17 @@ async def test_ctrl_c_cancels_the_request(mode: str) -> None:
                     await anyio.sleep(0.02)
             await anyio.sleep(0.2)  # the child is blocked waiting for the answer
             proc.send_signal(signal.SIGINT)
-            began = time.monotonic()
-            # the request goes at once, not at its 60 s deadline, while the child still lives
-            await srv.wait_idle(timeout=4.0)
-            gone_after = time.monotonic() - began
+            # the request goes long before its 60 s deadline, while the child still lives
+            # (half the deadline: a loaded machine must not fail this on time)
+            await srv.wait_idle(timeout=30.0)
             assert proc.poll() is None
             stdout, stderr = await anyio.to_thread.run_sync(proc.communicate, b"", 30)
         finally:
             if proc.poll() is None:
                 proc.kill()
-                proc.wait()
+            proc.wait()
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
     assert b"INTERRUPTED" in stdout and b"CLOSED" in stdout, stderr.decode()[-2000:]
     assert proc.returncode == 0
-    assert gone_after < 4.0
