@@ -58,6 +58,45 @@ def test_only_one_leading_bom_is_stripped() -> None:
     assert decode_all([b"\xef\xbb"]) == []
 
 
+EDGES: dict[str, tuple[bytes, list[SSEEvent]]] = {
+    # a field name alone is the field with an empty value: an event of empty data
+    "field-without-colon": (b"data\n\n", [SSEEvent("message", "")]),
+    # empty data lines join with a newline; the last one's newline is dropped
+    "empty-data-lines": (b"data:\ndata:\n\n", [SSEEvent("message", "\n")]),
+    # an event with no data dispatches nothing, and its type does not carry over
+    "event-without-data": (b"event: only\n\ndata: x\n\n", [SSEEvent("message", "x")]),
+    "comments-only": (b": keep-alive\n\n:\n\ndata: x\n\n", [SSEEvent("message", "x")]),
+    "unknown-field": (b"foo: bar\ndata: x\n\n", [SSEEvent("message", "x")]),
+    # names are case-sensitive and end at the colon: these are unknown fields
+    "field-name-case": (b"DATA: x\n\ndata: y\n\n", [SSEEvent("message", "y")]),
+    "space-before-colon": (b"data : x\n\ndata: y\n\n", [SSEEvent("message", "y")]),
+    # only the one space after the colon goes; trailing spaces stay
+    "spaces-in-value": (b"data:  x \n\n", [SSEEvent("message", " x ")]),
+    "id-with-nul-ignored": (b"data: a\nid: x\x00y\n\n", [SSEEvent("message", "a")]),
+    "retry-not-digits-ignored": (b"data: a\nretry: 1x\n\n", [SSEEvent("message", "a")]),
+    "many-blank-lines": (
+        b"data: a\n\n\n\n\ndata: b\n\n",
+        [SSEEvent("message", "a"), SSEEvent("message", "b")],
+    ),
+    # a BOM anywhere but the very start is text
+    "bom-inside-data": (b"data: " + BOM + b"x\n\n", [SSEEvent("message", "\ufeffx")]),
+    "json-with-colons": (
+        b'data: {"a": "b:c"}\n\n',
+        [SSEEvent("message", '{"a": "b:c"}')],
+    ),
+}
+
+
+@pytest.mark.parametrize("eol", sorted(EOLS))
+@pytest.mark.parametrize("edge", sorted(EDGES))
+def test_every_sse_edge_in_every_split(edge: str, eol: str) -> None:
+    stream, expected = EDGES[edge]
+    data = _with_eol(stream, EOLS[eol])
+    for cut in range(len(data) + 1):
+        assert decode_all([data[:cut], data[cut:]]) == expected, cut
+        assert decode_all([data[:cut], b"", data[cut:]]) == expected, cut
+
+
 def test_random_splits_and_mixed_line_endings() -> None:
     rng = random.Random(1313)
     for _ in range(300):
