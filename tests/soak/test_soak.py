@@ -214,11 +214,11 @@ class Run:
         expected = f"Echo: {text}"
         try:
             if i % STREAM_EVERY == 0:
-                async with self.client.stream(messages) as s:
+                async with self.client.stream(messages, temperature=0) as s:
                     got = await s.text()
                 kind = "ok:stream"
             else:
-                got = (await self.client.chat(messages)).content
+                got = (await self.client.chat(messages, temperature=0)).content
                 kind = "ok:chat"
         except LLMError as exc:
             self.outcomes[type(exc).__name__] += 1
