@@ -381,9 +381,13 @@ def error_from_payload(
             upstream = meta.get("provider_name")
             if isinstance(upstream, str) and upstream:
                 message = f"{message} (upstream: {upstream})"
-            raw = meta.get("raw")
-            if raw:
-                raw_text = raw if isinstance(raw, str) else _json.dumps_text(raw)
+            upstream_raw = meta.get("raw")
+            if upstream_raw:
+                raw_text = (
+                    upstream_raw
+                    if isinstance(upstream_raw, str)
+                    else _json.dumps_text(upstream_raw)
+                )
                 message = f"{message}: {shorten(raw_text)}"
     else:
         message = shorten(str(err)) or f"HTTP {status}"

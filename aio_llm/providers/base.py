@@ -203,7 +203,7 @@ class Provider:
         """Blank this provider's credentials out of ``exc`` and its whole cause chain."""
         if isinstance(exc, APIError) and exc.provider is None:
             exc.provider = self.label
-        scrub_error(exc, self._secrets)
+        scrub_error(exc, self.secrets)
 
     def __repr__(self) -> str:
         key = "set" if self.api_key else "missing"
