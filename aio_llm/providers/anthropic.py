@@ -24,6 +24,7 @@ from ..errors import (
     APIResponseError,
     ConfigurationError,
     InvalidRequestError,
+    ServiceUnavailableError,
     StreamError,
     error_for_status,
 )
@@ -58,6 +59,8 @@ _STATUS_OF_TYPE: dict[str, int] = {
     "timeout_error": 504,
     "overloaded_error": 529,
 }
+# the anthropic SDK's names where they differ from the common ones
+_CLASSES = {503: ServiceUnavailableError}
 
 
 class AnthropicProvider(Provider):
@@ -235,6 +238,7 @@ class AnthropicProvider(Provider):
             code=error_type,
             body=parsed,
             raw=parsed.encode() if isinstance(parsed, str) else _redact_bytes(body, self.secrets),
+            classes=_CLASSES,
         )
         if exc.request_id is None:
             exc.request_id = body_request_id
