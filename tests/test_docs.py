@@ -70,6 +70,7 @@ LINKED_PAGES = [
     "migration.md",
     "troubleshooting.md",
     "batch.md",
+    "cli.md",
 ]
 
 

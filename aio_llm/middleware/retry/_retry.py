@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from ..._waits import server_wait
 from ...clock import SYSTEM_CLOCK, Clock
 from ...pipeline import EmbedNext, Next
 from ...types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
@@ -74,7 +75,7 @@ class RetryStatistics:
 
     calls: int
     retries: int
-    """Retry attempts made (first tries not counted): the seed's ``retry.attempts``."""
+    """Retry attempts made (first tries not counted): the ``app.ai`` client's ``retry.attempts``."""
     successful: int
     """Calls that succeeded after at least one retry."""
     failed: int
@@ -175,8 +176,8 @@ class RetryExecutor:
             elif attempt > 1:
                 self._failed += 1
             return None
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, (int, float)):
+        retry_after = server_wait(getattr(exc, "retry_after", None))
+        if retry_after is not None:
             if retry_after > self.retry_after_cap:
                 self._ref_retry_after += 1
                 self._failed += 1
@@ -185,7 +186,7 @@ class RetryExecutor:
                     f"cap of {self.retry_after_cap:g}s",
                 )
                 return None
-            wait = float(retry_after)
+            wait = retry_after
         deadline = anyio.current_effective_deadline()
         if deadline != math.inf:
             left = deadline - anyio.current_time()
@@ -219,7 +220,7 @@ class RetryExecutor:
         )
 
     def metrics(self) -> dict[str, object]:
-        """The seed's ``retry.*`` metrics and a few more."""
+        """The ``app.ai`` client's ``retry.*`` metrics and a few more."""
         out: dict[str, object] = {
             "retry.attempts": self._retries,
             "retry.successful": self._successful,
