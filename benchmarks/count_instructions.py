@@ -38,7 +38,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from _clients import REPLY, STREAM_CHUNKS  # noqa: E402
+from _clients import spawn_pinned_server  # noqa: E402
 
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
@@ -75,15 +75,7 @@ def main() -> int:
     if args.large <= args.small:
         parser.error("--large must be more than --small")
 
-    from aio_llm.testing import FakeLLMServer
-
-    cpus = sorted(os.sched_getaffinity(0))
-    srv = FakeLLMServer.spawn(reply=REPLY, stream_chunks=STREAM_CHUNKS, record_limit=0)
-    core = None
-    if len(cpus) >= 2:
-        os.sched_setaffinity(srv.pid, {cpus[0]})
-        core = cpus[1]
-    urls = {"openai": srv.openai_url, "anthropic": srv.url}
+    srv, urls, core = spawn_pinned_server()
     try:
         for client in args.clients.split(","):
             for c in (int(x) for x in args.c.split(",")):
