@@ -39,6 +39,7 @@ if typing.TYPE_CHECKING:
     from .errors import ContextWindowExceededError as ContextWindowExceededError
     from .errors import InvalidRequestError as InvalidRequestError
     from .errors import LLMError as LLMError
+    from .errors import MissingExtraError as MissingExtraError
     from .errors import NotFoundError as NotFoundError
     from .errors import OverloadedError as OverloadedError
     from .errors import PermissionDeniedError as PermissionDeniedError

@@ -54,6 +54,7 @@ __all__ = [
     "ContextWindowExceededError",
     "InvalidRequestError",
     "LLMError",
+    "MissingExtraError",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
@@ -74,6 +75,11 @@ class LLMError(Exception):
 
 class ConfigurationError(LLMError, ValueError):
     """The client's settings are invalid or incomplete (e.g. a missing API key)."""
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names
+    the extra to install (``pip install 'aio-llm[semantic]'``)."""
 
 
 class InvalidRequestError(LLMError, ValueError):
