@@ -32,6 +32,9 @@ if typing.TYPE_CHECKING:
     from .errors import APITimeoutError as APITimeoutError
     from .errors import AuthenticationError as AuthenticationError
     from .errors import BadRequestError as BadRequestError
+    from .errors import BatchCancelledError as BatchCancelledError
+    from .errors import BatchError as BatchError
+    from .errors import BatchExpiredError as BatchExpiredError
     from .errors import BudgetExceededError as BudgetExceededError
     from .errors import CircuitOpenError as CircuitOpenError
     from .errors import ConfigurationError as ConfigurationError

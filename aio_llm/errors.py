@@ -14,6 +14,9 @@ The hierarchy::
         │   └── APITimeoutError (+ TimeoutError)  a read timed out or the deadline passed
         ├── APIResponseError                a 2xx answer that could not be read (bad JSON)
         │   └── StreamError                 a stream that broke off or sent an in-band error
+        ├── BatchError                      a provider batch refused or did not run a request
+        │   ├── BatchExpiredError           the batch expired before the request ran
+        │   └── BatchCancelledError         the batch was cancelled before the request ran
         └── APIStatusError                  the provider answered with an error status
             ├── BadRequestError             400
             │   └── ContextWindowExceededError  the prompt does not fit the model
@@ -46,6 +49,9 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchCancelledError",
+    "BatchError",
+    "BatchExpiredError",
     "BudgetExceededError",
     "CircuitBreakerOpenError",
     "CircuitOpenError",
@@ -244,6 +250,26 @@ class ServerError(APIStatusError):
 
 class OverloadedError(ServerError):
     status_code = 529
+
+
+class BatchError(APIError):
+    """A provider batch refused the request or ended without running it (``batch_id``: which)."""
+
+    def __init__(self, message: str, *, batch_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.batch_id = batch_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rebuild, (cls, message, kwargs) = super().__reduce__()
+        return rebuild, (cls, message, {**kwargs, "batch_id": self.batch_id})
+
+
+class BatchExpiredError(BatchError):
+    """The provider batch expired (its completion window passed) before the request ran."""
+
+
+class BatchCancelledError(BatchError):
+    """The provider batch was cancelled before the request ran."""
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

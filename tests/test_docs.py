@@ -69,6 +69,7 @@ LINKED_PAGES = [
     "reliability.md",
     "migration.md",
     "troubleshooting.md",
+    "batch.md",
 ]
 
 

@@ -21,6 +21,7 @@ import aio_llm
 
 DECLARING = [
     "aio_llm",
+    "aio_llm.batch",
     "aio_llm.compat",
     "aio_llm.cost",
     "aio_llm.cost.ledger",
