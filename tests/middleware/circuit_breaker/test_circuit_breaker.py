@@ -34,7 +34,10 @@ from aio_llm.middleware.circuit_breaker._state import BreakerStateMachine
 from aio_llm.testing.clock import FakeClock
 from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Usage
 
-NO_RATE = CircuitBreakerConfig(failure_rate_threshold=None)
+# the seed's explicit settings: five consecutive failures open it for 60 s
+NO_RATE = CircuitBreakerConfig(
+    failure_threshold=5, success_threshold=2, timeout=60.0, failure_rate_threshold=None
+)
 
 
 def request(model: str = "m", provider: str | None = None, *, stream: bool = False) -> ChatRequest:
@@ -93,10 +96,12 @@ def test_config_rejects_bad_values(kwargs: dict[str, Any]) -> None:
         CircuitBreakerConfig(**kwargs)
 
 
-def test_seed_defaults() -> None:
+def test_defaults_are_rate_based() -> None:
     c = CircuitBreakerConfig()
-    assert (c.failure_threshold, c.success_threshold, c.timeout) == (5, 2, 60.0)
-    assert c.probes == 2
+    assert (c.failure_threshold, c.failure_rate_threshold, c.minimum_calls) == (None, 0.5, 20)
+    assert (c.timeout, c.longest_open, c.success_threshold, c.probes) == (5.0, 60.0, 3, 3)
+    seed = CircuitBreakerConfig(failure_threshold=5, success_threshold=2, timeout=60.0)
+    assert (seed.failure_threshold, seed.probes, seed.longest_open) == (5, 2, 600.0)
     assert CircuitBreakerOpenError is CircuitOpenError
 
 
@@ -191,7 +196,7 @@ async def test_success_resets_the_consecutive_count() -> None:
 @pytest.mark.anyio
 async def test_half_open_probes_close_the_breaker() -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker("svc", CircuitBreakerConfig(failure_threshold=1), clock=clock)
+    breaker = CircuitBreaker("svc", CircuitBreakerConfig(failure_threshold=1, success_threshold=2), clock=clock)
     with pytest.raises(ValueError):
         await breaker.call(fail, ValueError())
     clock.advance(60)
