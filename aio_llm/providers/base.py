@@ -19,6 +19,7 @@ from ..streaming import ChunkAccumulator
 from ..transports.base import HTTPTransport, StreamingHTTPResponse
 from ..transports.sse import SSEDecoder, SSEEvent
 from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, EmbeddingResponse
+from . import _wirelog
 
 __all__ = ["HTTPRequest", "Provider", "StreamDecoder", "redact"]
 
@@ -155,11 +156,31 @@ class Provider:
         raise NotImplementedError
 
     # -- the glue (I/O) ----------------------------------------------------
+    def _log_answer(
+        self,
+        http: HTTPRequest,
+        status: int,
+        headers: Mapping[str, str],
+        start: float,
+        body: bytes | None,
+    ) -> None:
+        seconds = time.perf_counter() - start
+        _wirelog.received(
+            self.label, http.method, http.url, status, headers, seconds, self.api_key, body
+        )
+
+    def _log_failure(self, http: HTTPRequest, exc: BaseException, start: float) -> None:
+        seconds = time.perf_counter() - start
+        _wirelog.failed(self.label, http.method, http.url, exc, seconds, self.api_key)
+
     async def send(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
         """Send ``request``; a streaming one returns at its first chunk with ``.stream`` set."""
         if request.stream:
             return await self.open_stream(request, transport)
         http = self.encode_chat(request)
+        log = _wirelog.enabled()
+        if log:
+            _wirelog.sent(self.label, http.method, http.url, http.content, self.api_key)
         start = time.perf_counter()
         try:
             status, headers, body = await transport.request(
@@ -168,7 +189,11 @@ class Provider:
         except APIError as exc:
             exc.provider = self.label
             _scrub(exc, self.api_key)
+            if log:
+                self._log_failure(http, exc, start)
             raise
+        if log:
+            self._log_answer(http, status, headers, start, body)
         if status >= 400:
             raise self.decode_error(status, headers, body)
         response = self.decode_chat(request, status, headers, body)
@@ -178,13 +203,20 @@ class Provider:
 
     async def open_stream(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
         http = self.encode_chat(request)
+        log = _wirelog.enabled()
+        if log:
+            _wirelog.sent(self.label, http.method, http.url, http.content, self.api_key)
         start = time.perf_counter()
         try:
             resp = await transport.stream(http.method, http.url, http.headers, http.content)
         except APIError as exc:
             exc.provider = self.label
             _scrub(exc, self.api_key)
+            if log:
+                self._log_failure(http, exc, start)
             raise
+        if log:
+            self._log_answer(http, resp.status, resp.headers, start, None)
         if resp.status >= 400:
             try:
                 body = await resp.aread()
@@ -203,6 +235,10 @@ class Provider:
         self, texts: list[str], model: str, transport: HTTPTransport, **params: Any
     ) -> EmbeddingResponse:
         http = self.encode_embed(texts, model, **params)
+        log = _wirelog.enabled()
+        if log:
+            _wirelog.sent(self.label, http.method, http.url, http.content, self.api_key)
+        start = time.perf_counter()
         try:
             status, headers, body = await transport.request(
                 http.method, http.url, http.headers, http.content
@@ -210,7 +246,11 @@ class Provider:
         except APIError as exc:
             exc.provider = self.label
             _scrub(exc, self.api_key)
+            if log:
+                self._log_failure(http, exc, start)
             raise
+        if log:
+            self._log_answer(http, status, headers, start, body)
         if status >= 400:
             raise self.decode_error(status, headers, body)
         return self.decode_embed(model, status, headers, body)

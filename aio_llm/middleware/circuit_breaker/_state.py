@@ -183,6 +183,7 @@ class BreakerStateMachine:
         "_state",
         "_window",
         "config",
+        "on_change",
         "open_until",
         "trips",
     )
@@ -199,6 +200,8 @@ class BreakerStateMachine:
         self.open_until = 0.0
         self.trips = 0
         """Trips since the breaker last closed after a recovery."""
+        self.on_change: Callable[[CircuitState, CircuitState], None] | None = None
+        """Called with ``(old, new)`` after every change of state."""
 
     # -- queries ----------------------------------------------------------
     def state(self, now: float) -> CircuitState:
@@ -313,9 +316,9 @@ class BreakerStateMachine:
             return False
         if until <= now:
             return False
+        self.open_until = until
         if self._state is not CircuitState.OPEN:
             self._enter(CircuitState.OPEN)
-        self.open_until = until
         return True
 
     def reset(self) -> None:
@@ -348,10 +351,13 @@ class BreakerStateMachine:
         self._enter(CircuitState.OPEN)
 
     def _enter(self, state: CircuitState) -> None:
+        old = self._state
         self._state = state
         self._generation += 1
         self._probes = 0
         self._half_open_ok = 0
+        if old is not state and self.on_change is not None:
+            self.on_change(old, state)  # before a close clears the window it reports
         if state is CircuitState.CLOSED:
             self._consecutive = 0
             self._window.clear()

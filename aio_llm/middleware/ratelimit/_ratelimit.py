@@ -41,6 +41,7 @@ from typing import TypeVar
 
 import anyio
 
+from ... import log as _log
 from ...clock import SYSTEM_CLOCK, Clock
 from ...errors import RateLimitError, RateLimitExceededError
 from ...pipeline import EmbedNext, Next
@@ -262,6 +263,7 @@ class RateLimit:
         if wait > 0:
             t.delayed += 1
             record_event(EVENT_RATE_LIMITED, target=t.name, wait_s=wait)
+            _log.ratelimit.info("Rate limit for %s: waiting %.2f seconds", t.name, wait)
             while wait > 0:
                 t.waited += wait
                 try:
@@ -307,6 +309,7 @@ class RateLimit:
                 t.delayed += 1
             t.waited += wait
             record_event(EVENT_RATE_LIMITED, target=t.name, wait_s=wait, shared=True)
+            _log.ratelimit.info("Rate limit for %s (shared): waiting %.2f seconds", t.name, wait)
             await self._clock.sleep(wait)
 
     def _check_deadline(self, t: _Target, wait: float) -> None:

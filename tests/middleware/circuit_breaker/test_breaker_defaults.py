@@ -22,9 +22,7 @@ from aio_llm.testing.clock import FakeClock
 HI = [{"role": "user", "content": "hi"}]
 
 
-def make(
-    server: FakeLLMServer, transport: str, clock: FakeClock, **fields: Any
-) -> AsyncLLMClient:
+def make(server: FakeLLMServer, transport: str, clock: FakeClock, **fields: Any) -> AsyncLLMClient:
     config = ClientConfig(transport=transport, max_retries=0, **fields)
     return AsyncLLMClient(
         "openai",
@@ -40,6 +38,14 @@ def state(client: AsyncLLMClient) -> str:
     states = client.metrics()["circuit.state"]
     assert isinstance(states, dict)
     return str(states["openai:gpt-4o-mini"])
+
+
+async def refused(client: AsyncLLMClient) -> float:
+    """The ``retry_after`` of the ``CircuitOpenError`` the next call gets."""
+    with pytest.raises(CircuitOpenError) as info:
+        await client.chat(HI)
+    assert info.value.retry_after is not None
+    return info.value.retry_after
 
 
 async def fail(client: AsyncLLMClient, n: int) -> None:
@@ -88,17 +94,13 @@ async def test_a_failing_service_opens_briefly_then_probes_close_it(
         server.set_fault(Fault.status(500))
         await fail(client, 10)  # 10 of 20 calls failed: 50%
         assert state(client) == CircuitState.OPEN
-        with pytest.raises(CircuitOpenError) as info:
-            await client.chat(HI)
-        assert info.value.retry_after == pytest.approx(5.0)
+        assert await refused(client) == pytest.approx(5.0)
         assert server.request_count == 20  # the refusal never reached the network
 
         clock.advance(5.0)  # a short open period, then probes
         assert state(client) == CircuitState.HALF_OPEN
         await fail(client, 1)  # the target is still down: open again, for twice as long
-        with pytest.raises(CircuitOpenError) as info:
-            await client.chat(HI)
-        assert 10.0 <= info.value.retry_after <= 11.0  # 10 s plus at most 10% jitter
+        assert 10.0 <= await refused(client) <= 11.0  # 10 s plus at most 10% jitter
 
         clock.advance(11.0)
         server.clear_faults()
@@ -116,12 +118,10 @@ async def test_repeated_trips_back_off_to_a_minute_at_most(
     server.set_fault(Fault.status(500))
     async with make(server, transport, clock) as client:
         await fail(client, 20)
-        waits = []
+        waits: list[float] = []
         for _ in range(6):
-            with pytest.raises(CircuitOpenError) as info:
-                await client.chat(HI)
-            waits.append(info.value.retry_after)
-            clock.advance(info.value.retry_after)
+            waits.append(await refused(client))
+            clock.advance(waits[-1])
             await fail(client, 1)  # the probe fails
     assert waits[0] == pytest.approx(5.0)
     assert all(b >= a for a, b in zip(waits, waits[1:], strict=False))
@@ -148,9 +148,7 @@ async def test_the_old_explicit_settings_still_apply(
     )
     async with client:
         await fail(client, 5)  # five consecutive failures, as configured
-        with pytest.raises(CircuitOpenError) as info:
-            await client.chat(HI)
-        assert info.value.retry_after == pytest.approx(60.0)
+        assert await refused(client) == pytest.approx(60.0)
     assert server.request_count == 5
 
 

@@ -196,7 +196,9 @@ async def test_success_resets_the_consecutive_count() -> None:
 @pytest.mark.anyio
 async def test_half_open_probes_close_the_breaker() -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker("svc", CircuitBreakerConfig(failure_threshold=1, success_threshold=2), clock=clock)
+    breaker = CircuitBreaker(
+        "svc", CircuitBreakerConfig(failure_threshold=1, success_threshold=2), clock=clock
+    )
     with pytest.raises(ValueError):
         await breaker.call(fail, ValueError())
     clock.advance(60)
@@ -641,7 +643,7 @@ class BreakerMachine(RuleBasedStateMachine):
     def reject(self) -> None:
         now = self.clock.now()
         assert self.m.acquire(now) is None
-        assert 0 < self.m.retry_after(now) <= self.config.max_timeout
+        assert 0 < self.m.retry_after(now) <= self.config.longest_open
 
     @invariant()
     def state_is_consistent(self) -> None:
@@ -654,7 +656,7 @@ class BreakerMachine(RuleBasedStateMachine):
         assert 0 <= probes <= self.config.probes
         if state is CircuitState.CLOSED:
             assert self.m.allow(now) and probes == 0
-            assert self.m.consecutive_failures < self.config.failure_threshold
+            assert self.m.consecutive_failures < (self.config.failure_threshold or 1 << 30)
         elif state is CircuitState.OPEN:
             assert not self.m.allow(now) and probes == 0
             assert now < self.m.open_until

@@ -1,0 +1,104 @@
+"""The DEBUG lines of ``aio_llm.http``: one per request sent, one per answer or failure.
+
+Callers check ``http.isEnabledFor(DEBUG)`` first, so a disabled logger costs one
+cached lookup. Headers are never logged (they hold the API key); the URL is passed
+through ``redact`` in case a key was put in it; bodies only with content enabled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from ..log import content_enabled, http
+
+__all__ = ["enabled", "failed", "received", "sent"]
+
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-generation-id", "cf-ray")
+_BODY_LIMIT = 4096
+
+
+def enabled() -> bool:
+    return http.isEnabledFor(logging.DEBUG)
+
+
+def _mask(text: str, secret: str | None) -> str:
+    if secret and len(secret) >= 8 and secret in text:
+        return text.replace(secret, "[redacted]")
+    return text
+
+
+def _body(data: bytes, secret: str | None) -> str:
+    text = data[:_BODY_LIMIT].decode("utf-8", "replace")
+    more = f" ... ({len(data)} bytes)" if len(data) > _BODY_LIMIT else ""
+    return _mask(text, secret) + more
+
+
+def request_id(headers: Mapping[str, str]) -> str:
+    """The provider's id of one exchange (what its support asks for), or ``-``."""
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return "-"
+
+
+def sent(label: str, method: str, url: str, body: bytes, secret: str | None) -> None:
+    url = _mask(url, secret)
+    if content_enabled():
+        http.debug("%s %s (%s, %d bytes): %s", method, url, label, len(body), _body(body, secret))
+    else:
+        http.debug("%s %s (%s, %d bytes)", method, url, label, len(body))
+
+
+def received(
+    label: str,
+    method: str,
+    url: str,
+    status: int,
+    headers: Mapping[str, str],
+    seconds: float,
+    secret: str | None,
+    body: bytes | None = None,
+) -> None:
+    """An answer arrived (its head, for a stream: ``body`` is then None)."""
+    url = _mask(url, secret)
+    rid = request_id(headers)
+    ms = seconds * 1000.0
+    if body is not None and content_enabled():
+        http.debug(
+            "%s %s -> %d in %.1f ms (%s, request id %s): %s",
+            method,
+            url,
+            status,
+            ms,
+            label,
+            rid,
+            _body(body, secret),
+        )
+    else:
+        kind = " (stream)" if body is None else ""
+        http.debug(
+            "%s %s -> %d%s in %.1f ms (%s, request id %s)",
+            method,
+            url,
+            status,
+            kind,
+            ms,
+            label,
+            rid,
+        )
+
+
+def failed(
+    label: str, method: str, url: str, exc: BaseException, seconds: float, secret: str | None
+) -> None:
+    http.debug(
+        "%s %s -> %s after %.1f ms (%s): %s",
+        method,
+        _mask(url, secret),
+        type(exc).__name__,
+        seconds * 1000.0,
+        label,
+        _mask(str(exc), secret),
+    )
