@@ -27,6 +27,7 @@ DECLARING = [
     "aio_llm.cost.ledger",
     "aio_llm.embeddings",
     "aio_llm.middleware",
+    "aio_llm.middleware.semantic_cache",
     "aio_llm.testing",
     "aio_llm.transports",
 ]

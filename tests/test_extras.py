@@ -26,6 +26,7 @@ from aio_llm.errors import ConfigurationError, MissingExtraError
 from aio_llm.middleware._keys import request_key
 from aio_llm.middleware._redis_limits import RedisCircuitState, RedisGCRA
 from aio_llm.middleware.cache._stores import RedisCache
+from aio_llm.middleware.semantic_cache._redis_store import RedisStore
 from aio_llm.testing import FakeLLMServer
 from aio_llm.types import ChatRequest
 
@@ -59,8 +60,9 @@ def _check(exc: BaseException, extra: str) -> None:
         lambda: RedisGCRA("redis://127.0.0.1:1/0"),
         lambda: RedisCircuitState("redis://127.0.0.1:1/0"),
         lambda: ledger_from_url("redis://127.0.0.1:1/0"),
+        lambda: RedisStore("redis://127.0.0.1:1/0"),
     ],
-    ids=["cache", "ratelimit", "circuit", "ledger"],
+    ids=["cache", "ratelimit", "circuit", "ledger", "semantic"],
 )
 def test_each_redis_backend_names_the_redis_extra(no_redis: None, build: Any) -> None:
     with pytest.raises(MissingExtraError) as info:

@@ -183,7 +183,9 @@ async def test_fallbacks_are_logged_at_info(
             r = await c.chat([{"role": "user", "content": "hi"}])
     assert r.content == "from the backup"
     (line,) = lines(caplog, "aio_llm.fallback")
-    assert line.startswith("Falling back from default:gpt-4o-mini to backup:gpt-4o after ServerError")
+    assert line.startswith(
+        "Falling back from default:gpt-4o-mini to backup:gpt-4o after ServerError"
+    )
 
 
 @pytest.mark.anyio

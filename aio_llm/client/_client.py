@@ -190,6 +190,7 @@ class AsyncLLMClient:
             default_provider=self._default_provider,
             tenant=self.tenant_of,
             observability=self.observability,
+            client=self,
         )
 
     async def __aexit__(self, *exc_info: object) -> None:

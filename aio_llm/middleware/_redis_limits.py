@@ -85,7 +85,13 @@ class _RedisLink:
     __slots__ = ("_client", "_clock", "_down_until", "_warned", "retry_interval", "timeout", "url")
 
     def __init__(
-        self, url: str, *, timeout: float, retry_interval: float, clock: Clock, feature: str
+        self,
+        url: str,
+        *,
+        timeout: float,
+        retry_interval: float,
+        clock: Clock,
+        feature: str = "a Redis backend",
     ) -> None:
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("a Redis URL starts with redis://, rediss:// or unix://")

@@ -21,6 +21,9 @@ from aio_llm.testing import FakeLLMServer
 
 pytestmark = [
     pytest.mark.redis,
+    # two Ray Data runs per test, each starting its actors: on a loaded 2-core machine starting
+    # them alone has taken a minute, so the suite's 120 s hang guard is too short here
+    pytest.mark.timeout(600),
     # Ray's own modules warn about their own deprecated settings
     pytest.mark.filterwarnings("ignore::DeprecationWarning:ray"),
     pytest.mark.filterwarnings("ignore::FutureWarning:ray"),
@@ -89,7 +92,9 @@ def make_client(base_url: str, redis_url: str, budget: float | None) -> AsyncLLM
         cost_manager=manager,
         config=ClientConfig(),
         middleware=[
-            Cache(RedisCache(redis_url)),
+            # a generous per-operation timeout: a busy machine can stall an actor past the
+            # default 0.5 s, and a bypassed cache would send the second pass upstream again
+            Cache(RedisCache(redis_url, timeout=10.0)),
             BudgetMiddleware(manager),
             RateLimit(RateLimitConfig(rpm=RPM, burst=BURST, backend=redis_url)),
         ],
