@@ -247,15 +247,19 @@ async def _run_watched(client: Any, requests: list[dict[str, Any]], concurrency:
 
 
 def _live_rows(m: dict[str, Any], total: int) -> list[tuple[str, str]]:
-    finished = int(m.get("requests", 0)) - int(m.get("in_flight", 0))
+    finished = int(m.get("requests.total", 0))  # Tracing counts a call when it ends
+    duration = m.get("gen_ai.client.operation.duration") or {}
+    p50, p95 = (
+        duration[q] * 1000.0 if finished and q in duration else None for q in ("p50", "p95")
+    )
     return [
         ("progress", f"{finished}/{total}"),
-        ("in flight", str(m.get("in_flight", 0))),
-        ("errors", str(m.get("errors", 0))),
+        ("in flight", str(m.get("requests.in_flight", 0))),
+        ("errors", str(m.get("requests.errors", 0))),
         ("retries", str(m.get("retry.attempts", 0))),
         ("cache hits", str(m.get("cache.hits", 0))),
         ("dedup hits", str(m.get("dedup.hits", 0))),
-        ("p50 / p95 ms", f"{_f(m.get('duration_ms.p50'))} / {_f(m.get('duration_ms.p95'))}"),
+        ("p50 / p95 ms", f"{_f(p50)} / {_f(p95)}"),
         ("cost USD", f"{float(m.get('cost.total', 0.0)):.6f}"),
     ]
 
