@@ -21,7 +21,7 @@ import pytest
 
 from aio_llm import AsyncLLMClient, ClientConfig, FallbackTarget
 from aio_llm import log as llm_log
-from aio_llm.errors import APIConnectionError, CircuitOpenError, ServerError
+from aio_llm.errors import APIConnectionError, CircuitOpenError, RateLimitError, ServerError
 from aio_llm.testing import FakeLLMServer, Fault
 from aio_llm.testing.clock import FakeClock
 
@@ -286,3 +286,18 @@ def test_configure_replaces_only_its_own_handler() -> None:
         for h in list(root.handlers):
             root.removeHandler(h)
         root.setLevel(before)
+
+
+@pytest.mark.anyio
+async def test_a_provider_429_is_logged_with_its_hold(
+    caplog: pytest.LogCaptureFixture, server: FakeLLMServer, transport: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="aio_llm.ratelimit")
+    server.enqueue(Fault.status(429, retry_after=2))
+    async with client(server, transport, clock=FakeClock()) as c:
+        with pytest.raises(RateLimitError):
+            await c.chat([{"role": "user", "content": "hi"}])
+    assert lines(caplog, "aio_llm.ratelimit") == [
+        "Rate limit for openai:gpt-4o-mini: the provider answered 429 (retry after 2 s); "
+        "slowing down"
+    ]

@@ -248,6 +248,11 @@ class RateLimit:
             t.throttled += 1
             if exc.code != "insufficient_quota":  # out of credit: slowing down won't help
                 lim.on_rate_limited(clock.now(), exc.retry_after)
+                _log.ratelimit.info(
+                    "Rate limit for %s: the provider answered 429%s; slowing down",
+                    t.name,
+                    "" if exc.retry_after is None else f" (retry after {exc.retry_after:g} s)",
+                )
             raise
 
     async def _admit(self, t: _Target, tokens: float) -> None:
