@@ -1,25 +1,20 @@
 """The DEBUG lines of ``aio_llm.http``: one per request sent, one per answer or failure.
 
-Callers check ``http.isEnabledFor(DEBUG)`` first, so a disabled logger costs one
-cached lookup. Headers are never logged (they hold the API key); the URL is passed
+Callers check ``http.isEnabledFor(DEBUG)`` first (inline: it is on every request's
+path), so a disabled logger costs one cached lookup. Headers are never logged (they hold the API key); the URL is passed
 through ``redact`` in case a key was put in it; bodies only with content enabled.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 from ..log import content_enabled, http
 
-__all__ = ["enabled", "failed", "received", "sent"]
+__all__ = ["failed", "http", "received", "request_id", "sent"]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-generation-id", "cf-ray")
 _BODY_LIMIT = 4096
-
-
-def enabled() -> bool:
-    return http.isEnabledFor(logging.DEBUG)
 
 
 def _mask(text: str, secret: str | None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from logging import DEBUG
 from typing import Any, ClassVar, Protocol
 
 from ..errors import APIConnectionError, APIError, APIResponseError, StreamError
@@ -178,7 +179,7 @@ class Provider:
         if request.stream:
             return await self.open_stream(request, transport)
         http = self.encode_chat(request)
-        log = _wirelog.enabled()
+        log = _wirelog.http.isEnabledFor(DEBUG)
         if log:
             _wirelog.sent(self.label, http.method, http.url, http.content, self.api_key)
         start = time.perf_counter()
@@ -203,7 +204,7 @@ class Provider:
 
     async def open_stream(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
         http = self.encode_chat(request)
-        log = _wirelog.enabled()
+        log = _wirelog.http.isEnabledFor(DEBUG)
         if log:
             _wirelog.sent(self.label, http.method, http.url, http.content, self.api_key)
         start = time.perf_counter()
@@ -235,7 +236,7 @@ class Provider:
         self, texts: list[str], model: str, transport: HTTPTransport, **params: Any
     ) -> EmbeddingResponse:
         http = self.encode_embed(texts, model, **params)
-        log = _wirelog.enabled()
+        log = _wirelog.http.isEnabledFor(DEBUG)
         if log:
             _wirelog.sent(self.label, http.method, http.url, http.content, self.api_key)
         start = time.perf_counter()
