@@ -1,8 +1,9 @@
 """The DEBUG lines of ``aio_llm.http``: one per request sent, one per answer or failure.
 
 Callers check ``http.isEnabledFor(DEBUG)`` first (inline: it is on every request's
-path), so a disabled logger costs one cached lookup. Headers are never logged (they hold the API key); the URL is passed
-through ``redact`` in case a key was put in it; bodies only with content enabled.
+path), so a disabled logger costs one cached lookup. Headers are never logged (they
+hold the API key); a key found in the URL or a body is masked; bodies only with
+content capture on.
 """
 
 from __future__ import annotations
