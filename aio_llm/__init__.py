@@ -40,7 +40,9 @@ if typing.TYPE_CHECKING:
     from .errors import CircuitOpenError as CircuitOpenError
     from .errors import ConfigurationError as ConfigurationError
     from .errors import ConflictError as ConflictError
+    from .errors import ContentFilterError as ContentFilterError
     from .errors import ContextWindowExceededError as ContextWindowExceededError
+    from .errors import EventStreamError as EventStreamError
     from .errors import InvalidRequestError as InvalidRequestError
     from .errors import LLMError as LLMError
     from .errors import MissingExtraError as MissingExtraError
@@ -62,6 +64,7 @@ if typing.TYPE_CHECKING:
     from .types import EmbeddingRequest as EmbeddingRequest
     from .types import EmbeddingResponse as EmbeddingResponse
     from .types import Message as Message
+    from .types import ThinkingBlock as ThinkingBlock
     from .types import ToolCall as ToolCall
     from .types import ToolCallDelta as ToolCallDelta
     from .types import Usage as Usage

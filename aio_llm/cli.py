@@ -21,7 +21,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     chat = sub.add_parser("chat", help="one chat call to a real provider (keys from the env)")
     chat.add_argument("prompt", help="the user message")
     chat.add_argument("--model", "-m", default=None)
-    chat.add_argument("--provider", "-p", default=None, help="openai, anthropic, openrouter, ...")
+    chat.add_argument(
+        "--provider",
+        "-p",
+        default=None,
+        help="openai, anthropic, gemini, bedrock, azure-openai, ...",
+    )
     chat.add_argument("--system", default=None, help="a system prompt")
     chat.add_argument("--stream", action="store_true", help="print the answer as it arrives")
     chat.add_argument("--max-tokens", type=int, default=None)

@@ -50,7 +50,8 @@ class ClientConfig(BaseModel):
     model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid", validate_default=True)
 
     provider: str = "openrouter"
-    """Default provider kind: openrouter, openai, anthropic, openai-compatible or mock."""
+    """Default provider kind: openrouter, openai, openai-responses, anthropic, gemini,
+    azure-openai, azure-openai-responses, bedrock, openai-compatible or mock."""
     force_mock: bool = False
     """Use the in-process mock provider whatever ``provider`` says (``LLM_FORCE_MOCK=1``)."""
     model: str | None = None

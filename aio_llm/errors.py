@@ -14,12 +14,14 @@ The hierarchy::
         │   └── APITimeoutError (+ TimeoutError)  a read timed out or the deadline passed
         ├── APIResponseError                a 2xx answer that could not be read (bad JSON)
         │   └── StreamError                 a stream that broke off or sent an in-band error
+        │       └── EventStreamError        a binary event-stream frame failed a length or CRC check
         ├── BatchError                      a provider batch refused or did not run a request
         │   ├── BatchExpiredError           the batch expired before the request ran
         │   └── BatchCancelledError         the batch was cancelled before the request ran
         └── APIStatusError                  the provider answered with an error status
             ├── BadRequestError             400
-            │   └── ContextWindowExceededError  the prompt does not fit the model
+            │   ├── ContextWindowExceededError  the prompt does not fit the model
+            │   └── ContentFilterError      the provider's content filter refused the prompt
             ├── AuthenticationError         401
             ├── PermissionDeniedError       403
             ├── NotFoundError               404
@@ -57,7 +59,9 @@ __all__ = [
     "CircuitOpenError",
     "ConfigurationError",
     "ConflictError",
+    "ContentFilterError",
     "ContextWindowExceededError",
+    "EventStreamError",
     "InvalidRequestError",
     "LLMError",
     "MissingExtraError",
@@ -204,6 +208,14 @@ class StreamError(APIResponseError):
     """A stream broke off before its end or carried an in-band error."""
 
 
+class EventStreamError(StreamError):
+    """A frame of a binary event stream (AWS ``vnd.amazon.eventstream``) is corrupt.
+
+    Its prelude or message CRC does not match, or its lengths are impossible:
+    the bytes cannot be trusted, so the stream stops here.
+    """
+
+
 class APIStatusError(APIError):
     """The provider answered with an error status code."""
 
@@ -214,6 +226,15 @@ class BadRequestError(APIStatusError):
 
 class ContextWindowExceededError(BadRequestError):
     """The prompt (plus ``max_tokens``) does not fit the model's context window."""
+
+
+class ContentFilterError(BadRequestError):
+    """The provider's content filter refused the prompt (Azure OpenAI's ``content_filter``).
+
+    ``body`` holds the provider's error, with the filter results. An answer
+    the filter cut short is not an error: its ``finish_reason`` is
+    ``"content_filter"``.
+    """
 
 
 class AuthenticationError(APIStatusError):
@@ -291,6 +312,8 @@ _CONTEXT_MARKERS = (
     "maximum context",
     "prompt is too long",
     "too many tokens",
+    "input is too long",
+    "exceeds the maximum number of tokens",
 )
 
 
@@ -310,7 +333,9 @@ def error_for_status(
         cls = ServerError if status >= 500 else APIStatusError
     if error_type == "overloaded_error":
         cls = OverloadedError
-    if cls is BadRequestError:
+    if cls is BadRequestError and code == "content_filter":
+        cls = ContentFilterError
+    elif cls is BadRequestError:
         haystack = f"{code or ''} {message}".lower()
         if any(marker in haystack for marker in _CONTEXT_MARKERS):
             cls = ContextWindowExceededError

@@ -13,20 +13,36 @@ from .types import (
     ChatResponse,
     ChunkStream,
     FinishReason,
-    Message,
-    ToolCall,
+    ThinkingBlock,
     ToolCallDelta,
     Usage,
     fast_construct,
+    make_response,
+    make_tool_call,
 )
 
 __all__ = ["ChunkAccumulator", "ReplaySource", "replay_as_stream"]
 
 
 class ChunkAccumulator:
-    """Rebuilds a ``ChatResponse`` from chunks (text, reasoning, tool calls, usage)."""
+    """Rebuilds a ``ChatResponse`` from chunks (text, reasoning, tool calls, usage).
 
-    __slots__ = ("_reasoning", "_text", "_tools", "finish_reason", "id", "model", "usage")
+    What a chunk does not carry, a stream decoder sets here directly:
+    ``thinking`` (reasoning blocks with their signatures, for the next turn)
+    and ``signatures`` (tool-call index -> the provider's signature).
+    """
+
+    __slots__ = (
+        "_reasoning",
+        "_text",
+        "_tools",
+        "finish_reason",
+        "id",
+        "model",
+        "signatures",
+        "thinking",
+        "usage",
+    )
 
     def __init__(self) -> None:
         self._text: list[str] = []
@@ -36,6 +52,8 @@ class ChunkAccumulator:
         self.usage: Usage | None = None
         self.id = ""
         self.model = ""
+        self.thinking: list[ThinkingBlock] = []
+        self.signatures: dict[int, str] = {}
 
     def add(self, chunk: ChatChunk) -> None:
         if chunk.delta:
@@ -63,39 +81,28 @@ class ChunkAccumulator:
 
     def build(self, *, provider: str, raw: Any = None) -> ChatResponse:
         text = "".join(self._text)
+        signatures = self.signatures
         tool_calls = [
-            fast_construct(ToolCall, id=s[0], name=s[1], arguments=s[2])
-            for _, s in sorted(self._tools.items())
+            make_tool_call(s[0], s[1], s[2], signatures.get(i))
+            for i, s in sorted(self._tools.items())
         ]
-        message = fast_construct(
-            Message,
-            role="assistant",
-            content=text,
-            name=None,
-            tool_calls=tool_calls or None,
-            tool_call_id=None,
-        )
         usage = self.usage
         if usage is None:
             usage = Usage()
-        return fast_construct(
-            ChatResponse,
+        finish = self.finish_reason
+        if tool_calls and finish is not None:
+            finish = "tool_calls"  # whatever the provider said (OpenAI's forced choice: "stop")
+        return make_response(
             id=self.id,
             model=self.model,
             provider=provider,
             content=text,
-            message=message,
-            finish_reason=self.finish_reason,
-            tool_calls=tool_calls,
+            finish_reason=finish,
             usage=usage,
-            cost=None,
-            cached=False,
-            latency_ms=0.0,
+            tool_calls=tool_calls,
+            thinking=list(self.thinking),
             reasoning="".join(self._reasoning) or None,
-            request_id=None,
             raw=raw,
-            stream=None,
-            headers=None,
         )
 
 

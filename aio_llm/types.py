@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "Message",
     "MessageInput",
     "Role",
+    "ThinkingBlock",
     "ToolCall",
     "ToolCallDelta",
     "Usage",
@@ -49,13 +50,31 @@ FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
 
 class ToolCall(BaseModel):
-    """A complete function call the model asked for; ``arguments`` is JSON text."""
+    """A complete function call the model asked for; ``arguments`` is JSON text.
+
+    Also accepts OpenAI's nested shape, ``{"id", "type": "function",
+    "function": {"name", "arguments"}}`` (``arguments`` may be an object),
+    as users copy it from the SDK. ``signature`` is an opaque token the
+    provider needs back with this call in the next turn (Gemini's
+    ``thoughtSignature``; OpenAI-compatible Gemini sends it as
+    ``extra_content.google.thought_signature``, which is read too).
+    """
 
     model_config = ConfigDict(defer_build=True, frozen=True)
 
     id: str
     name: str
     arguments: str = ""
+    signature: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_openai_shape(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and ("function" in data or "extra_content" in data):
+            return flat_tool_call(data)
+        if isinstance(data, Mapping) and not isinstance(data.get("arguments", ""), str):
+            return {**data, "arguments": _json_text(data["arguments"])}
+        return data
 
 
 class ToolCallDelta(BaseModel):
@@ -69,8 +88,43 @@ class ToolCallDelta(BaseModel):
     arguments: str = ""
 
 
+class ThinkingBlock(BaseModel):
+    """Reasoning an assistant turn carried, kept so that the next turn can send it back.
+
+    Providers that reason visibly want their reasoning returned unchanged in
+    the history of the next request (Anthropic and Bedrock thinking with its
+    ``signature``, redacted reasoning, OpenAI Responses reasoning items with
+    their encrypted content, Gemini thought parts and signatures). A block
+    goes back only to the kind of provider that produced it (``provider``);
+    a block without ``provider`` (Anthropic-format input) goes to Anthropic
+    and Bedrock.
+    """
+
+    model_config = ConfigDict(defer_build=True, frozen=True)
+
+    text: str = ""
+    signature: str | None = None
+    """The opaque token that vouches for ``text`` (Responses: the encrypted content)."""
+    redacted: str | None = None
+    """Reasoning the provider sent encrypted instead of as text."""
+    id: str | None = None
+    """The provider's id of the reasoning item (Responses ``rs_...``)."""
+    provider: str | None = None
+    """The kind of provider that produced it ("anthropic", "bedrock", "gemini", ...)."""
+
+
 class Message(BaseModel):
-    """One chat message. Every API that takes messages also takes plain dicts."""
+    """One chat message. Every API that takes messages also takes plain dicts.
+
+    Messages in OpenAI's chat format and in Anthropic's content-block format
+    are accepted as they are and translated for each provider (a request also
+    takes messages dumped from the OpenAI SDK, with their empty ``refusal``,
+    ``annotations``, ``audio`` and ``function_call``): ``content``
+    may hold Anthropic ``tool_use`` / ``tool_result`` / ``thinking`` /
+    ``image`` / ``document`` blocks as well as OpenAI parts. ``thinking``
+    carries an assistant turn's reasoning for the next request (see
+    ``ThinkingBlock``).
+    """
 
     model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
@@ -79,6 +133,7 @@ class Message(BaseModel):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    thinking: list[ThinkingBlock] | None = None
 
     @field_validator("content")
     @classmethod
@@ -102,6 +157,61 @@ class Message(BaseModel):
 
 
 MessageInput = Message | Mapping[str, Any]
+
+_MESSAGE_KEYS = frozenset(Message.model_fields)
+
+
+def _json_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    from ._json import dumps_text
+
+    return dumps_text(value)
+
+
+def flat_tool_call(data: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenAI's nested tool call ``{"id", "type", "function": {...}}`` as ``ToolCall`` fields."""
+    out = {k: v for k, v in data.items() if k not in ("function", "type", "extra_content")}
+    kind = data.get("type", "function")
+    if kind != "function":
+        raise ValueError(f"tool call type {kind!r} is not supported (only 'function')")
+    fn = data.get("function")
+    if fn is not None:
+        if not isinstance(fn, Mapping):
+            raise ValueError("'function' must be an object with 'name' and 'arguments'")
+        if "name" in fn:
+            out.setdefault("name", fn["name"])
+        if "arguments" in fn:
+            out.setdefault("arguments", fn["arguments"])
+    if not isinstance(out.get("arguments", ""), str):
+        out["arguments"] = _json_text(out["arguments"])
+    extra = data.get("extra_content")
+    google = extra.get("google") if isinstance(extra, Mapping) else None
+    if isinstance(google, Mapping) and isinstance(google.get("thought_signature"), str):
+        out.setdefault("signature", google["thought_signature"])
+    return out
+
+
+_SDK_EMPTY_FIELDS = ("refusal", "audio", "function_call", "annotations")
+
+
+def sdk_message(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A message dict from an SDK (``model_dump()`` of an OpenAI message) in aio_llm's fields.
+
+    Empty ``refusal``/``audio``/``function_call``/``annotations`` are dropped; a
+    refusal without content becomes the content. Anything else that is not a
+    field is left for validation to refuse.
+    """
+    out = dict(data)
+    for key in _SDK_EMPTY_FIELDS:
+        if key in out and not out[key]:
+            del out[key]
+    refusal = out.pop("refusal", None)
+    if isinstance(refusal, str) and not out.get("content"):
+        out["content"] = refusal
+    return out
 
 
 class ChatRequest(BaseModel):
@@ -134,6 +244,18 @@ class ChatRequest(BaseModel):
     provider: str | None = None
     cache: bool = True
     cache_ttl: float | None = Field(default=None, gt=0)
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _messages_from_sdks(cls, value: Any) -> Any:
+        # a message dumped from an OpenAI SDK object carries more keys, mostly empty;
+        # checked once per request rather than by a validator on every Message
+        if isinstance(value, list):
+            keys = _MESSAGE_KEYS
+            for m in value:
+                if type(m) is dict and not keys.issuperset(m):
+                    return [sdk_message(x) if type(x) is dict else x for x in value]
+        return value
 
 
 class Usage(BaseModel):
@@ -257,6 +379,91 @@ def fast_construct(cls: type[_M], **fields: Any) -> _M:
     obj = _new(cls)
     obj.__setstate__({**state, "__dict__": fields})
     return obj
+
+
+def make_tool_call(id: str, name: str, arguments: str, signature: str | None = None) -> ToolCall:
+    """A ``ToolCall`` from trusted values (no validation)."""
+    return fast_construct(ToolCall, id=id, name=name, arguments=arguments, signature=signature)
+
+
+def make_message(
+    content: str,
+    tool_calls: list[ToolCall] | None = None,
+    thinking: list[ThinkingBlock] | None = None,
+) -> Message:
+    """An assistant ``Message`` from trusted values (no validation)."""
+    return fast_construct(
+        Message,
+        role="assistant",
+        content=content,
+        name=None,
+        tool_calls=tool_calls or None,
+        tool_call_id=None,
+        thinking=thinking or None,
+    )
+
+
+def make_response(
+    *,
+    id: str,
+    model: str,
+    provider: str,
+    content: str,
+    finish_reason: FinishReason | None,
+    usage: Usage,
+    tool_calls: list[ToolCall] | None = None,
+    thinking: list[ThinkingBlock] | None = None,
+    reasoning: str | None = None,
+    request_id: str | None = None,
+    raw: Any = None,
+) -> ChatResponse:
+    """A decoded ``ChatResponse`` (and its assistant ``message``) from trusted values."""
+    calls = tool_calls or []
+    return fast_construct(
+        ChatResponse,
+        id=id,
+        model=model,
+        provider=provider,
+        content=content,
+        message=make_message(content, calls, thinking),
+        finish_reason=finish_reason,
+        tool_calls=calls,
+        usage=usage,
+        cost=None,
+        cached=False,
+        latency_ms=0.0,
+        reasoning=reasoning,
+        request_id=request_id,
+        raw=raw,
+        stream=None,
+        headers=None,
+    )
+
+
+def make_chunk(
+    *,
+    delta: str = "",
+    reasoning: str = "",
+    tool_calls: list[ToolCallDelta] | None = None,
+    finish_reason: FinishReason | None = None,
+    usage: Usage | None = None,
+) -> ChatChunk:
+    """A ``ChatChunk`` from trusted values (no validation)."""
+    return fast_construct(
+        ChatChunk,
+        delta=delta,
+        tool_calls=tool_calls if tool_calls is not None else [],
+        finish_reason=finish_reason,
+        usage=usage,
+        reasoning=reasoning,
+    )
+
+
+def make_tool_delta(
+    index: int, id: str | None = None, name: str | None = None, arguments: str = ""
+) -> ToolCallDelta:
+    """A ``ToolCallDelta`` from trusted values (no validation)."""
+    return fast_construct(ToolCallDelta, index=index, id=id, name=name, arguments=arguments)
 
 
 def make_usage(

@@ -28,6 +28,7 @@ DECLARING = [
     "aio_llm.embeddings",
     "aio_llm.middleware",
     "aio_llm.middleware.semantic_cache",
+    "aio_llm.providers",
     "aio_llm.testing",
     "aio_llm.transports",
 ]

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.anyio
 
 MESSAGE = Message(role="assistant", content="hi")
 EXAMPLES: list[tuple[type[BaseModel], dict[str, Any]]] = [
-    (ToolCall, {"id": "c1", "name": "f", "arguments": "{}"}),
+    (ToolCall, {"id": "c1", "name": "f", "arguments": "{}", "signature": None}),
     (ToolCallDelta, {"index": 0, "id": None, "name": None, "arguments": "{"}),
     (
         Message,
@@ -36,6 +36,7 @@ EXAMPLES: list[tuple[type[BaseModel], dict[str, Any]]] = [
             "name": None,
             "tool_calls": None,
             "tool_call_id": None,
+            "thinking": None,
         },
     ),
     (Usage, dict.fromkeys(Usage.model_fields, 1) | {"provider_cost": 0.5}),

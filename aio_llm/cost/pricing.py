@@ -1,14 +1,18 @@
 """Model prices: the packaged table (``pricing.json``), lookups and the cost of a ``Usage``.
 
 The table lists USD per million input, cached-input, cache-write and output
-tokens and the context window of the current OpenAI and Anthropic models
-and popular OpenRouter ones, with the date the prices were checked
-(``PricingTable.checked``). Model names are matched leniently: dated
-snapshots (``gpt-4o-2024-08-06``, ``claude-3-5-sonnet-20241022``),
-``-latest`` aliases, OpenRouter ids (``anthropic/claude-3.5-sonnet``,
-``openai/gpt-4o``) and ``:variant`` suffixes all resolve to their base
-entry. An unknown model has no price: its cost is ``None`` and one log
-line says so. Users add or override prices with ``PricingTable.register``.
+tokens and the context window of the current OpenAI, Anthropic, Gemini and
+Amazon Nova models and popular OpenRouter ones, with the date the prices
+were checked (``PricingTable.checked``, and each source's date). Model names
+are matched leniently: dated snapshots (``gpt-4o-2024-08-06``,
+``claude-3-5-sonnet-20241022``), ``-latest`` aliases, OpenRouter ids
+(``anthropic/claude-3.5-sonnet``, ``openai/gpt-4o``), ``:variant`` suffixes
+and Bedrock model ids (``us.anthropic.claude-sonnet-4-5-20250929-v1:0``,
+``amazon.nova-micro-v1:0``) all resolve to their base entry; Claude 4.5 and
+later through a geographic or in-region Bedrock endpoint costs 10% more than
+through the global one, as AWS prices it. An unknown model has no price:
+its cost is ``None`` and one log line says so. Users add or override
+prices with ``PricingTable.register``.
 
 How a ``Usage`` is charged: ``input_tokens`` counts every prompt token;
 ``cached_input_tokens`` of them are billed at the cached price,
@@ -117,6 +121,25 @@ def _canonical(name: str) -> str:
     return name.strip().lower().replace(".", "-")
 
 
+# A Bedrock model id (canonical form): inference-profile prefix, vendor, model, version.
+_BEDROCK_ID = re.compile(
+    r"(?:(global|us|eu|apac|jp|au|ca|us-gov)-)?"
+    r"(?:anthropic|amazon|meta|mistral|cohere|ai21|deepseek|openai|qwen|writer)-"
+    r"(.+?)(?:-v\d+)?(?::\d+)?"
+)
+# Claude models older than 4.5 cost the same on every Bedrock endpoint.
+_FLAT_ON_BEDROCK = ("claude-3", "claude-sonnet-4", "claude-opus-4", "claude-opus-4-1")
+_BEDROCK_REGIONAL_PREMIUM = 1.1
+
+
+def _bedrock_regional(name: str, key: str) -> bool:
+    """True for Claude 4.5+ through a geographic or in-region Bedrock endpoint (+10%)."""
+    m = _BEDROCK_ID.fullmatch(_canonical(name))
+    if m is None or m[1] == "global" or not key.startswith("claude-"):
+        return False
+    return not (key in _FLAT_ON_BEDROCK or key.startswith("claude-3"))
+
+
 def _candidates(name: str) -> list[str]:
     """Names to try for ``name``, most specific first (all canonical)."""
     base = _canonical(name)
@@ -124,6 +147,9 @@ def _candidates(name: str) -> list[str]:
     variants = [base]
     if ":" in base:
         variants.append(base.split(":", 1)[0])
+    bedrock = _BEDROCK_ID.fullmatch(base)
+    if bedrock is not None:  # us.anthropic.claude-sonnet-4-5-20250929-v1:0 -> claude-sonnet-4-5
+        variants.append(bedrock[2])
     for v in list(variants):
         if "/" in v:
             variants.append(v.split("/", 1)[1])
@@ -166,6 +192,23 @@ def _price_from(model: str, data: Mapping[str, Any]) -> ModelPrice:
         cheaper=data.get("cheaper"),
         long_context=tier,
         long_context_above=above,
+    )
+
+
+def _scaled(price: ModelPrice, factor: float) -> ModelPrice:
+    """``price`` with every token price times ``factor`` (the long-context tier too)."""
+
+    def times(value: float | None) -> float | None:
+        return None if value is None else value * factor
+
+    long = price.long_context
+    return replace(
+        price,
+        input=price.input * factor,
+        output=price.output * factor,
+        cached_input=times(price.cached_input),
+        cache_write=times(price.cache_write),
+        long_context=None if long is None else _scaled(long, factor),
     )
 
 
@@ -266,6 +309,8 @@ class PricingTable:
         for key in _candidates(model):
             key = self._aliases.get(key, key)
             price = self._prices.get(key)
+            if price is not None and key not in self._own and _bedrock_regional(model, key):
+                return _scaled(price, _BEDROCK_REGIONAL_PREMIUM)
             if price is not None:
                 if free:
                     return replace(

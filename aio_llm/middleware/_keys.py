@@ -79,8 +79,16 @@ def _message(m: Message) -> list[Any]:
         part = content[0]
         if len(part) == 2 and part.get("type") == "text" and isinstance(part.get("text"), str):
             content = part["text"]
-    calls = [[c.id, c.name, c.arguments] for c in m.tool_calls] if m.tool_calls else None
-    return [m.role, content, m.name, calls, m.tool_call_id]
+    calls = None
+    if m.tool_calls:
+        calls = [
+            [c.id, c.name, c.arguments, *([c.signature] if c.signature else [])]
+            for c in m.tool_calls
+        ]
+    out: list[Any] = [m.role, content, m.name, calls, m.tool_call_id]
+    if m.thinking:  # reasoning sent back is context too
+        out.append([[t.text, t.signature, t.redacted, t.id, t.provider] for t in m.thinking])
+    return out
 
 
 def _canonical(

@@ -1,78 +1,30 @@
 """Provider adapters: sans-I/O codecs for each wire format, plus the mock.
 
 ``create_provider(kind, ...)`` builds one by kind, reading the API key and
-base URL from the variables the official SDKs read when not given.
+base URL from the variables the official SDKs read when not given. Each
+name loads its module on first use (see ``aio_llm._exports``), so a program
+pays only for the providers it uses.
 """
 
-from __future__ import annotations
+import typing
 
-import os
-from collections.abc import Mapping
-from typing import Any
+from .._exports import lazy_exports as _lazy_exports
 
-from ..errors import ConfigurationError
-from .anthropic import AnthropicProvider
-from .base import HTTPRequest, Provider, StreamDecoder
-from .mock import MockProvider
-from .openai import OpenAICompatibleProvider, OpenAIProvider
-from .openrouter import OpenRouterProvider
+if typing.TYPE_CHECKING:
+    from ._kinds import PROVIDER_KINDS as PROVIDER_KINDS
+    from ._kinds import create_provider as create_provider
+    from .anthropic import AnthropicProvider as AnthropicProvider
+    from .azure import AzureOpenAIProvider as AzureOpenAIProvider
+    from .azure import AzureOpenAIResponsesProvider as AzureOpenAIResponsesProvider
+    from .base import HTTPRequest as HTTPRequest
+    from .base import Provider as Provider
+    from .base import StreamDecoder as StreamDecoder
+    from .bedrock import BedrockProvider as BedrockProvider
+    from .gemini import GeminiProvider as GeminiProvider
+    from .mock import MockProvider as MockProvider
+    from .openai import OpenAICompatibleProvider as OpenAICompatibleProvider
+    from .openai import OpenAIProvider as OpenAIProvider
+    from .openai_responses import OpenAIResponsesProvider as OpenAIResponsesProvider
+    from .openrouter import OpenRouterProvider as OpenRouterProvider
 
-__all__ = [
-    "PROVIDER_KINDS",
-    "AnthropicProvider",
-    "HTTPRequest",
-    "MockProvider",
-    "OpenAICompatibleProvider",
-    "OpenAIProvider",
-    "OpenRouterProvider",
-    "Provider",
-    "StreamDecoder",
-    "create_provider",
-]
-
-PROVIDER_KINDS: Mapping[str, type[Provider]] = {
-    "openai": OpenAIProvider,
-    "anthropic": AnthropicProvider,
-    "openrouter": OpenRouterProvider,
-    "openai-compatible": OpenAICompatibleProvider,
-    "mock": MockProvider,
-}
-
-
-def create_provider(
-    kind: str,
-    *,
-    api_key: str | None = None,
-    base_url: str | None = None,
-    label: str | None = None,
-    environ: Mapping[str, str] | None = None,
-    **options: Any,
-) -> Provider:
-    """Build a provider of ``kind``; a missing API key raises ``ConfigurationError``.
-
-    The key and base URL default to the provider's own variables
-    (``OPENAI_API_KEY``/``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY``/
-    ``ANTHROPIC_BASE_URL``, ``OPENROUTER_API_KEY``).
-    """
-    env = os.environ if environ is None else environ
-    normalized = kind.strip().lower().replace("_", "-")
-    if normalized in {"openai_compatible", "compatible"}:
-        normalized = "openai-compatible"
-    cls = PROVIDER_KINDS.get(normalized)
-    if cls is None:
-        known = ", ".join(sorted(PROVIDER_KINDS))
-        raise ConfigurationError(f"unknown provider {kind!r}; known providers: {known}")
-    if base_url is None and cls.base_url_env:
-        base_url = env.get(cls.base_url_env) or None
-    if api_key is None and cls.api_key_env:
-        api_key = env.get(cls.api_key_env) or None
-        if api_key is None:
-            raise ConfigurationError(
-                f"no API key for provider {label or normalized!r}: set {cls.api_key_env} "
-                "or pass api_key="
-            )
-    if cls is OpenAICompatibleProvider and base_url is None:
-        raise ConfigurationError("provider 'openai-compatible' needs base_url")
-    if cls is MockProvider:
-        return MockProvider(label=label, **options)
-    return cls(api_key=api_key, base_url=base_url, label=label, **options)
+__all__, __getattr__, __dir__ = _lazy_exports(__name__)

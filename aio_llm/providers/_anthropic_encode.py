@@ -10,11 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import _json
+from .._conversation import (
+    Opaque,
+    Part,
+    Text,
+    ToolResult,
+    ToolSpec,
+    Turn,
+    conversation,
+    tool_arguments,
+    tool_choice,
+    tool_specs,
+)
 from ..errors import InvalidRequestError
-from ..types import ChatRequest, ToolCall
+from ..types import ChatRequest, ThinkingBlock
 
-__all__ = ["encode_body"]
+__all__ = ["encode_body", "part_block", "thinking_block", "tool_def"]
 
 
 # -- request mapping --------------------------------------------------------------
@@ -22,7 +33,6 @@ __all__ = ["encode_body"]
 _TOOL_CHOICE: dict[str, dict[str, str]] = {
     "auto": {"type": "auto"},
     "required": {"type": "any"},
-    "any": {"type": "any"},
     "none": {"type": "none"},
 }
 
@@ -31,26 +41,25 @@ def encode_body(request: ChatRequest, default_max_tokens: int) -> dict[str, Any]
     """The Messages request body for ``request`` (``extra`` merged last, unchanged)."""
     system: list[str | list[dict[str, Any]]] = []
     turns: list[dict[str, Any]] = []
-    for m in request.messages:
-        role = m.role
+    for turn in conversation(request.messages):
+        role = turn.role
         if role == "system" or role == "developer":
-            if m.content:
-                system.append(m.content)
+            plain = turn.plain_text
+            if plain is None:
+                system.append([part_block(p) for p in turn.parts])
+            elif plain:
+                system.append(plain)
             continue
         content: str | list[dict[str, Any]]
         if role == "tool":
-            if not m.tool_call_id:
-                raise InvalidRequestError("a tool message needs tool_call_id")
-            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": m.tool_call_id}
-            if m.content is not None:
-                result["content"] = m.content if isinstance(m.content, str) else _blocks(m.content)
-            role, content = "user", [result]
-        elif isinstance(m.content, list):
-            content = _blocks(m.content)
+            role, content = "user", [_result_block(r) for r in turn.results]
+        elif role == "assistant":
+            content = _assistant_blocks(turn)
         else:
-            content = m.content or ""
-        if m.tool_calls:
-            content = _as_blocks(content) + [_tool_use(tc) for tc in m.tool_calls]
+            plain = turn.plain_text
+            content = plain if plain is not None else [part_block(p) for p in turn.parts]
+        if not content:
+            continue
         if turns and turns[-1]["role"] == role:
             last = turns[-1]
             last["content"] = _as_blocks(last["content"]) + _as_blocks(content)
@@ -72,7 +81,7 @@ def encode_body(request: ChatRequest, default_max_tokens: int) -> dict[str, Any]
     if request.stop is not None:
         body["stop_sequences"] = [request.stop] if isinstance(request.stop, str) else request.stop
     if request.tools:
-        body["tools"] = [_tool(t) for t in request.tools]
+        body["tools"] = [tool_def(t) for t in tool_specs(request.tools)]
     if request.tool_choice is not None:
         body["tool_choice"] = _tool_choice(request.tool_choice)
     if request.user is not None:
@@ -100,66 +109,95 @@ def _as_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(content)
 
 
-def _blocks(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Content parts in Anthropic's form: OpenAI ``image_url`` parts become image blocks."""
-    return [_image(p) if p.get("type") == "image_url" else p for p in parts]
+def _assistant_blocks(turn: Turn) -> str | list[dict[str, Any]]:
+    plain = turn.plain_text
+    if plain is not None:
+        return plain
+    blocks = [b for t in turn.thinking if (b := thinking_block(t, ("anthropic", None)))]
+    blocks.extend(part_block(p) for p in turn.parts if not (isinstance(p, Text) and not p.text))
+    blocks.extend(
+        {"type": "tool_use", "id": tc.id, "name": tc.name, "input": tool_arguments(tc)}
+        for tc in turn.tool_calls
+    )
+    return blocks
 
 
-def _image(part: dict[str, Any]) -> dict[str, Any]:
-    ref = part.get("image_url")
-    url = ref.get("url") if isinstance(ref, dict) else ref
-    if not isinstance(url, str) or not url:
-        raise InvalidRequestError("an image_url part needs a url")
-    if url.startswith("data:"):
-        header, sep, data = url[5:].partition(",")
-        media_type, _, encoding = header.partition(";")
-        if not sep or encoding != "base64" or not media_type:
-            raise InvalidRequestError("an image data URL must be data:<media type>;base64,...")
-        source = {"type": "base64", "media_type": media_type, "data": data}
+def thinking_block(block: ThinkingBlock, kinds: tuple[str | None, ...]) -> dict[str, Any] | None:
+    """An Anthropic ``thinking``/``redacted_thinking`` block, if ``block`` belongs to ``kinds``."""
+    if block.provider not in kinds:
+        return None
+    if block.redacted is not None:
+        return {"type": "redacted_thinking", "data": block.redacted}
+    if block.signature is None:
+        return None  # unsigned reasoning cannot be sent back
+    return {"type": "thinking", "thinking": block.text, "signature": block.signature}
+
+
+def _result_block(r: ToolResult) -> dict[str, Any]:
+    if r.raw is not None:
+        return dict(r.raw)
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": r.call_id}
+    if r.parts:
+        if len(r.parts) == 1 and isinstance(r.parts[0], Text) and r.parts[0].raw is None:
+            block["content"] = r.parts[0].text
+        else:
+            block["content"] = [part_block(p) for p in r.parts]
+    if r.is_error:
+        block["is_error"] = True
+    return block
+
+
+def part_block(part: Part) -> dict[str, Any]:
+    """One canonical content part as an Anthropic content block."""
+    if isinstance(part, Opaque):
+        return dict(part.raw)
+    if part.raw is not None and part.dialect == "anthropic":
+        return dict(part.raw)
+    if isinstance(part, Text):
+        block: dict[str, Any] = {"type": "text", "text": part.text}
+    elif part.kind == "audio":
+        raise InvalidRequestError("Anthropic does not take audio input")
     else:
-        source = {"type": "url", "url": url}
-    return {"type": "image", "source": source}
+        block = {"type": part.kind if part.kind == "image" else "document"}
+        if part.file_id is not None:
+            source: dict[str, Any] = {"type": "file", "file_id": part.file_id}
+        elif part.url is not None:
+            source = {"type": "url", "url": part.url}
+        elif part.text is not None:
+            source = {"type": "text", "media_type": "text/plain", "data": part.text}
+        else:
+            source = {"type": "base64", "media_type": part.media_type, "data": part.data}
+        block["source"] = source
+        if part.kind == "document" and part.name:
+            block["title"] = part.name
+    if part.cache is not None:
+        block["cache_control"] = dict(part.cache)
+    return block
 
 
-def _tool_use(tc: ToolCall) -> dict[str, Any]:
-    try:
-        args = _json.loads(tc.arguments) if tc.arguments.strip() else {}
-    except _json.JSONDecodeError:
-        raise InvalidRequestError(
-            f"the arguments of tool call {tc.id!r} ({tc.name}) are not valid JSON"
-        ) from None
-    if not isinstance(args, dict):
-        raise InvalidRequestError(
-            f"the arguments of tool call {tc.id!r} ({tc.name}) must be a JSON object"
-        )
-    return {"type": "tool_use", "id": tc.id, "name": tc.name, "input": args}
-
-
-def _tool(tool: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAI-style function tool in Anthropic's form; native tools pass through."""
-    fn = tool.get("function")
-    if tool.get("type") != "function" or not isinstance(fn, dict):
-        return tool
-    name = fn.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequestError("a function tool needs a name")
-    out: dict[str, Any] = {"name": name}
-    if fn.get("description") is not None:
-        out["description"] = fn["description"]
-    out["input_schema"] = fn.get("parameters") or {"type": "object", "properties": {}}
+def tool_def(spec: ToolSpec | Opaque) -> dict[str, Any]:
+    """A tool definition in Anthropic's form; built-in (opaque) tools pass through."""
+    if isinstance(spec, Opaque):
+        return dict(spec.raw)
+    if spec.dialect == "anthropic" and spec.raw is not None:
+        return dict(spec.raw)
+    out: dict[str, Any] = {"name": spec.name}
+    if spec.description is not None:
+        out["description"] = spec.description
+    out["input_schema"] = dict(spec.parameters)
+    if spec.strict is not None and spec.dialect != "openai":
+        out["strict"] = spec.strict
+    if spec.cache is not None:
+        out["cache_control"] = dict(spec.cache)
     return out
 
 
 def _tool_choice(choice: str | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(choice, str):
-        mapped = _TOOL_CHOICE.get(choice)
-        if mapped is None:
-            raise InvalidRequestError(f"unknown tool_choice {choice!r}")
-        return dict(mapped)
-    fn = choice.get("function")
-    if choice.get("type") == "function" and isinstance(fn, dict):
-        name = fn.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidRequestError("tool_choice names no function")
-        return {"type": "tool", "name": name}
-    return choice
+    parsed = tool_choice(choice)
+    if isinstance(parsed, Opaque) or parsed is None:
+        return dict(choice) if isinstance(choice, dict) else {"type": str(choice)}
+    if parsed.raw is not None and parsed.raw.get("type") in ("auto", "any", "none", "tool"):
+        return dict(parsed.raw)  # already Anthropic's (disable_parallel_tool_use kept)
+    if parsed.mode == "tool":
+        return {"type": "tool", "name": parsed.name}
+    return dict(_TOOL_CHOICE[parsed.mode])

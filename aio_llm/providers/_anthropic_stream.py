@@ -14,10 +14,13 @@ from ..types import (
     ChatRequest,
     ChatResponse,
     FinishReason,
-    ToolCallDelta,
+    ThinkingBlock,
     Usage,
     fast_construct,
+    make_chunk,
+    make_tool_delta,
 )
+from ._common import int_field, str_field
 
 __all__ = ["FINISH", "AnthropicStreamDecoder", "int_field", "str_field", "usage_from_wire"]
 
@@ -31,7 +34,8 @@ FINISH: dict[str, FinishReason] = {
 }
 
 
-# Per-block kinds the stream decoder tracks.
+# Per-block kinds the stream decoder tracks; a block's state is
+# [kind, tool ordinal, saw-arguments (tools) | text pieces (thinking), start input | signature].
 _TEXT, _THINKING, _TOOL, _SKIP = 0, 1, 2, 3
 
 
@@ -57,7 +61,6 @@ class AnthropicStreamDecoder:
         self._inband_error = inband_error
         self.accumulator = ChunkAccumulator()
         self.accumulator.model = request.model
-        # block index -> [kind, tool ordinal, saw-arguments, start input]
         self._blocks: dict[int, list[Any]] = {}
         self._tools = 0
         self._usage: dict[str, Any] = {}
@@ -129,7 +132,7 @@ class AnthropicStreamDecoder:
             merged = dict(self._usage)
             merged.update((k, v) for k, v in usage.items() if v is not None)
             self._usage = merged
-        return _chunk(
+        return make_chunk(
             finish_reason=FINISH.get(stop) if isinstance(stop, str) else None,
             usage=usage_from_wire(self._usage),
         )
@@ -142,11 +145,18 @@ class AnthropicStreamDecoder:
         if kind == "text":
             self._blocks[index] = [_TEXT, -1, False, None]
             text = block.get("text")
-            return [_chunk(delta=text)] if isinstance(text, str) and text else []
+            return [make_chunk(delta=text)] if isinstance(text, str) and text else []
         if kind == "thinking":
-            self._blocks[index] = [_THINKING, -1, False, None]
             thought = block.get("thinking")
-            return [_chunk(reasoning=thought)] if isinstance(thought, str) and thought else []
+            thought = thought if isinstance(thought, str) else ""
+            sig = block.get("signature")
+            self._blocks[index] = [_THINKING, -1, [thought], sig if isinstance(sig, str) else None]
+            return [make_chunk(reasoning=thought)] if thought else []
+        if kind == "redacted_thinking":
+            data_ = block.get("data")
+            if isinstance(data_, str):
+                kept = ThinkingBlock(redacted=data_, provider="anthropic")
+                self.accumulator.thinking.append(kept)
         if kind == "tool_use":
             ident, name = block.get("id"), block.get("name")
             if not isinstance(ident, str) or not isinstance(name, str):
@@ -154,8 +164,8 @@ class AnthropicStreamDecoder:
             ordinal = self._tools
             self._tools += 1
             self._blocks[index] = [_TOOL, ordinal, False, block.get("input")]
-            tc = fast_construct(ToolCallDelta, index=ordinal, id=ident, name=name, arguments="")
-            return [_chunk(tool_calls=[tc])]
+            tc = make_tool_delta(ordinal, ident, name, "")
+            return [make_chunk(tool_calls=[tc])]
         # redacted_thinking, server_tool_use and its results, unknown types
         self._blocks[index] = [_SKIP, -1, False, None]
         return []
@@ -167,29 +177,45 @@ class AnthropicStreamDecoder:
         kind = delta.get("type")
         if kind == "text_delta":
             text = delta.get("text")
-            return _chunk(delta=text) if isinstance(text, str) and text else None
+            return make_chunk(delta=text) if isinstance(text, str) and text else None
         if kind == "thinking_delta":
             thought = delta.get("thinking")
-            return _chunk(reasoning=thought) if isinstance(thought, str) and thought else None
+            if not isinstance(thought, str) or not thought:
+                return None
+            state = self._block(data)
+            if state is not None and state[0] == _THINKING:
+                state[2].append(thought)
+            return make_chunk(reasoning=thought)
+        if kind == "signature_delta":
+            state = self._block(data)
+            sig = delta.get("signature")
+            if state is not None and state[0] == _THINKING and isinstance(sig, str):
+                state[3] = (state[3] or "") + sig
+            return None
         if kind == "input_json_delta":
             state = self._block(data)
             part = delta.get("partial_json")
             if state is None or state[0] != _TOOL or not isinstance(part, str) or not part:
                 return None
             state[2] = True
-            tc = fast_construct(ToolCallDelta, index=state[1], id=None, name=None, arguments=part)
-            return _chunk(tool_calls=[tc])
-        return None  # signature_delta, citations_delta, unknown deltas
+            tc = make_tool_delta(state[1], None, None, part)
+            return make_chunk(tool_calls=[tc])
+        return None  # citations_delta, unknown deltas
 
     def _stop(self, data: dict[str, Any]) -> list[ChatChunk]:
         state = self._block(data)
+        if state is not None and state[0] == _THINKING:
+            text = "".join(state[2])
+            block = ThinkingBlock(text=text, signature=state[3], provider="anthropic")
+            self.accumulator.thinking.append(block)
+            return []
         if state is None or state[0] != _TOOL or state[2]:
             return []
         # a tool call streamed without argument fragments: its input came whole
         args = _json.dumps_text(state[3] if isinstance(state[3], dict) else {})
         state[2] = True
-        tc = fast_construct(ToolCallDelta, index=state[1], id=None, name=None, arguments=args)
-        return [_chunk(tool_calls=[tc])]
+        tc = make_tool_delta(state[1], None, None, args)
+        return [make_chunk(tool_calls=[tc])]
 
     def _block(self, data: dict[str, Any]) -> list[Any] | None:
         index = data.get("index")
@@ -200,32 +226,6 @@ class AnthropicStreamDecoder:
             f"unexpected stream from {self._label}: {what}",
             provider=self._label,
         )
-
-
-def _chunk(
-    *,
-    delta: str = "",
-    reasoning: str = "",
-    tool_calls: list[ToolCallDelta] | None = None,
-    finish_reason: FinishReason | None = None,
-    usage: Usage | None = None,
-) -> ChatChunk:
-    return fast_construct(
-        ChatChunk,
-        delta=delta,
-        tool_calls=tool_calls if tool_calls is not None else [],
-        finish_reason=finish_reason,
-        usage=usage,
-        reasoning=reasoning,
-    )
-
-
-def int_field(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def str_field(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def usage_from_wire(raw: Mapping[str, Any]) -> Usage:

@@ -9,15 +9,14 @@ is one JSON parse plus a few dict lookups; chunks are built with
 
 from __future__ import annotations
 
-from .. import _json
 from ..errors import StreamError
 from ..streaming import ChunkAccumulator
 from ..transports.sse import SSEEvent
 from ..types import ChatChunk, ChatResponse, FinishReason, ToolCallDelta, fast_construct
+from ._common import json_event
 from ._openai_wire import (
     error_from_payload,
     finish_reason,
-    shorten,
     text_of,
     tool_call_arguments,
     usage_from_wire,
@@ -51,16 +50,9 @@ class OpenAIStreamDecoder:
         if data == "[DONE]":
             self._done = True
             return []
-        if not data.strip():
+        obj = json_event(data, self._label)
+        if obj is None:
             return []
-        try:
-            obj = _json.loads(data)
-        except _json.JSONDecodeError:
-            raise StreamError(
-                f"malformed JSON in the stream: {shorten(data)[:200]}", provider=self._label
-            ) from None
-        if not isinstance(obj, dict):
-            raise StreamError("a stream event is not a JSON object", provider=self._label)
         acc = self.accumulator
         if not acc.id:
             acc.id = str(obj.get("id") or "")

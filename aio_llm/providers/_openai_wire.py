@@ -17,8 +17,29 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import _json
-from ..errors import APIError, StreamError, error_for_status
-from ..types import ChatResponse, FinishReason, Message, ToolCall, Usage, fast_construct, make_usage
+from .._conversation import (
+    Opaque,
+    Part,
+    Text,
+    Turn,
+    conversation,
+    data_url,
+    output_format,
+    tool_choice,
+    tool_specs,
+)
+from ..errors import APIError, InvalidRequestError, StreamError, error_for_status
+from ..types import (
+    ChatResponse,
+    FinishReason,
+    Message,
+    ToolCall,
+    Usage,
+    make_response,
+    make_tool_call,
+    make_usage,
+)
+from ._common import int_field
 
 __all__ = [
     "decode_embeddings",
@@ -26,6 +47,11 @@ __all__ = [
     "error_from_payload",
     "finish_reason",
     "message_to_wire",
+    "messages_to_wire",
+    "part_to_wire",
+    "response_format_to_wire",
+    "tool_choice_to_wire",
+    "tools_to_wire",
     "parse_chat",
     "shorten",
     "text_of",
@@ -58,50 +84,183 @@ def finish_reason(value: object) -> FinishReason | None:
     return None
 
 
+_OPENAI_PARTS = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
+
+
 def message_to_wire(message: Message) -> dict[str, Any]:
-    """One ``Message`` as the OpenAI wire dict, ``None`` fields left out."""
+    """One OpenAI-format ``Message`` as the wire dict, ``None`` fields left out."""
     out: dict[str, Any] = {"role": message.role}
-    if message.content is not None:
-        out["content"] = message.content
+    content = message.content
+    if content is not None and (content or not message.tool_calls):
+        out["content"] = content  # a call-only turn has none, as the SDKs write it
     if message.name is not None:
         out["name"] = message.name
     if message.tool_calls:
-        out["tool_calls"] = [
-            {
-                "id": tc.id,
-                "type": "function",
-                "function": {"name": tc.name, "arguments": tc.arguments},
-            }
-            for tc in message.tool_calls
-        ]
+        out["tool_calls"] = [_call_to_wire(tc) for tc in message.tool_calls]
     if message.tool_call_id is not None:
         out["tool_call_id"] = message.tool_call_id
     return out
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+def messages_to_wire(messages: list[Message]) -> list[dict[str, Any]]:
+    """The ``messages`` of a chat-completions body, from messages in any accepted format.
+
+    Messages already in OpenAI's format (string content, or OpenAI's part
+    types) go out as they are, in one pass; any other shape (Anthropic
+    blocks, Responses parts) sends the whole list through the canonical
+    conversation, since one message there may become several here.
+    """
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        content = m.content
+        if (
+            content is None
+            or isinstance(content, str)
+            or (m.role != "assistant" and all(p.get("type") in _OPENAI_PARTS for p in content))
+        ):
+            out.append(message_to_wire(m))
+            continue
+        return [wire for turn in conversation(messages) for wire in _turn_to_wire(turn)]
+    return out
+
+
+def tools_to_wire(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool definitions as chat completions wants them (Anthropic's and flat ones translated)."""
+    if all(t.get("type") == "function" and "function" in t for t in tools):
+        return tools
+    out: list[dict[str, Any]] = []
+    for spec in tool_specs(tools):
+        if isinstance(spec, Opaque):
+            out.append(dict(spec.raw))
+            continue
+        fn: dict[str, Any] = {"name": spec.name}
+        if spec.description is not None:
+            fn["description"] = spec.description
+        fn["parameters"] = dict(spec.parameters)
+        if spec.strict is not None:
+            fn["strict"] = spec.strict
+        out.append({"type": "function", "function": fn})
+    return out
+
+
+def tool_choice_to_wire(choice: str | dict[str, Any]) -> str | dict[str, Any]:
+    """``tool_choice`` in chat completions' shape (Anthropic's and Bedrock's translated)."""
+    if choice in ("auto", "none", "required"):
+        return choice
+    parsed = tool_choice(choice)
+    if isinstance(parsed, Opaque) or parsed is None:
+        return choice
+    if parsed.mode == "tool":
+        return {"type": "function", "function": {"name": parsed.name}}
+    return parsed.mode
+
+
+def response_format_to_wire(fmt: dict[str, Any]) -> dict[str, Any]:
+    """``response_format`` in chat completions' shape (the Responses API's flat one nested)."""
+    if fmt.get("type") != "json_schema" or "json_schema" in fmt:
+        return fmt
+    parsed = output_format(fmt)
+    assert parsed is not None and parsed.schema is not None
+    spec: dict[str, Any] = {"name": parsed.name, "schema": dict(parsed.schema)}
+    if parsed.strict is not None:
+        spec["strict"] = parsed.strict
+    if parsed.description is not None:
+        spec["description"] = parsed.description
+    return {"type": "json_schema", "json_schema": spec}
+
+
+def _call_to_wire(tc: ToolCall) -> dict[str, Any]:
+    return {
+        "id": tc.id,
+        "type": "function",
+        "function": {"name": tc.name, "arguments": tc.arguments},
+    }
+
+
+def _turn_to_wire(turn: Turn) -> list[dict[str, Any]]:
+    role = turn.role
+    if role == "tool":
+        out: list[dict[str, Any]] = []
+        media: list[dict[str, Any]] = []
+        for r in turn.results:
+            text = r.text
+            if r.is_error and text:
+                text = f"Error: {text}"
+            out.append({"role": "tool", "tool_call_id": r.call_id, "content": text})
+            media.extend(part_to_wire(p) for p in r.parts if not isinstance(p, Text))
+        if media:  # tool messages take text only: images and files follow as a user turn
+            out.append({"role": "user", "content": media})
+        return out
+    msg: dict[str, Any] = {"role": role}
+    plain = turn.plain_text
+    if role == "assistant":
+        text = turn.text
+        if text or not turn.tool_calls:
+            msg["content"] = text
+        if turn.tool_calls:
+            msg["tool_calls"] = [_call_to_wire(tc) for tc in turn.tool_calls]
+    elif plain is not None:
+        msg["content"] = plain
+    else:
+        msg["content"] = [part_to_wire(p) for p in turn.parts]
+    if turn.name is not None:
+        msg["name"] = turn.name
+    return [msg]
+
+
+def part_to_wire(part: Part) -> dict[str, Any]:
+    """One canonical content part as an OpenAI chat-completions part."""
+    if isinstance(part, Opaque):
+        return dict(part.raw)
+    if part.raw is not None and (part.dialect == "openai" or part.raw.get("type") == "text"):
+        return dict(part.raw)  # a text block's cache_control too (OpenRouter and proxies read it)
+    if isinstance(part, Text):
+        return {"type": "text", "text": part.text}
+    if part.kind == "image":
+        if part.file_id is not None:
+            raise InvalidRequestError("OpenAI chat completions take images as URLs or data")
+        url = part.url if part.url is not None else data_url(part.media_type, part.data or "")
+        ref: dict[str, Any] = {"url": url}
+        if part.detail is not None:
+            ref["detail"] = part.detail
+        return {"type": "image_url", "image_url": ref}
+    if part.kind == "audio":
+        fmt = (part.media_type or "audio/wav").rpartition("/")[2]
+        return {"type": "input_audio", "input_audio": {"data": part.data, "format": fmt}}
+    if part.text is not None:
+        return {"type": "text", "text": part.text}
+    file: dict[str, Any] = {}
+    if part.file_id is not None:
+        file["file_id"] = part.file_id
+    elif part.data is not None:
+        file["file_data"] = data_url(part.media_type, part.data)
+        file["filename"] = part.name or "document"
+    else:
+        raise InvalidRequestError(
+            "OpenAI chat completions take documents as data or file ids, not URLs"
+        )
+    return {"type": "file", "file": file}
 
 
 def usage_from_wire(data: object) -> Usage:
     """``Usage`` from an OpenAI/OpenRouter ``usage`` object (missing fields are 0)."""
     if not isinstance(data, dict):
         return make_usage()
-    prompt = _int(data.get("prompt_tokens"))
-    completion = _int(data.get("completion_tokens"))
+    prompt = int_field(data.get("prompt_tokens"))
+    completion = int_field(data.get("completion_tokens"))
     cached = cache_write = reasoning = 0
     details = data.get("prompt_tokens_details")
     if details and isinstance(details, dict):
-        cached = _int(details.get("cached_tokens"))
-        cache_write = _int(details.get("cache_write_tokens"))
+        cached = int_field(details.get("cached_tokens"))
+        cache_write = int_field(details.get("cache_write_tokens"))
     details = data.get("completion_tokens_details")
     if details and isinstance(details, dict):
-        reasoning = _int(details.get("reasoning_tokens"))
+        reasoning = int_field(details.get("reasoning_tokens"))
     cost = data.get("cost")
     return make_usage(
         prompt,
         completion,
-        _int(data.get("total_tokens")) or prompt + completion,
+        int_field(data.get("total_tokens")) or prompt + completion,
         cached,
         cache_write,
         reasoning,
@@ -169,39 +328,24 @@ def parse_chat(
             for i, tc in enumerate(raw_calls):
                 fn = tc["function"]
                 tool_calls.append(
-                    fast_construct(
-                        ToolCall,
-                        id=str(tc.get("id") or f"call_{i}"),
-                        name=str(fn["name"]),
-                        arguments=tool_call_arguments(fn.get("arguments")),
+                    make_tool_call(
+                        str(tc.get("id") or f"call_{i}"),
+                        str(fn["name"]),
+                        tool_call_arguments(fn.get("arguments")),
                     )
                 )
-    message = fast_construct(
-        Message,
-        role="assistant",
-        content=content,
-        name=None,
-        tool_calls=tool_calls or None,
-        tool_call_id=None,
-    )
-    return fast_construct(
-        ChatResponse,
+            reason = "tool_calls"  # a forced tool choice answers "stop" with the calls
+    return make_response(
         id=str(data.get("id") or ""),
         model=str(data.get("model") or ""),
         provider=provider,
         content=content,
-        message=message,
         finish_reason=reason,
-        tool_calls=tool_calls,
         usage=usage_from_wire(data.get("usage")),
-        cost=None,
-        cached=False,
-        latency_ms=0.0,
+        tool_calls=tool_calls,
         reasoning=reasoning,
         request_id=headers.get("x-request-id"),
         raw=data,
-        stream=None,
-        headers=None,
     )
 
 

@@ -29,9 +29,10 @@ from ..errors import (
 from ..types import (
     ChatRequest,
     ChatResponse,
-    Message,
+    ThinkingBlock,
     ToolCall,
-    fast_construct,
+    make_response,
+    make_tool_call,
 )
 from ._anthropic_encode import encode_body
 from ._anthropic_stream import FINISH, AnthropicStreamDecoder, str_field, usage_from_wire
@@ -142,6 +143,7 @@ class AnthropicProvider(Provider):
         texts: list[str] = []
         thoughts: list[str] = []
         calls: list[ToolCall] = []
+        kept: list[ThinkingBlock] = []
         for block in blocks:
             if not isinstance(block, dict):
                 raise self._shape("a content block is not an object", data)
@@ -156,43 +158,41 @@ class AnthropicProvider(Provider):
                 if not isinstance(ident, str) or not isinstance(name, str):
                     raise self._shape("a tool_use block lacks id or name", data)
                 args = _json.dumps_text(block.get("input") or {})
-                calls.append(fast_construct(ToolCall, id=ident, name=name, arguments=args))
+                calls.append(make_tool_call(ident, name, args))
             elif kind == "thinking":
                 thought = block.get("thinking")
                 if isinstance(thought, str):
                     thoughts.append(thought)
-            # redacted_thinking, server tools and unknown block types: skipped
+                    sig = block.get("signature")
+                    kept.append(
+                        ThinkingBlock(
+                            text=thought,
+                            signature=sig if isinstance(sig, str) else None,
+                            provider=self.name,
+                        )
+                    )
+            elif kind == "redacted_thinking":
+                data_ = block.get("data")
+                if isinstance(data_, str):
+                    kept.append(ThinkingBlock(redacted=data_, provider=self.name))
+            # server tools and unknown block types: skipped
         usage = data.get("usage")
         if usage is not None and not isinstance(usage, dict):
             raise self._shape("'usage' is not an object", data)
         text = "".join(texts)
         stop = data.get("stop_reason")
-        message = fast_construct(
-            Message,
-            role="assistant",
-            content=text,
-            name=None,
-            tool_calls=calls or None,
-            tool_call_id=None,
-        )
-        return fast_construct(
-            ChatResponse,
+        return make_response(
             id=str_field(data.get("id")),
             model=str_field(data.get("model")) or request.model,
             provider=self.label,
             content=text,
-            message=message,
             finish_reason=FINISH.get(stop) if isinstance(stop, str) else None,
-            tool_calls=calls,
             usage=usage_from_wire(usage or {}),
-            cost=None,
-            cached=False,
-            latency_ms=0.0,
+            tool_calls=calls,
+            thinking=kept,
             reasoning="".join(thoughts) or None,
             request_id=headers.get("request-id") or headers.get("x-request-id"),
             raw=data,
-            stream=None,
-            headers=None,
         )
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:

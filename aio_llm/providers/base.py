@@ -2,9 +2,11 @@
 
 A provider turns a ``ChatRequest`` into an ``HTTPRequest`` (``encode_chat``)
 and an HTTP answer into a ``ChatResponse`` (``decode_chat``), or into chunks
-through a ``StreamDecoder`` fed with SSE events. Those methods are pure and
-tested on recorded bytes. ``Provider.send`` joins them to an ``HTTPTransport``;
-it is the innermost handler of the middleware chain.
+through a ``StreamDecoder`` fed with the events of its stream framing
+(``Provider.framing``: server-sent events by default, AWS's binary event
+stream for Bedrock). Those methods are pure and tested on recorded bytes.
+``Provider.send`` joins them to an ``HTTPTransport``; it is the innermost
+handler of the middleware chain.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from typing import Any, ClassVar, Protocol
 from ..errors import APIConnectionError, APIError, APIResponseError, StreamError
 from ..streaming import ChunkAccumulator
 from ..transports.base import HTTPTransport, StreamingHTTPResponse
-from ..transports.sse import SSEDecoder, SSEEvent
+from ..transports.sse import SSEDecoder
 from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, EmbeddingResponse
 from . import _wirelog
 
-__all__ = ["HTTPRequest", "Provider", "StreamDecoder", "redact"]
+__all__ = ["Framing", "HTTPRequest", "Provider", "StreamDecoder", "redact"]
 
 
 @dataclass(slots=True)
@@ -39,18 +41,35 @@ class HTTPRequest:
         return f"HTTPRequest({self.method} {self.url}, {len(self.content)} bytes)"
 
 
+class Framing(Protocol):
+    """Splits a streamed body into events: ``SSEDecoder``, ``EventStreamDecoder``."""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        """The events that ``chunk`` completes."""
+        ...
+
+    def flush(self) -> list[Any]:
+        """The events the end of input completes."""
+        ...
+
+
 class StreamDecoder(Protocol):
-    """Turns a provider's SSE events into chunks and rebuilds the response."""
+    """Turns a provider's stream events into chunks and rebuilds the response.
+
+    The events are what the provider's ``framing()`` yields (``SSEEvent`` by
+    default). A decoder may also say ``complete``: the stream may end here
+    without an end marker (Gemini has none); it is read to its end.
+    """
 
     accumulator: ChunkAccumulator
 
-    def feed(self, event: SSEEvent) -> list[ChatChunk]:
+    def feed(self, event: Any) -> list[ChatChunk]:
         """Chunks carried by ``event``; raises ``StreamError``/``APIError`` on in-band errors."""
         ...
 
     @property
     def done(self) -> bool:
-        """True once the provider's end-of-stream marker was read."""
+        """True once the provider's end-of-stream marker was read (reading stops)."""
         ...
 
     def build_response(self) -> ChatResponse:
@@ -103,8 +122,12 @@ class Provider:
 
     name: ClassVar[str] = "base"
     api_key_env: ClassVar[str | None] = None
+    api_key_alt_envs: ClassVar[tuple[str, ...]] = ()
+    """More variables the key is read from when ``api_key_env`` is unset."""
     base_url_env: ClassVar[str | None] = None
     default_base_url: ClassVar[str] = ""
+    genai_system: ClassVar[str | None] = None
+    """``gen_ai.provider.name`` in traces when the GenAI conventions name it (else ``name``)."""
 
     api_key: str | None
     base_url: str
@@ -133,6 +156,20 @@ class Provider:
         key = "set" if self.api_key else "missing"
         return f"<{type(self).__name__} {self.label} base_url={self.base_url!r} api_key={key}>"
 
+    @classmethod
+    def settings_from_env(cls, env: Mapping[str, str]) -> dict[str, Any]:
+        """Constructor settings this kind reads from ``env`` beside the key and base URL.
+
+        ``create_provider`` passes them on (``None`` values are left out;
+        settings given explicitly win).
+        """
+        return {}
+
+    @classmethod
+    def has_credentials(cls, settings: Mapping[str, Any]) -> bool:
+        """True when ``settings`` hold a credential other than an API key (a token)."""
+        return False
+
     # -- the codec (pure) -------------------------------------------------
     def encode_chat(self, request: ChatRequest) -> HTTPRequest:
         raise NotImplementedError
@@ -144,6 +181,10 @@ class Provider:
 
     def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
         raise NotImplementedError
+
+    def framing(self) -> Framing:
+        """A fresh splitter of a streamed body into events (server-sent events by default)."""
+        return SSEDecoder()
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
         raise NotImplementedError
@@ -224,7 +265,7 @@ class Provider:
             finally:
                 await resp.aclose()
             raise self.decode_error(resp.status, resp.headers, body)
-        source = _SSESource(self, resp, self.stream_decoder(request), start)
+        source = _StreamSource(self, resp, self.stream_decoder(request), start)
         stream = ChunkStream(source)
         await stream.prefetch()
         response = source.build_response()
@@ -257,10 +298,10 @@ class Provider:
         return self.decode_embed(model, status, headers, body)
 
 
-class _SSESource:
-    """Feeds a streaming HTTP body through the SSE parser into a provider decoder."""
+class _StreamSource:
+    """Feeds a streaming HTTP body through the provider's framing into its decoder."""
 
-    __slots__ = ("_decoder", "_iter", "_provider", "_resp", "_sse", "_start", "_ttft")
+    __slots__ = ("_decoder", "_frames", "_iter", "_provider", "_resp", "_start", "_ttft")
 
     def __init__(
         self,
@@ -272,7 +313,7 @@ class _SSESource:
         self._provider = provider
         self._resp = resp
         self._decoder = decoder
-        self._sse = SSEDecoder()
+        self._frames = provider.framing()
         self._iter = resp.aiter_bytes().__aiter__()
         self._start = start
         self._ttft: float | None = None
@@ -286,9 +327,9 @@ class _SSESource:
                 data = await self._iter.__anext__()
             except StopAsyncIteration:
                 chunks: list[ChatChunk] = []
-                for event in self._sse.flush():
+                for event in self._frames.flush():
                     chunks.extend(decoder.feed(event))
-                if decoder.done:
+                if decoder.done or getattr(decoder, "complete", False):
                     return chunks or None
                 raise StreamError(
                     "the stream ended before the provider's end-of-stream marker",
@@ -305,7 +346,7 @@ class _SSESource:
                 exc.provider = self._provider.label
                 raise
             out: list[ChatChunk] = []
-            for event in self._sse.feed(data):
+            for event in self._frames.feed(data):
                 out.extend(decoder.feed(event))
             if out:
                 if self._ttft is None:

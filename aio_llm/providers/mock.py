@@ -19,9 +19,9 @@ from ..types import (
     ChatResponse,
     ChunkStream,
     EmbeddingResponse,
-    Message,
     Usage,
     fast_construct,
+    make_message,
 )
 from .base import Provider
 
@@ -103,14 +103,7 @@ class MockProvider(Provider):
             model=request.model,
             provider=self.label,
             content=text,
-            message=fast_construct(
-                Message,
-                role="assistant",
-                content=text,
-                name=None,
-                tool_calls=None,
-                tool_call_id=None,
-            ),
+            message=make_message(text),
             finish_reason="stop",
             tool_calls=[],
             usage=usage,

@@ -24,10 +24,13 @@ from ._openai_stream import OpenAIStreamDecoder
 from ._openai_wire import (
     decode_embeddings,
     error_from_body,
-    message_to_wire,
+    messages_to_wire,
     parse_chat,
+    response_format_to_wire,
+    tool_choice_to_wire,
+    tools_to_wire,
 )
-from .base import HTTPRequest, Provider
+from .base import HTTPRequest, Provider, StreamDecoder
 
 __all__ = ["OpenAICompatibleProvider", "OpenAIProvider"]
 
@@ -70,8 +73,7 @@ class OpenAIProvider(Provider):
         self._chat_url = self.base_url + "/chat/completions"
         self._embed_url = self.base_url + "/embeddings"
         static: dict[str, str] = {"Content-Type": "application/json"}
-        if self.api_key:
-            static["Authorization"] = f"Bearer {self.api_key}"
+        static.update(self._auth_headers())
         if organization:
             static["OpenAI-Organization"] = organization
         if project:
@@ -81,6 +83,10 @@ class OpenAIProvider(Provider):
         # shared by every request of this instance: transports copy, never mutate
         self._headers = static
         self._stream_headers = {**static, "Accept": "text/event-stream"}
+
+    def _auth_headers(self) -> dict[str, str]:
+        """The headers that carry the key (``Authorization: Bearer``)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def _provider_headers(self) -> dict[str, str]:
         """Headers a subclass adds to every request (before the user's ``headers``)."""
@@ -96,7 +102,7 @@ class OpenAIProvider(Provider):
     def encode_chat(self, request: ChatRequest) -> HTTPRequest:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [message_to_wire(m) for m in request.messages],
+            "messages": messages_to_wire(request.messages),
         }
         if request.temperature is not None:
             body["temperature"] = request.temperature
@@ -107,11 +113,11 @@ class OpenAIProvider(Provider):
         if request.stop is not None:
             body["stop"] = request.stop
         if request.tools is not None:
-            body["tools"] = request.tools
+            body["tools"] = tools_to_wire(request.tools)
         if request.tool_choice is not None:
-            body["tool_choice"] = request.tool_choice
+            body["tool_choice"] = tool_choice_to_wire(request.tool_choice)
         if request.response_format is not None:
-            body["response_format"] = request.response_format
+            body["response_format"] = response_format_to_wire(request.response_format)
         if request.seed is not None:
             body["seed"] = request.seed
         if request.user is not None:
@@ -145,11 +151,17 @@ class OpenAIProvider(Provider):
         except _json.JSONDecodeError:
             raise self._bad_body(status, headers, body, "malformed JSON") from None
         try:
-            return parse_chat(data, provider=self.label, headers=headers, status=status)
+            return self._parse(request, data, headers, status)
         except APIError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise self._bad_body(status, headers, body, f"unexpected shape ({exc!r})") from None
+
+    def _parse(
+        self, request: ChatRequest, data: object, headers: Mapping[str, str], status: int
+    ) -> ChatResponse:
+        """A ``ChatResponse`` from a parsed answer (a wrong shape raises ``KeyError``...)."""
+        return parse_chat(data, provider=self.label, headers=headers, status=status)
 
     def _bad_body(
         self, status: int, headers: Mapping[str, str], body: bytes, why: str
@@ -164,7 +176,7 @@ class OpenAIProvider(Provider):
             request_id=headers.get("x-request-id"),
         )
 
-    def stream_decoder(self, request: ChatRequest) -> OpenAIStreamDecoder:
+    def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
         return OpenAIStreamDecoder(self.label)
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:

@@ -100,7 +100,10 @@ class AiohttpTransport:
     def _url(self, url: str) -> URL:
         u = self._urls.get(url)
         if u is None:
-            u = URL(url, encoded=False)
+            # a codec's URL is already percent-encoded (Bedrock's "%3A" in a model id):
+            # sent as given, since yarl would decode it and the SigV4 signature would
+            # no longer match; only a URL with raw spaces or non-ASCII is encoded here
+            u = URL(url, encoded=url.isascii() and " " not in url)
             if len(self._urls) < 256:
                 self._urls[url] = u
         return u

@@ -241,3 +241,37 @@ def test_data_file_records_date_sources_and_required_models() -> None:
         if price.cheaper is not None:
             assert price.cheaper in table, model
     assert table.get("gpt-4o").context_window == 128_000  # type: ignore[union-attr]
+
+
+def test_new_provider_models_are_priced_and_bedrock_ids_resolve() -> None:
+    table = PricingTable()
+    for model in ["gemini-2.5-pro", "gemini-2.5-flash", "gemini-3-pro-preview", "nova-micro"]:
+        price = table.get(model)
+        assert price is not None and price.source in ("gemini-pricing-page", "bedrock-pricing-page")
+    assert table.get("models/gemini-2.5-flash") == table.get("gemini-2.5-flash")
+    assert table.get("gemini-2.0-flash-001") == table.get("gemini-2.0-flash")
+    assert table.get("us.amazon.nova-micro-v1:0") == table.get("nova-micro")
+    assert table.get("amazon.nova-pro-v1:0") == table.get("nova-pro")
+    # Claude on Bedrock: Anthropic's list price globally, +10% through a regional endpoint
+    anthropic = table.get("claude-sonnet-4-5")
+    assert anthropic is not None
+    assert table.get("global.anthropic.claude-sonnet-4-5-20250929-v1:0") == anthropic
+    for regional in (
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+    ):
+        price = table.get(regional)
+        assert price is not None
+        assert price.input == pytest.approx(anthropic.input * 1.1)
+        assert price.cached_input == pytest.approx(anthropic.cached_input * 1.1)  # type: ignore[operator]
+        assert price.output == pytest.approx(anthropic.output * 1.1)
+    assert table.get("us.anthropic.claude-sonnet-4-20250514-v1:0") == table.get("claude-sonnet-4")
+    # Gemini 2.5 Pro's long-context tier and Gemini's cached-content price
+    pro = table.get("gemini-2.5-pro")
+    assert pro is not None
+    long = Usage(input_tokens=300_000, output_tokens=1000, cached_input_tokens=100_000)
+    assert pro.cost(long) == pytest.approx((200_000 * 2.5 + 100_000 * 0.25 + 1000 * 15.0) / 1e6)
+    # a price registered for a Bedrock id is taken as given
+    table.register("us.anthropic.claude-sonnet-4-5-20250929-v1:0", input=1.0, output=2.0)
+    mine = table.get("us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    assert mine is not None and (mine.input, mine.output) == (1.0, 2.0)

@@ -423,7 +423,7 @@ def test_decode_variants_of_compatible_servers() -> None:
     r = provider.decode_chat(_req(), 200, {}, body)
     assert r.content == "ab" and r.reasoning == "thought"
     assert r.tool_calls == [ToolCall(id="call_0", name="f", arguments='{"x":1}')]
-    assert r.usage.total_tokens == 5 and r.finish_reason is None
+    assert r.usage.total_tokens == 5 and r.finish_reason == "tool_calls"
 
 
 def test_refusal_becomes_content() -> None:

@@ -131,7 +131,8 @@ class Tracing:
             if isinstance(p, str):
                 self._endpoints[label] = endpoint(label, p)
             else:
-                self._endpoints[label] = endpoint(p.name, p.base_url)
+                system = getattr(p, "genai_system", None) or p.name
+                self._endpoints[label] = endpoint(system, p.base_url)
         if capture_content is None:
             capture_content = os.environ.get(CAPTURE_ENV, "").strip().lower() == "true"
         self._capture = capture_content

@@ -52,7 +52,8 @@ from ._batch_objects import (
     rfc3339,
 )
 from ._conn import Reply
-from ._replies import JSON, MESSAGES, build_reply, fault_reply
+from ._dialects import ANTHROPIC, CHAT, MESSAGES, OPENAI, Route, route_of
+from ._replies import JSON, build_reply, fault_reply
 
 if TYPE_CHECKING:
     from ...clock import Clock
@@ -130,7 +131,8 @@ class FakeBatches:
             if fault is not None and fault.kind in ("status", "raw"):
                 server.faults += 1
                 headers = [JSON]
-                return fault_reply(fault, headers, anthropic, self._next("req"))
+                route = Route(MESSAGES, ANTHROPIC) if anthropic else Route(CHAT, OPENAI)
+                return fault_reply(fault, headers, route, self._next("req"))
         parts = path.strip("/").split("/")
         method = req.method
         try:
@@ -251,7 +253,7 @@ class FakeBatches:
         if errors:
             batch.errors = errors
         else:
-            batch.lines = self._answer(server, entries, ENDPOINTS[str(endpoint)], str(endpoint))
+            batch.lines = self._answer(server, entries, str(endpoint))
         self.batches[batch.id] = batch
         return json_reply(self._openai_json(server, batch))
 
@@ -400,7 +402,7 @@ class FakeBatches:
             server._clock.time(),
             self.completion_window,
         )
-        batch.lines = self._answer(server, entries, MESSAGES, "/v1/messages")
+        batch.lines = self._answer(server, entries, "/v1/messages")
         self.batches[batch.id] = batch
         return json_reply(self._anthropic_json(server, batch))
 
@@ -438,9 +440,10 @@ class FakeBatches:
         self,
         server: FakeLLMServer,
         entries: list[tuple[str, dict[str, Any]]],
-        kind: int,
         path: str,
     ) -> list[Line]:
+        route = route_of(path)
+        assert route is not None, path  # the batch endpoints are API routes
         lines = []
         for cid, body in entries:
             self.submitted[cid] += 1
@@ -455,7 +458,7 @@ class FakeBatches:
             if body.get("stream"):
                 body = {**body, "stream": False}
             reply = build_reply(
-                kind,
+                route,
                 dumps(body),
                 fault,
                 rid=rid,

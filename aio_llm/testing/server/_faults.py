@@ -7,6 +7,7 @@ fields are the data the server reads.
 
 from __future__ import annotations
 
+import base64
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -177,9 +178,15 @@ class Fault:
 
     @classmethod
     def from_recording(cls, recording: Mapping[str, Any]) -> Fault:
-        """A ``raw`` fault replaying a recorded exchange (``tests/fixtures/recorded`` format)."""
+        """A ``raw`` fault replaying a recorded exchange (``tests/fixtures/recorded`` format).
+
+        A binary body (a Bedrock event stream) comes from ``body_b64``.
+        """
         response = recording["response"]
-        return cls.raw(int(response["status"]), response.get("headers"), response["body_text"])
+        body: bytes | str = response.get("body_text") or ""
+        if response.get("body_text") is None and response.get("body_b64"):
+            body = base64.b64decode(response["body_b64"])
+        return cls.raw(int(response["status"]), response.get("headers"), body)
 
     # -- composition ------------------------------------------------------------
 

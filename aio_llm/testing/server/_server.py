@@ -29,11 +29,12 @@ from ...clock import SYSTEM_CLOCK, Clock
 from . import _formats
 from ._batches import FakeBatches
 from ._conn import Connection, Reply
+from ._dialects import Route, route_of
 from ._faults import Fault, FaultSchedule
 from ._http import HTTPError, ParsedRequest
 from ._ratelimit import RequestWindow
 from ._records import RecordedRequest, RequestHeaders, ServerStatistics
-from ._replies import JSON, MESSAGES, ROUTES, build_reply, no_route_reply, rate_limited_reply
+from ._replies import JSON, build_reply, no_route_reply, rate_limited_reply
 
 if TYPE_CHECKING:
     from ._spawn import SpawnedServer
@@ -354,7 +355,7 @@ class FakeLLMServer:
         """Answer one request: at once when possible, else from a task."""
         conn.busy = True
         path = req.target.partition("?")[0]
-        kind = ROUTES.get(path)
+        kind = route_of(path)
         if kind is None or req.method != "POST":
             conn.send(self._other_route(req, path, kind), req.keep_alive)
             return
@@ -402,7 +403,7 @@ class FakeLLMServer:
         conn.pump()
 
     async def _later(
-        self, conn: Connection, req: ParsedRequest, kind: int, fault: Fault | None, delay: float
+        self, conn: Connection, req: ParsedRequest, kind: Route, fault: Fault | None, delay: float
     ) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
@@ -418,7 +419,7 @@ class FakeLLMServer:
         conn.task = None
         conn.pump()
 
-    def _build(self, kind: int, req: ParsedRequest, fault: Fault | None) -> Reply:
+    def _build(self, kind: Route, req: ParsedRequest, fault: Fault | None) -> Reply:
         try:
             extra = self._window.headers(self._clock.now()) if self.ratelimit_headers else None
             return build_reply(
@@ -440,7 +441,7 @@ class FakeLLMServer:
         self._ids += 1
         return f"{self._prefix}{self._ids:08d}"
 
-    def _other_route(self, req: ParsedRequest, path: str, kind: int | None) -> Reply:
+    def _other_route(self, req: ParsedRequest, path: str, kind: Route | None) -> Reply:
         batch_reply = self.batches.route(self, req, path)
         if batch_reply is not None:
             return batch_reply
@@ -465,5 +466,6 @@ class FakeLLMServer:
         if wait is None:
             return None
         self.rate_limited += 1
-        anthropic = ROUTES.get(req.target.partition("?")[0]) == MESSAGES
-        return rate_limited_reply(wait, self._window.headers(now), anthropic, self._next_id())
+        route = route_of(req.target.partition("?")[0])
+        assert route is not None  # only API routes are admitted
+        return rate_limited_reply(wait, self._window.headers(now), route, self._next_id())

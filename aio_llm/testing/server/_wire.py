@@ -18,12 +18,12 @@ from typing import Any
 
 from ..._json import dumps
 
-__all__ = ["Answer", "embeddings_json", "pieces", "plan_answer"]
+__all__ = ["Answer", "embeddings_json", "pieces", "plan_answer", "sample_arguments", "text_of"]
 
 Reply = Callable[[dict[str, Any]], str]
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
     """Plain text of a message ``content``: a string or a list of parts/blocks."""
     if isinstance(content, str):
         return content
@@ -32,10 +32,12 @@ def _text_of(content: Any) -> str:
         for part in content:
             if isinstance(part, dict):
                 kind = part.get("type")
-                if kind == "text" or (kind is None and "text" in part):
+                if kind in ("text", "input_text", "output_text") or (
+                    kind is None and "text" in part
+                ):
                     out.append(str(part.get("text", "")))
                 elif kind == "tool_result":
-                    out.append(_text_of(part.get("content")))
+                    out.append(text_of(part.get("content")))
             elif isinstance(part, str):
                 out.append(part)
         return " ".join(out)
@@ -62,7 +64,7 @@ _SAMPLE = {
 }
 
 
-def _arguments(schema: dict[str, Any]) -> dict[str, Any]:
+def sample_arguments(schema: dict[str, Any]) -> dict[str, Any]:
     """Sample arguments: one value per required property (all properties if none required)."""
     props = schema.get("properties")
     if not isinstance(props, dict):
@@ -107,7 +109,11 @@ class Answer:
 
 
 def plan_answer(body: dict[str, Any], reply: str | Reply | None, *, anthropic: bool) -> Answer:
-    """Decide the answer to a chat request body (raises ``ValueError`` if it is not one)."""
+    """Decide the answer to a chat request body (raises ``ValueError`` if it is not one).
+
+    A ``response_format`` of type ``json_schema`` (without a ``reply``) gets a
+    sample object with one value per required property.
+    """
     messages = body.get("messages")
     model = body.get("model")
     if not isinstance(messages, list) or not isinstance(model, str):
@@ -117,11 +123,11 @@ def plan_answer(body: dict[str, Any], reply: str | Reply | None, *, anthropic: b
     a.stream = body.get("stream") is True
     opts = body.get("stream_options")
     a.include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
-    words = len(_text_of(body.get("system")).split()) if anthropic else 0
+    words = len(text_of(body.get("system")).split()) if anthropic else 0
     last_user = ""
     for msg in messages:
         if isinstance(msg, dict):
-            text = _text_of(msg.get("content"))
+            text = text_of(msg.get("content"))
             words += len(text.split())
             if msg.get("role") == "user":
                 last_user = text
@@ -134,14 +140,17 @@ def plan_answer(body: dict[str, Any], reply: str | Reply | None, *, anthropic: b
         and body.get("tool_choice") != "none"
         and isinstance(last, dict)
         and last.get("role") == "user"
-        and "CALL_TOOL" in _text_of(last.get("content"))
+        and "CALL_TOOL" in text_of(last.get("content"))
     ):
         a.tool_name, schema = _tool_schema(tools[0])
-        a.tool_args = dumps(_arguments(schema)).decode()
+        a.tool_args = dumps(sample_arguments(schema)).decode()
         a.finish = "tool_calls"
         a.output_tokens = max(1, len(a.tool_args.split()) + 1)
         return a
-    if reply is None:
+    wanted = _json_schema(body.get("response_format"))
+    if reply is None and wanted is not None:
+        text = dumps(sample_arguments(wanted)).decode()  # structured output: a sample object
+    elif reply is None:
         text = f"Echo: {last_user}"
     elif isinstance(reply, str):
         text = reply
@@ -156,6 +165,15 @@ def plan_answer(body: dict[str, Any], reply: str | Reply | None, *, anthropic: b
     a.text = text
     a.output_tokens = max(1, len(parts))
     return a
+
+
+def _json_schema(fmt: Any) -> dict[str, Any] | None:
+    """The schema a ``response_format`` of type ``json_schema`` asks for."""
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return None
+    spec = fmt.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    return schema if isinstance(schema, dict) else None
 
 
 def pieces(text: str, n: int) -> list[str]:

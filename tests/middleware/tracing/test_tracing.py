@@ -577,3 +577,33 @@ async def test_global_providers_are_used_by_default(clock: FakeClock) -> None:
     no_meter = type(otel_metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
     assert ("stats-only" in repr(mw)) == (no_tracer and no_meter)
     assert mw.statistics().requests == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("kind", "system", "host"),
+    [
+        ("openai-responses", "openai", "api.openai.com"),
+        ("gemini", "gcp.gemini", "generativelanguage.googleapis.com"),
+        ("azure-openai", "azure.ai.openai", "res.openai.azure.com"),
+        ("bedrock", "aws.bedrock", "bedrock-runtime.eu-west-1.amazonaws.com"),
+    ],
+)
+async def test_new_kinds_use_the_conventions_provider_names(
+    otel: OTel, clock: FakeClock, kind: str, system: str, host: str
+) -> None:
+    from aio_llm.providers import create_provider
+
+    env = {
+        "AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "AKID",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+    }
+    key = None if kind == "bedrock" else "k"
+    p = create_provider(kind, api_key=key, label="primary", environ=env)
+    mw = make_tracing(otel, clock, provider="primary", providers={"primary": p})
+    await mw(request(), answering(clock, response(provider="primary")))
+    attrs = dict(otel.span().attributes or {})
+    assert attrs["gen_ai.provider.name"] == system
+    assert attrs["server.address"] == host and attrs["server.port"] == 443
