@@ -14,7 +14,13 @@ from ..log import content_enabled, http
 
 __all__ = ["failed", "http", "received", "request_id", "sent"]
 
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-generation-id", "cf-ray")
+_REQUEST_ID_HEADERS = (
+    "x-request-id",
+    "request-id",
+    "x-amzn-requestid",
+    "x-generation-id",
+    "cf-ray",
+)
 _BODY_LIMIT = 4096
 
 
