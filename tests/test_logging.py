@@ -141,7 +141,7 @@ async def test_retries_are_logged_at_info(
         await c.chat([{"role": "user", "content": "hi"}])
     (line,) = lines(caplog, "aio_llm.retry")
     assert line.startswith("Retrying request to gpt-4o-mini in ")
-    assert " seconds (attempt 2) after ServerError" in line
+    assert " seconds (attempt 2) after InternalServerError" in line
     nothing_secret(caplog)
 
 
@@ -184,7 +184,7 @@ async def test_fallbacks_are_logged_at_info(
     assert r.content == "from the backup"
     (line,) = lines(caplog, "aio_llm.fallback")
     assert line.startswith(
-        "Falling back from default:gpt-4o-mini to backup:gpt-4o after ServerError"
+        "Falling back from default:gpt-4o-mini to backup:gpt-4o after InternalServerError"
     )
 
 

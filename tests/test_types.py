@@ -67,6 +67,7 @@ EXAMPLES: list[tuple[type[BaseModel], dict[str, Any]]] = [
             "raw": {"id": "r1"},
             "stream": None,
             "headers": None,
+            "all_choices": None,
         },
     ),
 ]

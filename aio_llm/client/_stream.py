@@ -7,7 +7,7 @@ from types import TracebackType
 
 import anyio
 
-from ..errors import APITimeoutError
+from ..errors import APITimeoutError, ClientStateError
 from ..streaming import replay_as_stream
 from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream
 from ._session import Session, deadline_message
@@ -33,6 +33,8 @@ class ChatStream:
         self._response: ChatResponse | None = None
 
     async def __aenter__(self) -> ChatStream:
+        if self._stream is not None or self._scope is not None:
+            raise ClientStateError("a stream can be entered once; call client.stream() again")
         scope = self._scope = self._session.deadline_scope(self._timeout)
         if scope is not None:
             scope.__enter__()
@@ -75,13 +77,13 @@ class ChatStream:
         # iterate the ChunkStream itself: one call per chunk instead of two
         stream = self._stream
         if stream is None:
-            raise RuntimeError("use the stream as `async with client.stream(...) as s:`")
+            raise _not_entered()
         return stream
 
     async def __anext__(self) -> ChatChunk:
         stream = self._stream
         if stream is None:
-            raise RuntimeError("use the stream as `async with client.stream(...) as s:`")
+            raise _not_entered()
         return await stream.__anext__()
 
     async def text(self) -> str:
@@ -100,3 +102,10 @@ class ChatStream:
     @property
     def completed(self) -> bool:
         return self._stream is not None and self._stream.completed
+
+
+def _not_entered() -> ClientStateError:
+    return ClientStateError(
+        "a stream is read inside its block: "
+        "`async with client.stream(...) as s: async for chunk in s: ...`"
+    )

@@ -24,6 +24,7 @@ from .._conversation import (
 )
 from ..errors import InvalidRequestError
 from ..types import ChatRequest, ThinkingBlock
+from ._params import anthropic_service_tier
 
 __all__ = ["encode_body", "part_block", "thinking_block", "tool_def"]
 
@@ -88,9 +89,22 @@ def encode_body(request: ChatRequest, default_max_tokens: int) -> dict[str, Any]
         body["metadata"] = {"user_id": request.user}
     if request.stream:
         body["stream"] = True
+    _sdk_parameters(body, request)
     if request.extra:
         body.update(request.extra)
     return body
+
+
+def _sdk_parameters(body: dict[str, Any], request: ChatRequest) -> None:
+    """``top_k``, ``service_tier`` and ``parallel_tool_calls`` in Anthropic's terms."""
+    if request.top_k is not None:
+        body["top_k"] = request.top_k
+    if request.service_tier is not None:
+        body["service_tier"] = anthropic_service_tier(request.service_tier, "anthropic")
+    if request.parallel_tool_calls is False and request.tools:
+        choice = body.get("tool_choice") or {"type": "auto"}
+        if choice.get("type") != "none":
+            body["tool_choice"] = {**choice, "disable_parallel_tool_use": True}
 
 
 def _system(parts: list[str | list[dict[str, Any]]]) -> str | list[dict[str, Any]]:

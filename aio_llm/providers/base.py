@@ -23,6 +23,7 @@ from ..transports.base import HTTPTransport, StreamingHTTPResponse
 from ..transports.sse import SSEDecoder
 from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, EmbeddingResponse
 from . import _wirelog
+from ._params import check_parameters, with_query
 
 __all__ = ["Framing", "HTTPRequest", "Provider", "StreamDecoder", "redact"]
 
@@ -121,6 +122,10 @@ class Provider:
     """
 
     name: ClassVar[str] = "base"
+    supported_parameters: ClassVar[frozenset[str]] = frozenset()
+    """Which of the SDK parameters (``_params.SDK_PARAMETERS``) this provider honours."""
+    samples_by_default: ClassVar[bool] = True
+    """Whether a request without a temperature draws a sample (every real model does)."""
     api_key_env: ClassVar[str | None] = None
     api_key_alt_envs: ClassVar[tuple[str, ...]] = ()
     """More variables the key is read from when ``api_key_env`` is unset."""
@@ -215,11 +220,24 @@ class Provider:
         seconds = time.perf_counter() - start
         _wirelog.failed(self.label, http.method, http.url, exc, seconds, self.api_key)
 
+    def _encode(self, request: ChatRequest) -> HTTPRequest:
+        """``encode_chat`` after checking the parameters, plus the request's own headers/query."""
+        check_parameters(request, self.label, self.supported_parameters)
+        http = self.encode_chat(request)
+        if request.extra_headers or request.extra_query:
+            http = HTTPRequest(
+                http.method,
+                with_query(http.url, request.extra_query),
+                {**http.headers, **request.extra_headers},
+                http.content,
+            )
+        return http
+
     async def send(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
         """Send ``request``; a streaming one returns at its first chunk with ``.stream`` set."""
         if request.stream:
             return await self.open_stream(request, transport)
-        http = self.encode_chat(request)
+        http = self._encode(request)
         log = _wirelog.http.isEnabledFor(DEBUG)
         if log:
             _wirelog.sent(self.label, http.method, http.url, http.content, self.api_key)
@@ -244,7 +262,7 @@ class Provider:
         return response
 
     async def open_stream(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
-        http = self.encode_chat(request)
+        http = self._encode(request)
         log = _wirelog.http.isEnabledFor(DEBUG)
         if log:
             _wirelog.sent(self.label, http.method, http.url, http.content, self.api_key)

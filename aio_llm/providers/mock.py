@@ -23,6 +23,7 @@ from ..types import (
     fast_construct,
     make_message,
 )
+from ._params import SDK_PARAMETERS
 from .base import Provider
 
 __all__ = ["MockProvider"]
@@ -39,6 +40,9 @@ class MockProvider(Provider):
     """
 
     name: ClassVar[str] = "mock"
+    supported_parameters: ClassVar[frozenset[str]] = frozenset(SDK_PARAMETERS)
+    """All of them: the mock answers the same text whatever they say."""
+    samples_by_default: ClassVar[bool] = False
     default_base_url: ClassVar[str] = "http://mock.invalid"
 
     def __init__(
@@ -115,6 +119,7 @@ class MockProvider(Provider):
             raw=None,
             stream=None,
             headers=None,
+            all_choices=None,
         )
 
     async def embed(
