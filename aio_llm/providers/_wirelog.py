@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .._redact import redact_text
 from ..log import content_enabled, http
 
 __all__ = ["failed", "http", "received", "request_id", "sent"]
@@ -24,16 +25,17 @@ _REQUEST_ID_HEADERS = (
 _BODY_LIMIT = 4096
 
 
-def _mask(text: str, secret: str | None) -> str:
-    if secret and len(secret) >= 8 and secret in text:
-        return text.replace(secret, "[redacted]")
-    return text
+Secrets = tuple[str, ...]
 
 
-def _body(data: bytes, secret: str | None) -> str:
+def _mask(text: str, secrets: Secrets) -> str:
+    return redact_text(text, secrets)
+
+
+def _body(data: bytes, secrets: Secrets) -> str:
     text = data[:_BODY_LIMIT].decode("utf-8", "replace")
     more = f" ... ({len(data)} bytes)" if len(data) > _BODY_LIMIT else ""
-    return _mask(text, secret) + more
+    return _mask(text, secrets) + more
 
 
 def request_id(headers: Mapping[str, str]) -> str:
@@ -45,10 +47,10 @@ def request_id(headers: Mapping[str, str]) -> str:
     return "-"
 
 
-def sent(label: str, method: str, url: str, body: bytes, secret: str | None) -> None:
-    url = _mask(url, secret)
+def sent(label: str, method: str, url: str, body: bytes, secrets: Secrets) -> None:
+    url = _mask(url, secrets)
     if content_enabled():
-        http.debug("%s %s (%s, %d bytes): %s", method, url, label, len(body), _body(body, secret))
+        http.debug("%s %s (%s, %d bytes): %s", method, url, label, len(body), _body(body, secrets))
     else:
         http.debug("%s %s (%s, %d bytes)", method, url, label, len(body))
 
@@ -60,11 +62,11 @@ def received(
     status: int,
     headers: Mapping[str, str],
     seconds: float,
-    secret: str | None,
+    secrets: Secrets,
     body: bytes | None = None,
 ) -> None:
     """An answer arrived (its head, for a stream: ``body`` is then None)."""
-    url = _mask(url, secret)
+    url = _mask(url, secrets)
     rid = request_id(headers)
     ms = seconds * 1000.0
     if body is not None and content_enabled():
@@ -76,7 +78,7 @@ def received(
             ms,
             label,
             rid,
-            _body(body, secret),
+            _body(body, secrets),
         )
     else:
         kind = " (stream)" if body is None else ""
@@ -93,14 +95,14 @@ def received(
 
 
 def failed(
-    label: str, method: str, url: str, exc: BaseException, seconds: float, secret: str | None
+    label: str, method: str, url: str, exc: BaseException, seconds: float, secrets: Secrets
 ) -> None:
     http.debug(
         "%s %s -> %s after %.1f ms (%s): %s",
         method,
-        _mask(url, secret),
+        _mask(url, secrets),
         type(exc).__name__,
         seconds * 1000.0,
         label,
-        _mask(str(exc), secret),
+        _mask(str(exc), secrets),
     )

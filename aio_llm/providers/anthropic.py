@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import _json
+from .._redact import redact_text
 from ..errors import (
     APIError,
     APIResponseError,
@@ -37,7 +38,7 @@ from ..types import (
 from ._anthropic_encode import encode_body
 from ._anthropic_stream import FINISH, AnthropicStreamDecoder, str_field, usage_from_wire
 from ._error_text import describe_text_body
-from .base import HTTPRequest, Provider, StreamDecoder, redact
+from .base import HTTPRequest, Provider, StreamDecoder
 
 __all__ = ["AnthropicProvider"]
 
@@ -98,7 +99,10 @@ class AnthropicProvider(Provider):
         self.default_max_tokens = default_max_tokens
         root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         self._url = f"{root}/v1/messages"
-        static = {"anthropic-version": version, "content-type": "application/json"}
+        self._auth_changed()
+
+    def _auth_changed(self) -> None:
+        static = {"anthropic-version": self.version, "content-type": "application/json"}
         if self.api_key:
             static["x-api-key"] = self.api_key
         static.update(self.extra_headers)
@@ -218,10 +222,10 @@ class AnthropicProvider(Provider):
             if not isinstance(body_request_id, str):
                 body_request_id = None
         else:  # the whole text, as the anthropic SDK keeps it
-            parsed = redact(body.decode("utf-8", errors="replace"), self.api_key)
+            parsed = redact_text(body.decode("utf-8", errors="replace"), self.secrets)
         if not message:
             message = describe_text_body(status, headers, _clip(body))
-        message = redact(message, self.api_key)
+        message = redact_text(message, self.secrets)
         exc = error_for_status(
             status,
             message,
@@ -230,10 +234,11 @@ class AnthropicProvider(Provider):
             error_type=error_type,
             code=error_type,
             body=parsed,
-            raw=parsed.encode() if isinstance(parsed, str) else _redact_bytes(body, self.api_key),
+            raw=parsed.encode() if isinstance(parsed, str) else _redact_bytes(body, self.secrets),
         )
         if exc.request_id is None:
             exc.request_id = body_request_id
+        self.scrub(exc)  # the body, the request id: anything may echo the key
         return exc
 
     def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
@@ -253,7 +258,7 @@ class AnthropicProvider(Provider):
         err = data.get("error")
         err = err if isinstance(err, dict) else {}
         error_type = err.get("type") if isinstance(err.get("type"), str) else None
-        message = redact(str_field(err.get("message")) or "error event", self.api_key)
+        message = redact_text(str_field(err.get("message")) or "error event", self.secrets)
         request_id = data.get("request_id") if isinstance(data.get("request_id"), str) else None
         status = _STATUS_OF_TYPE.get(error_type or "")
         exc: APIError
@@ -271,12 +276,14 @@ class AnthropicProvider(Provider):
             )
         if exc.request_id is None:
             exc.request_id = request_id
+        self.scrub(exc)
         return exc
 
 
-def _redact_bytes(body: bytes, secret: str | None) -> bytes:
-    if secret and secret.encode() in body:
-        return body.replace(secret.encode(), b"[REDACTED]")
+def _redact_bytes(body: bytes, secrets: tuple[str, ...]) -> bytes:
+    for secret in secrets:
+        if secret.encode() in body:
+            body = body.replace(secret.encode(), b"[REDACTED]")
     return body
 
 
