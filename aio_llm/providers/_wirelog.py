@@ -67,7 +67,7 @@ def received(
 ) -> None:
     """An answer arrived (its head, for a stream: ``body`` is then None)."""
     url = _mask(url, secrets)
-    rid = request_id(headers)
+    rid = _mask(request_id(headers), secrets)  # a hostile server may echo the key
     ms = seconds * 1000.0
     if body is not None and content_enabled():
         http.debug(
