@@ -619,18 +619,22 @@ class AsyncLLMClient:
 
     # -- introspection -------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
-        """A snapshot: requests, errors, cache/dedup hits, retries, breaker states, cost."""
+        """A snapshot: requests, latency, tokens, cache/dedup hits, retries, breakers, cost.
+
+        One name per figure (docs/observability.md, "Metric names"): the OpenTelemetry
+        GenAI names where the conventions have one (``gen_ai.client.operation.duration``
+        in seconds, ``gen_ai.client.token.usage``), else ``<component>.<figure>``.
+        """
         session = self._session
-        snapshot: dict[str, Any] = {
-            "requests": session.requests if session else 0,
-            "errors": session.errors if session else 0,
-            "in_flight": session.in_flight if session else 0,
-        }
+        snapshot: dict[str, Any] = {"requests.in_flight": session.in_flight if session else 0}
         for source in self._metric_sources:
             snapshot.update(source.metrics())
         for batcher in self._batchers.values():
             for key, value in batcher.metrics().items():
                 snapshot[key] = snapshot.get(key, 0) + value
+        # without the Tracing middleware (a chain of the caller's own), the session counts
+        snapshot.setdefault("requests.total", session.requests if session else 0)
+        snapshot.setdefault("requests.errors", session.errors if session else 0)
         snapshot.setdefault("cost.total", self.cost_manager.get_metrics().total_cost)
         return snapshot
 

@@ -351,13 +351,17 @@ class PricingTable:
         """Every model name the table prices (canonical spelling)."""
         return sorted(p.model for p in self._prices.values())
 
-    def cost(self, model: str, usage: Usage) -> float | None:
-        """USD for ``usage`` on ``model``; the provider's own figure wins; ``None`` if unknown."""
+    def cost(self, model: str, usage: Usage, *, warn: bool = True) -> float | None:
+        """USD for ``usage`` on ``model``; the provider's own figure wins; ``None`` if unknown.
+
+        An unknown model is logged once, as a warning unless ``warn`` is false (the
+        mock provider's answers cost nothing real): then at DEBUG.
+        """
         if usage.provider_cost is not None:
             return usage.provider_cost
         price = self.get(model)
         if price is None:
-            self._warn_unknown(model)
+            self._warn_unknown(model, logging.WARNING if warn else logging.DEBUG)
             return None
         return price.cost(usage)
 
@@ -369,10 +373,12 @@ class PricingTable:
             return None
         return price.worst_case(input_tokens, output_tokens)
 
-    def _warn_unknown(self, model: str) -> None:
+    def _warn_unknown(self, model: str, level: int = logging.WARNING) -> None:
         if model not in self._warned:
-            self._warned.add(model)
-            logger.warning(
+            if level >= logging.WARNING:
+                self._warned.add(model)
+            logger.log(
+                level,
                 "aio_llm has no price for model %r: its cost is None (register one with "
                 "PricingTable.register)",
                 model,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from logging import DEBUG
 from typing import Any, ClassVar, Protocol
 
 from .._redact import redact_text, scrub_error
@@ -28,6 +29,7 @@ from ..streaming import ChunkAccumulator
 from ..transports.base import HTTPTransport, StreamingHTTPResponse
 from ..transports.sse import SSEDecoder
 from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, EmbeddingResponse
+from . import _wirelog
 from ._params import check_parameters, with_query
 
 __all__ = ["Framing", "HTTPRequest", "Provider", "StreamDecoder", "redact"]
@@ -251,6 +253,23 @@ class Provider:
         raise NotImplementedError
 
     # -- the glue (I/O) ----------------------------------------------------
+    def _log_answer(
+        self,
+        http: HTTPRequest,
+        status: int,
+        headers: Mapping[str, str],
+        start: float,
+        body: bytes | None,
+    ) -> None:
+        seconds = time.perf_counter() - start
+        _wirelog.received(
+            self.label, http.method, http.url, status, headers, seconds, self.secrets, body
+        )
+
+    def _log_failure(self, http: HTTPRequest, exc: BaseException, start: float) -> None:
+        seconds = time.perf_counter() - start
+        _wirelog.failed(self.label, http.method, http.url, exc, seconds, self.secrets)
+
     def _encode(self, request: ChatRequest) -> HTTPRequest:
         """``encode_chat`` after checking the parameters, plus the request's own headers/query."""
         check_parameters(request, self.label, self.supported_parameters)
@@ -277,16 +296,25 @@ class Provider:
         if request.stream:
             return await self.open_stream(request, transport)
         http = self._encode(request)
+        log = _wirelog.http.isEnabledFor(DEBUG)
+        answered = False
+        if log:
+            _wirelog.sent(self.label, http.method, http.url, http.content, self.secrets)
         start = time.perf_counter()
         try:
             status, headers, body = await transport.request(
                 http.method, http.url, http.headers, http.content
             )
+            if log:
+                answered = True
+                self._log_answer(http, status, headers, start, body)
             if status >= 300:
                 raise self._status_error(status, headers, body, http.url)
             response = self.decode_chat(request, status, headers, body)
         except APIError as exc:
             self.scrub(exc)
+            if log and not answered:
+                self._log_failure(http, exc, start)
             raise
         response.latency_ms = (time.perf_counter() - start) * 1000.0
         response.headers = headers
@@ -294,9 +322,16 @@ class Provider:
 
     async def open_stream(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
         http = self._encode(request)
+        log = _wirelog.http.isEnabledFor(DEBUG)
+        answered = False
+        if log:
+            _wirelog.sent(self.label, http.method, http.url, http.content, self.secrets)
         start = time.perf_counter()
         try:
             resp = await transport.stream(http.method, http.url, http.headers, http.content)
+            if log:
+                answered = True
+                self._log_answer(http, resp.status, resp.headers, start, None)
             if resp.status >= 300:
                 try:
                     body = await resp.aread() if resp.status >= 400 else b""
@@ -305,6 +340,8 @@ class Provider:
                 raise self._status_error(resp.status, resp.headers, body, http.url)
         except APIError as exc:
             self.scrub(exc)
+            if log and not answered:
+                self._log_failure(http, exc, start)
             raise
         source = _StreamSource(self, resp, self.stream_decoder(request), start)
         stream = ChunkStream(source)
@@ -318,10 +355,18 @@ class Provider:
         self, texts: list[str], model: str, transport: HTTPTransport, **params: Any
     ) -> EmbeddingResponse:
         http = self.encode_embed(texts, model, **params)
+        log = _wirelog.http.isEnabledFor(DEBUG)
+        answered = False
+        if log:
+            _wirelog.sent(self.label, http.method, http.url, http.content, self.secrets)
+        start = time.perf_counter()
         try:
             status, headers, body = await transport.request(
                 http.method, http.url, http.headers, http.content
             )
+            if log:
+                answered = True
+                self._log_answer(http, status, headers, start, body)
             if status >= 300:
                 raise self._status_error(status, headers, body, http.url)
             response = self.decode_embed(model, status, headers, body)
@@ -334,6 +379,8 @@ class Provider:
             return response
         except APIError as exc:
             self.scrub(exc)
+            if log and not answered:
+                self._log_failure(http, exc, start)
             raise
 
 

@@ -14,7 +14,7 @@ Backends. ``MemoryCache`` is an in-process LRU bounded by entry count, with
 a TTL, written for aio_llm rather than using aiocache's ``SimpleMemoryCache``: that
 one has no size bound, keeps an event-loop timer per entry and costs a
 coroutine plus its plugin/timeout wrappers on every lookup, while a hit here
-is one dict lookup, synchronous. ``RedisCache`` uses aiocache's Redis cache
+is one dict lookup, synchronous. ``RedisCache`` keeps JSON entries in Redis
 (the ``redis`` package) to share entries between processes; values are
 JSON (``ChatResponse.model_dump``), never pickle. If Redis cannot be
 reached it logs one warning, bypasses the cache (requests still succeed)
