@@ -274,7 +274,7 @@ class Observability:
         the sources (a mapping such as ``circuit.state`` is merged, a string kept per
         source). Then the breakdowns: ``models`` and ``operations`` (each row in the same
         names), ``errors_by_type``, ``sources`` (each source's own keys) and
-        ``uptime_seconds``; and ``avg_duration_ms``, the one name the seed's dashboard
+        ``uptime_seconds``; and ``avg_duration_ms``, the one name the ``app.ai`` dashboard
         example reads (``gen_ai.client.operation.duration["avg"]`` in milliseconds).
         """
         s = self.stats.snapshot()
