@@ -41,7 +41,10 @@ if typing.TYPE_CHECKING:
     from .errors import EventStreamError as EventStreamError
     from .errors import InvalidRequestError as InvalidRequestError
     from .errors import LLMError as LLMError
+    from .errors import MediaError as MediaError
+    from .errors import MediaTooLargeError as MediaTooLargeError
     from .errors import NotFoundError as NotFoundError
+    from .errors import OutputValidationError as OutputValidationError
     from .errors import OverloadedError as OverloadedError
     from .errors import PermissionDeniedError as PermissionDeniedError
     from .errors import RateLimitError as RateLimitError
@@ -50,6 +53,7 @@ if typing.TYPE_CHECKING:
     from .errors import ServerError as ServerError
     from .errors import StreamError as StreamError
     from .errors import UnprocessableEntityError as UnprocessableEntityError
+    from .errors import UnsupportedMediaTypeError as UnsupportedMediaTypeError
     from .pipeline import Middleware as Middleware
     from .pipeline import Next as Next
     from .types import ChatChunk as ChatChunk

@@ -76,6 +76,8 @@ class ClientConfig(BaseModel):
     retry_backoff_base: float = Field(default=2.0, ge=1.0)
     retry_after_cap: float = Field(default=60.0, ge=0)
     """The longest ``Retry-After`` honoured; a longer one fails at once."""
+    max_validation_retries: int = Field(default=0, ge=0, le=100)
+    """Re-asks when an answer does not fit its ``response_format`` (0: raise at once)."""
 
     circuit_failure_threshold: int = Field(default=5, ge=1)
     circuit_success_threshold: int = Field(default=2, ge=1)

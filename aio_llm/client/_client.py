@@ -24,6 +24,7 @@ from ..types import ChatRequest, ChatResponse, EmbeddingResponse, MessageInput
 from . import _fanout
 from ._progress import Progress
 from ._stream import ChatStream, deadline_message
+from ._structured import send_structured
 
 if TYPE_CHECKING:
     from ..embeddings._embedders import EmbeddingBatcher
@@ -320,11 +321,11 @@ class AsyncLLMClient:
         self._in_flight += 1
         try:
             if timeout is None:
-                return await handler(request)
+                return await self._send(handler, request)
             deadlines = self._deadlines
             deadline = deadlines.start(timeout)
             try:
-                response = await handler(request)
+                response = await self._send(handler, request)
             except BaseException as exc:
                 if deadlines.finish(deadline, exc):
                     raise APITimeoutError(
@@ -339,6 +340,11 @@ class AsyncLLMClient:
             raise
         finally:
             self._in_flight -= 1
+
+    def _send(self, handler: Next, request: ChatRequest) -> Awaitable[ChatResponse]:
+        if request.response_format is None or request.stream:
+            return handler(request)  # a stream is validated when it ends (ChatStream)
+        return send_structured(handler, request, self.config.max_validation_retries)
 
     def stream(
         self,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import APITimeoutError
+from ..errors import APITimeoutError, OutputValidationError
 from ..pipeline import Next
 from ..streaming import replay_as_stream
 from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream
+from ._structured import parse_output
 
 if TYPE_CHECKING:
     from ._client import AsyncLLMClient
@@ -17,11 +18,19 @@ __all__ = ["ChatStream", "deadline_message"]
 
 
 class ChatStream:
-    """The ``async with`` side of ``client.stream``: iterate chunks, then read ``.response``."""
+    """The ``async with`` side of ``client.stream``: iterate chunks, then read ``.response``.
+
+    With a ``response_format``, the answer is validated when the stream ends:
+    ``response.parsed`` holds the value, and an answer that does not fit
+    raises ``OutputValidationError`` from the loop's last step (a stream is
+    never re-asked: its chunks were already delivered).
+    """
 
     __slots__ = (
+        "_checked",
         "_client",
         "_deadline",
+        "_error",
         "_handler",
         "_request",
         "_response",
@@ -39,6 +48,8 @@ class ChatStream:
         self._deadline: Any = None
         self._stream: ChunkStream | None = None
         self._response: ChatResponse | None = None
+        self._checked = request.response_format is None
+        self._error: OutputValidationError | None = None
 
     async def __aenter__(self) -> ChatStream:
         deadlines = self._client._deadlines
@@ -73,17 +84,35 @@ class ChatStream:
             raise APITimeoutError(deadline_message(self._request)) from None
 
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
-        # iterate the ChunkStream itself: one call per chunk instead of two
         stream = self._stream
         if stream is None:
             raise RuntimeError("use the stream as `async with client.stream(...) as s:`")
-        return stream
+        if self._request.response_format is not None:
+            return self  # validated at the end: through __anext__
+        return stream  # iterate the ChunkStream itself: one call per chunk instead of two
 
     async def __anext__(self) -> ChatChunk:
         stream = self._stream
         if stream is None:
             raise RuntimeError("use the stream as `async with client.stream(...) as s:`")
-        return await stream.__anext__()
+        try:
+            return await stream.__anext__()
+        except StopAsyncIteration:
+            error = self._validate()
+            if error is not None:
+                raise error from None
+            raise
+
+    def _validate(self) -> OutputValidationError | None:
+        """Parse the final response once, after the stream completed."""
+        stream = self._stream
+        if self._checked or stream is None or not stream.closed:
+            return None
+        self._checked = True
+        response = stream.response
+        if stream.completed and response is not None:
+            self._error = parse_output(self._request, response)
+        return self._error
 
     async def text(self) -> str:
         """Read to the end and return the whole text."""
@@ -96,6 +125,8 @@ class ChatStream:
         stream = self._stream
         if stream is None or not stream.closed:
             return None
+        if not self._checked:
+            self._validate()
         return stream.response
 
     @property

@@ -15,6 +15,7 @@ from ..transports.sse import SSEEvent
 from ..types import ChatChunk, ChatResponse, FinishReason, ToolCallDelta, fast_construct
 from ._common import json_event
 from ._openai_wire import (
+    FILTERED,
     error_from_payload,
     finish_reason,
     text_of,
@@ -73,6 +74,8 @@ class OpenAIStreamDecoder:
             choice = choices[0]
             if isinstance(choice, dict):
                 reason = finish_reason(choice.get("finish_reason"))
+                if reason == "content_filter" and acc.refusal is None:
+                    acc.refusal = FILTERED
                 delta = choice.get("delta")
                 if isinstance(delta, dict):
                     c = delta.get("content")
@@ -80,8 +83,9 @@ class OpenAIStreamDecoder:
                         delta_text = text_of(c)
                     else:
                         r = delta.get("refusal")
-                        if isinstance(r, str):
+                        if isinstance(r, str) and r:
                             delta_text = r
+                            acc.refusal = (acc.refusal or "") + r
                     r = delta.get("reasoning") or delta.get("reasoning_content")
                     if isinstance(r, str):
                         reasoning = r

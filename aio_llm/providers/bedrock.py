@@ -43,10 +43,12 @@ from ._aws_credentials import (
 )
 from ._bedrock_wire import (
     STATUS_OF_EXCEPTION,
+    answer_tool,
     decode_error,
     encode_body,
     finish_reason,
     parse_response,
+    refusal_of,
     usage_from_wire,
 )
 from ._responses_decode import bad_body
@@ -171,7 +173,7 @@ class BedrockProvider(Provider):
         except _json.JSONDecodeError:
             raise bad_body(self.label, status, body, "malformed JSON", self.api_key) from None
         try:
-            return parse_response(data, self.label, headers, request.model)
+            return parse_response(data, self.label, headers, request.model, answer_tool(request))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             why = f"unexpected shape ({exc!r})"
             raise bad_body(self.label, status, body, why, self.api_key) from None
@@ -180,7 +182,7 @@ class BedrockProvider(Provider):
         return EventStreamDecoder()
 
     def stream_decoder(self, request: ChatRequest) -> BedrockStreamDecoder:
-        return BedrockStreamDecoder(self.label, request.model)
+        return BedrockStreamDecoder(self.label, request.model, answer_tool(request))
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
         return decode_error(status, headers, body, provider=self.label, secret=self.api_key)
@@ -235,9 +237,19 @@ class BedrockStreamDecoder:
     ``metadata`` event (usage), after ``messageStop``.
     """
 
-    __slots__ = ("_blocks", "_done", "_label", "_raw", "_stop", "_tools", "accumulator")
+    __slots__ = (
+        "_answer",
+        "_blocks",
+        "_done",
+        "_label",
+        "_raw",
+        "_stop",
+        "_tools",
+        "accumulator",
+    )
 
-    def __init__(self, label: str, model: str) -> None:
+    def __init__(self, label: str, model: str, answer: str | None = None) -> None:
+        self._answer = answer  # a tool whose input streams as the text (json_object)
         self._label = label
         self._done = False
         self._raw: dict[str, Any] = {}
@@ -304,9 +316,13 @@ class BedrockStreamDecoder:
             self._block_stop(data)
             return None
         if etype == "messageStop":
-            stop = finish_reason(data.get("stopReason"))
-            self._stop = "tool_calls" if self._tools else stop
-            self._raw["stopReason"] = data.get("stopReason")
+            raw_stop = data.get("stopReason")
+            stop = finish_reason(raw_stop)
+            self._stop = "tool_calls" if self._tools else "stop" if stop == "tool_calls" else stop
+            self._raw["stopReason"] = raw_stop
+            refusal = refusal_of(raw_stop)
+            if refusal is not None:
+                self.accumulator.refusal = refusal
             return make_chunk(finish_reason=self._stop)
         if etype == "metadata":
             self._done = True
@@ -319,6 +335,9 @@ class BedrockStreamDecoder:
         start = data.get("start")
         use = start.get("toolUse") if isinstance(start, dict) else None
         if not isinstance(use, dict):
+            return None
+        if self._answer is not None and use.get("name") == self._answer:
+            self._blocks[_index(data)] = ["answer", -1]
             return None
         ordinal = self._tools
         self._tools += 1
@@ -342,7 +361,11 @@ class BedrockStreamDecoder:
         if isinstance(use, dict):
             state = self._blocks.get(_index(data))
             part = use.get("input")
-            if state is None or state[0] != "tool" or not isinstance(part, str) or not part:
+            if state is None or not isinstance(part, str) or not part:
+                return None
+            if state[0] == "answer":
+                return make_chunk(delta=part)
+            if state[0] != "tool":
                 return None
             tc = make_tool_delta(state[1], None, None, part)
             return make_chunk(tool_calls=[tc])

@@ -30,6 +30,7 @@ from ._gemini_wire import (
     decode_error,
     encode_body,
     finish_reason,
+    refusal_of,
     parse_candidate_parts,
     parse_response,
     usage_from_wire,
@@ -183,6 +184,9 @@ class GeminiStreamDecoder:
         ):
             reason = "content_filter"
             self._complete = True
+        refusal = refusal_of(candidate, obj)
+        if refusal is not None:
+            acc.refusal = refusal
         chunks = self._parts(parts)
         if reason is not None or (self._complete and usage is not None):
             if self._calls and reason is not None:

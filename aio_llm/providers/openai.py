@@ -53,6 +53,8 @@ class OpenAIProvider(Provider):
     """
 
     name: ClassVar[str] = "openai"
+    cache_markers: ClassVar[bool] = False
+    """Whether the server reads Anthropic-style ``cache_control`` markers in messages."""
     api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
@@ -102,7 +104,7 @@ class OpenAIProvider(Provider):
     def encode_chat(self, request: ChatRequest) -> HTTPRequest:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": messages_to_wire(request.messages),
+            "messages": messages_to_wire(request.messages, self.cache_markers),
         }
         if request.temperature is not None:
             body["temperature"] = request.temperature
@@ -122,6 +124,8 @@ class OpenAIProvider(Provider):
             body["seed"] = request.seed
         if request.user is not None:
             body["user"] = request.user
+        if request.prompt_cache_key is not None:
+            body["prompt_cache_key"] = request.prompt_cache_key
         if request.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -222,6 +226,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
     """
 
     name: ClassVar[str] = "openai-compatible"
+    cache_markers: ClassVar[bool] = True
     api_key_env: ClassVar[str | None] = None
     base_url_env: ClassVar[str | None] = None
     default_base_url: ClassVar[str] = ""

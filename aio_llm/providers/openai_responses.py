@@ -31,6 +31,7 @@ from .._conversation import (
     conversation,
     data_url,
     output_format,
+    provider_schema,
     tool_choice,
     tool_specs,
 )
@@ -100,7 +101,7 @@ def encode_responses_body(request: ChatRequest, kind: str) -> dict[str, Any]:
         if fmt.kind == "json_schema":
             assert fmt.schema is not None
             spec["name"] = fmt.name
-            spec["schema"] = dict(fmt.schema)
+            spec["schema"] = provider_schema(fmt, "strict")
             if fmt.strict is not None:
                 spec["strict"] = fmt.strict
             if fmt.description is not None:
@@ -108,6 +109,8 @@ def encode_responses_body(request: ChatRequest, kind: str) -> dict[str, Any]:
         body["text"] = {"format": spec}
     if request.user is not None:
         body["user"] = request.user
+    if request.prompt_cache_key is not None:
+        body["prompt_cache_key"] = request.prompt_cache_key
     if request.stream:
         body["stream"] = True
     if request.extra:

@@ -30,6 +30,7 @@ class OpenRouterProvider(OpenAIProvider):
     """
 
     name: ClassVar[str] = "openrouter"
+    cache_markers: ClassVar[bool] = True
     api_key_env: ClassVar[str | None] = "OPENROUTER_API_KEY"
     base_url_env: ClassVar[str | None] = "OPENROUTER_BASE_URL"
     default_base_url: ClassVar[str] = "https://openrouter.ai/api/v1"
