@@ -12,16 +12,36 @@ them), while a middleware that must see the end of the stream (breaker,
 budget, cache, tracing) registers ``response.stream.on_close(callback)``.
 Callbacks run in registration order, innermost middleware first, once the
 stream ended, failed or was closed early.
+
+What a middleware needs from the client's lifetime it declares by shape,
+checked once when the client opens:
+
+* ``SupportsMetrics``: its ``metrics()`` join ``client.metrics()`` and the
+  OpenTelemetry instruments;
+* ``NeedsTaskGroup``: ``bind(task_group)`` hands it the client's task group
+  for background work;
+* an async context manager (``__aenter__``/``__aexit__``) is entered when
+  the client opens and exited when it closes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, cast
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from .types import ChatRequest, ChatResponse
 
-__all__ = ["Middleware", "Next", "build_chain"]
+if TYPE_CHECKING:
+    import anyio.abc
+
+__all__ = [
+    "Middleware",
+    "MiddlewareLike",
+    "NeedsTaskGroup",
+    "Next",
+    "SupportsMetrics",
+    "build_chain",
+]
 
 Next = Callable[[ChatRequest], Awaitable[ChatResponse]]
 
@@ -33,6 +53,20 @@ class Middleware(Protocol):
 
 
 MiddlewareLike = Middleware | Callable[[ChatRequest, Next], Awaitable[ChatResponse]]
+
+
+@runtime_checkable
+class SupportsMetrics(Protocol):
+    """A middleware with counters: they join ``client.metrics()`` under their own keys."""
+
+    def metrics(self) -> Mapping[str, object]: ...
+
+
+@runtime_checkable
+class NeedsTaskGroup(Protocol):
+    """A middleware with background work: the client binds it to its task group on open."""
+
+    def bind(self, task_group: anyio.abc.TaskGroup) -> None: ...
 
 
 def build_chain(middleware: Sequence[MiddlewareLike], handler: Next) -> Next:

@@ -149,6 +149,4 @@ class ReplaySource:
 
 def replay_as_stream(response: ChatResponse) -> ChatResponse:
     """A copy of ``response`` whose ``.stream`` replays it as one chunk."""
-    copy = response.model_copy()
-    copy._stream = ChunkStream(ReplaySource(response))
-    return copy
+    return response.model_copy(update={"stream": ChunkStream(ReplaySource(response))})

@@ -5,29 +5,30 @@ from __future__ import annotations
 import enum
 import hashlib
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 from pydantic import ValidationError
 
-from .._deadline import Deadlines, ScopeDeadlines, for_running_loop
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import ClientConfig
 from ..errors import APITimeoutError, InvalidRequestError
-from ..pipeline import MiddlewareLike, Next, build_chain
+from ..pipeline import MiddlewareLike, NeedsTaskGroup, SupportsMetrics, build_chain
 from ..providers import Provider, create_provider
 from ..transports import HTTPTransport, create_transport
 from ..types import ChatRequest, ChatResponse, EmbeddingResponse, MessageInput
 from . import _fanout
 from ._progress import Progress
-from ._stream import ChatStream, deadline_message
-from ._structured import send_structured
+from ._session import Session
+from ._stream import ChatStream
 
 if TYPE_CHECKING:
+    from ..cost import CostManager
     from ..embeddings._embedders import EmbeddingBatcher
+    from ..middleware.tracing._observability import Observability
 
 __all__ = ["USE_CLIENT_DEFAULT", "AsyncLLMClient", "ChatStream", "UseClientDefault"]
 
@@ -76,9 +77,9 @@ class AsyncLLMClient:
         config: ClientConfig | None = None,
         http_client: object = None,
         providers: Mapping[str, Provider | Mapping[str, Any]] | None = None,
-        cost_manager: Any = None,
+        cost_manager: CostManager | None = None,
         clock: Clock | None = None,
-        observability: Any = None,
+        observability: Observability | None = None,
     ) -> None:
         self.config = config = config if config is not None else ClientConfig.from_env()
         self.clock = clock or SYSTEM_CLOCK
@@ -105,24 +106,19 @@ class AsyncLLMClient:
         self._user_middleware = list(middleware) if middleware is not None else None
         self._owns_cost_manager = cost_manager is None
         if cost_manager is None:
-            from ..cost import CostManager
+            from ..cost.manager import CostManager
 
             cost_manager = CostManager.from_config(config, clock=self.clock)
-        self.cost_manager = cost_manager
+        self.cost_manager: CostManager = cost_manager
         self.observability = observability
         self._state = _State.UNOPENED
         self._transport: HTTPTransport | None = None
-        self._handler: Next | None = None
+        self._session: Session | None = None
         self._middleware: list[MiddlewareLike] = []
+        self._metric_sources: list[SupportsMetrics] = []
         self._exit_stack: AsyncExitStack | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
         self._batchers: dict[str, EmbeddingBatcher] = {}
         self._key_digests: dict[str, tuple[str | None, str]] = {}
-        self._now: Callable[[], float] = anyio.current_time
-        self._deadlines: Deadlines = ScopeDeadlines()
-        self._requests = 0
-        self._errors = 0
-        self._in_flight = 0
 
     # -- lifecycle -------------------------------------------------------------
     async def __aenter__(self) -> AsyncLLMClient:
@@ -130,9 +126,6 @@ class AsyncLLMClient:
             raise RuntimeError("an AsyncLLMClient can be opened once; create a new one")
         stack = AsyncExitStack()
         await stack.__aenter__()
-        self._now = _event_loop_clock()
-        self._deadlines = deadlines = for_running_loop()
-        stack.callback(deadlines.close)
         try:
             self._transport = create_transport(
                 self.config.transport,
@@ -141,51 +134,56 @@ class AsyncLLMClient:
                 max_body_size=self.config.max_response_bytes,
             )
             stack.push_async_callback(self._transport.aclose)
-            self._task_group = await stack.enter_async_context(anyio.create_task_group())
-            stack.callback(self._task_group.cancel_scope.cancel)
-            if self._user_middleware is not None:
-                self._middleware = list(self._user_middleware)
-            else:
-                from ..middleware import default_middleware
-
-                if self.observability is None:
-                    from ..middleware.tracing._observability import Observability
-
-                    self.observability = Observability(name=f"client-{id(self):x}")
-                self._middleware = default_middleware(
-                    self.config,
-                    clock=self.clock,
-                    cost_manager=self.cost_manager,
-                    providers=self._providers,
-                    default_provider=self._default_provider,
-                    tenant=self.tenant_of,
-                    observability=self.observability,
-                )
-                for mw in self._middleware:
-                    collect = getattr(mw, "metrics", None)
-                    if callable(collect):
-                        unregister = self.observability.register_source(
-                            type(mw).__name__, _strong(collect)
-                        )
-                        stack.callback(unregister)
+            task_group = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(task_group.cancel_scope.cancel)
             if self._owns_cost_manager:
-                closer = getattr(self.cost_manager, "aclose", None)
-                if closer is not None:
-                    stack.push_async_callback(closer)
+                stack.push_async_callback(self.cost_manager.aclose)
+            self._middleware = self._build_middleware()
+            # the lifecycle each middleware declares by its shape (see aio_llm.pipeline)
+            observability = self.observability if self._user_middleware is None else None
             for mw in self._middleware:
-                enter = getattr(mw, "__aenter__", None)
-                if enter is not None and getattr(mw, "__aexit__", None) is not None:
-                    await stack.enter_async_context(mw)  # type: ignore[arg-type]
-                bind = getattr(mw, "bind", None)
-                if callable(bind):
-                    bind(self._task_group)
-            self._handler = build_chain(self._middleware, self._dispatch)
+                if isinstance(mw, SupportsMetrics):
+                    self._metric_sources.append(mw)
+                    if observability is not None:
+                        unregister = observability.register_source(type(mw).__name__, mw.metrics)
+                        stack.callback(unregister)
+                if isinstance(mw, AbstractAsyncContextManager):
+                    await stack.enter_async_context(mw)
+                if isinstance(mw, NeedsTaskGroup):
+                    mw.bind(task_group)
+            self._session = Session(
+                build_chain(self._middleware, self._dispatch),
+                task_group,
+                default_timeout=self.config.timeout,
+                now=_event_loop_clock(),
+                validation_retries=self.config.max_validation_retries,
+            )
         except BaseException:
             await stack.aclose()
             raise
         self._exit_stack = stack
         self._state = _State.OPENED
         return self
+
+    def _build_middleware(self) -> list[MiddlewareLike]:
+        """The user's chain, or the default chain for ``config`` (first entry outermost)."""
+        if self._user_middleware is not None:
+            return list(self._user_middleware)
+        from ..middleware._default import default_middleware
+
+        if self.observability is None:
+            from ..middleware.tracing._observability import Observability
+
+            self.observability = Observability(name=f"client-{id(self):x}")
+        return default_middleware(
+            self.config,
+            clock=self.clock,
+            cost_manager=self.cost_manager,
+            providers=self._providers,
+            default_provider=self._default_provider,
+            tenant=self.tenant_of,
+            observability=self.observability,
+        )
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
@@ -195,7 +193,7 @@ class AsyncLLMClient:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        self._handler = None
+        self._session = None
         stack, self._exit_stack = self._exit_stack, None
         if stack is not None:
             await stack.aclose()
@@ -210,14 +208,16 @@ class AsyncLLMClient:
         return dict(self._providers)
 
     def __repr__(self) -> str:
+        session = self._session
+        requests, in_flight = (session.requests, session.in_flight) if session else (0, 0)
         return (
             f"<AsyncLLMClient {self._state.name.lower()} provider={self._default_provider!r} "
-            f"requests={self._requests} in_flight={self._in_flight}>"
+            f"requests={requests} in_flight={in_flight}>"
         )
 
     # -- the innermost handler ------------------------------------------------
-    def _dispatch(self, request: ChatRequest) -> Awaitable[ChatResponse]:
-        # a plain function returning the provider's coroutine: one frame less per request
+    async def _dispatch(self, request: ChatRequest) -> ChatResponse:
+        """The innermost handler: the request's provider sends it over the transport."""
         name = request.provider or self._default_provider
         provider = self._providers.get(name)
         if provider is None:
@@ -226,15 +226,15 @@ class AsyncLLMClient:
             )
         transport = self._transport
         assert transport is not None
-        return provider.send(request, transport)
+        return await provider.send(request, transport)
 
-    def _require_open(self) -> Next:
-        handler = self._handler
-        if handler is None:
+    def _require_open(self) -> Session:
+        session = self._session
+        if session is None:
             if self._state is _State.UNOPENED:
                 raise RuntimeError("use the client as `async with AsyncLLMClient() as client:`")
             raise RuntimeError("the client is closed")
-        return handler
+        return session
 
     # -- building requests ----------------------------------------------------
     def build_request(
@@ -286,11 +286,10 @@ class AsyncLLMClient:
             f"requests must be ChatRequest objects or dicts, not {type(item).__name__}"
         )
 
-    def _timeout(self, request: ChatRequest, timeout: Timeout) -> float | None:
+    @staticmethod
+    def _timeout(session: Session, request: ChatRequest, timeout: Timeout) -> float | None:
         """Seconds the call may take (``None``: no deadline)."""
-        if timeout is USE_CLIENT_DEFAULT:
-            return request.timeout if request.timeout is not None else self.config.timeout
-        return timeout
+        return session.timeout_for(request) if timeout is USE_CLIENT_DEFAULT else timeout
 
     # -- chat -----------------------------------------------------------------
     async def chat(
@@ -308,43 +307,11 @@ class AsyncLLMClient:
         omitted, the request's or the client's default applies; ``None``
         disables it.
         """
-        handler = self._require_open()
+        session = self._require_open()
         req = self.build_request(messages, model=model, request=request, **params)
         if req.stream:
             req = req.model_copy(update={"stream": False})
-        return await self._call(handler, req, self._timeout(req, timeout))
-
-    async def _call(
-        self, handler: Next, request: ChatRequest, timeout: float | None
-    ) -> ChatResponse:
-        self._requests += 1
-        self._in_flight += 1
-        try:
-            if timeout is None:
-                return await self._send(handler, request)
-            deadlines = self._deadlines
-            deadline = deadlines.start(timeout)
-            try:
-                response = await self._send(handler, request)
-            except BaseException as exc:
-                if deadlines.finish(deadline, exc):
-                    raise APITimeoutError(
-                        deadline_message(request), provider=request.provider
-                    ) from None
-                raise
-            deadlines.finish(deadline, None)
-            return response
-        except BaseException as exc:
-            if isinstance(exc, Exception):
-                self._errors += 1
-            raise
-        finally:
-            self._in_flight -= 1
-
-    def _send(self, handler: Next, request: ChatRequest) -> Awaitable[ChatResponse]:
-        if request.response_format is None or request.stream:
-            return handler(request)  # a stream is validated when it ends (ChatStream)
-        return send_structured(handler, request, self.config.max_validation_retries)
+        return await session.call(req, self._timeout(session, req, timeout))
 
     def stream(
         self,
@@ -360,11 +327,11 @@ class AsyncLLMClient:
         The deadline covers the whole ``async with`` block. Leaving the block
         early closes the HTTP response.
         """
-        handler = self._require_open()
+        session = self._require_open()
         req = self.build_request(messages, model=model, request=request, **params)
         if not req.stream:
             req = req.model_copy(update={"stream": True})
-        return ChatStream(self, handler, req, self._timeout(req, timeout))
+        return ChatStream(session, req, self._timeout(session, req, timeout))
 
     # -- embeddings -------------------------------------------------------------
     async def embed(
@@ -377,7 +344,7 @@ class AsyncLLMClient:
         **params: Any,
     ) -> EmbeddingResponse:
         """Embed ``texts`` (one string or a list) with an OpenAI-compatible provider."""
-        self._require_open()
+        session = self._require_open()
         items = [texts] if isinstance(texts, str) else list(texts)
         if not items or not all(isinstance(t, str) for t in items):
             raise InvalidRequestError("texts must be a non-empty string or list of strings")
@@ -388,19 +355,19 @@ class AsyncLLMClient:
         prov = self._providers.get(name)
         if prov is None:
             raise InvalidRequestError(f"unknown provider {name!r}")
-        value = self.config.timeout if timeout is USE_CLIENT_DEFAULT else timeout
+        value = session.default_timeout if timeout is USE_CLIENT_DEFAULT else timeout
         transport = self._transport
         assert transport is not None
-        with anyio.CancelScope(deadline=self._now() + value if value is not None else math.inf):
+        with anyio.CancelScope(deadline=session.now() + value if value is not None else math.inf):
             if params:  # batches share one parameter set: send these on their own
                 return await prov.embed(items, chosen, transport, **params)
-            return await self._batcher(name).embed(items, chosen)
+            return await self._batcher(session, name).embed(items, chosen)
         raise APITimeoutError(
             f"the embedding request to {chosen!r} did not finish before its deadline",
             provider=name,
         )
 
-    def _batcher(self, name: str) -> EmbeddingBatcher:
+    def _batcher(self, session: Session, name: str) -> EmbeddingBatcher:
         """The embedding micro-batcher of provider ``name`` (calls within ~5 ms share one)."""
         batcher = self._batchers.get(name)
         if batcher is None:
@@ -408,13 +375,13 @@ class AsyncLLMClient:
 
             provider = self._providers[name]
             transport = self._transport
-            assert transport is not None and self._task_group is not None
+            assert transport is not None
 
             async def send(texts: list[str], model: str) -> EmbeddingResponse:
                 return await provider.embed(texts, model, transport)
 
             batcher = self._batchers[name] = EmbeddingBatcher(send)
-            batcher.bind(self._task_group)
+            batcher.bind(session.task_group)
         return batcher
 
     # -- fan-out --------------------------------------------------------------
@@ -432,7 +399,11 @@ class AsyncLLMClient:
         ``return_exceptions=False`` the first failure cancels the others and
         is raised as itself; no task or connection outlives the call.
         """
-        return await _fanout.gather(self, requests, concurrency, return_exceptions, progress)
+        session = self._require_open()
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        reqs = self._prepare(session, requests)
+        return await _fanout.gather(session, reqs, concurrency, return_exceptions, progress)
 
     async def as_completed(
         self,
@@ -445,28 +416,40 @@ class AsyncLLMClient:
         The requests run in the client's task group; leaving the loop early
         (or closing the iterator) cancels the ones still running.
         """
-        async for item in _fanout.as_completed(self, requests, concurrency):
+        session = self._require_open()
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        reqs = self._prepare(session, requests)
+        async for item in _fanout.as_completed(session, reqs, concurrency):
             yield item
+
+    def _prepare(
+        self, session: Session, requests: Iterable[RequestLike]
+    ) -> list[tuple[ChatRequest, float | None]]:
+        """Every request validated (non-streaming) with its timeout, before any is sent."""
+        out = []
+        for item in requests:
+            req = self._coerce(item)
+            if req.stream:
+                req = req.model_copy(update={"stream": False})
+            out.append((req, session.timeout_for(req)))
+        return out
 
     # -- introspection -------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
         """A snapshot: requests, errors, cache/dedup hits, retries, breaker states, cost."""
+        session = self._session
         snapshot: dict[str, Any] = {
-            "requests": self._requests,
-            "errors": self._errors,
-            "in_flight": self._in_flight,
+            "requests": session.requests if session else 0,
+            "errors": session.errors if session else 0,
+            "in_flight": session.in_flight if session else 0,
         }
-        for mw in self._middleware:
-            collect = getattr(mw, "metrics", None)
-            if callable(collect):
-                snapshot.update(collect())
+        for source in self._metric_sources:
+            snapshot.update(source.metrics())
         for batcher in self._batchers.values():
             for key, value in batcher.metrics().items():
                 snapshot[key] = snapshot.get(key, 0) + value
-        cm = self.cost_manager
-        if cm is not None and hasattr(cm, "get_metrics"):
-            m = cm.get_metrics()
-            snapshot.setdefault("cost.total", getattr(m, "total_cost", 0.0))
+        snapshot.setdefault("cost.total", self.cost_manager.get_metrics().total_cost)
         return snapshot
 
     def tenant_of(self, request: ChatRequest) -> str:
@@ -494,15 +477,6 @@ def _event_loop_clock() -> Callable[[], float]:
         return asyncio.get_running_loop().time
     except RuntimeError:  # another backend
         return anyio.current_time
-
-
-def _strong(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """A plain function around ``fn`` (bound methods are held weakly by observers)."""
-
-    def call() -> Any:
-        return fn()
-
-    return call
 
 
 def _describe_validation(exc: ValidationError) -> str:

@@ -2,22 +2,22 @@
 
 A fixed set of ``concurrency`` worker tasks pulls request indices from one
 iterator, so thousands of requests cost ``concurrency`` tasks, not thousands.
+Requests arrive validated, each with its timeout (``AsyncLLMClient._prepare``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Sequence
 
 import anyio
 
-from ..types import ChatResponse
+from ..types import ChatRequest, ChatResponse
 from ._progress import Progress, progress_reporter
-
-if TYPE_CHECKING:
-    from ._client import AsyncLLMClient, RequestLike
+from ._session import Session
 
 __all__ = ["as_completed", "gather"]
+
+Prepared = Sequence[tuple[ChatRequest, float | None]]
 
 
 class _GatherState:
@@ -29,20 +29,14 @@ class _GatherState:
 
 
 async def gather(
-    client: AsyncLLMClient,
-    requests: Iterable[RequestLike],
+    session: Session,
+    requests: Prepared,
     concurrency: int,
     return_exceptions: bool,
     progress: Progress,
 ) -> list[ChatResponse | BaseException]:
     """See ``AsyncLLMClient.gather``."""
-    from ._client import USE_CLIENT_DEFAULT
-
-    handler = client._require_open()
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
-    reqs = [client._coerce(r) for r in requests]
-    total = len(reqs)
+    total = len(requests)
     results: list[ChatResponse | BaseException | None] = [None] * total
     report = progress_reporter(progress, total)
     state = _GatherState()
@@ -50,13 +44,9 @@ async def gather(
 
     async def worker() -> None:
         for i in indices:
-            req = reqs[i]
-            if req.stream:
-                req = req.model_copy(update={"stream": False})
+            request, timeout = requests[i]
             try:
-                results[i] = await client._call(
-                    handler, req, client._timeout(req, USE_CLIENT_DEFAULT)
-                )
+                results[i] = await session.call(request, timeout)
             except Exception as exc:
                 if not return_exceptions:
                     if state.error is None:
@@ -79,17 +69,10 @@ async def gather(
 
 
 async def as_completed(
-    client: AsyncLLMClient, requests: Iterable[RequestLike], concurrency: int
+    session: Session, requests: Prepared, concurrency: int
 ) -> AsyncIterator[tuple[int, ChatResponse | BaseException]]:
     """See ``AsyncLLMClient.as_completed``."""
-    from ._client import USE_CLIENT_DEFAULT
-
-    client._require_open()
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
-    handler = client._require_open()
-    reqs = [client._coerce(r) for r in requests]
-    total = len(reqs)
+    total = len(requests)
     if total == 0:
         return
     send, receive = anyio.create_memory_object_stream[tuple[int, ChatResponse | BaseException]](
@@ -103,21 +86,15 @@ async def as_completed(
         scopes.append(scope)
         with scope:
             for i in indices:
-                req = reqs[i]
-                if req.stream:
-                    req = req.model_copy(update={"stream": False})
+                request, timeout = requests[i]
                 try:
-                    out: ChatResponse | BaseException = await client._call(
-                        handler, req, client._timeout(req, USE_CLIENT_DEFAULT)
-                    )
+                    out: ChatResponse | BaseException = await session.call(request, timeout)
                 except Exception as exc:
                     out = exc
                 send.send_nowait((i, out))
 
-    tg = client._task_group
-    assert tg is not None
     for _ in range(min(concurrency, total)):
-        tg.start_soon(worker)
+        session.task_group.start_soon(worker)
     try:
         for _ in range(total):
             yield await receive.receive()

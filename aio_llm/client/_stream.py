@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+
+import anyio
 
 from ..errors import APITimeoutError, OutputValidationError
-from ..pipeline import Next
 from ..streaming import replay_as_stream
 from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream
+from ._session import Session, deadline_message
 from ._structured import parse_output
 
-if TYPE_CHECKING:
-    from ._client import AsyncLLMClient
-
-__all__ = ["ChatStream", "deadline_message"]
+__all__ = ["ChatStream"]
 
 
 class ChatStream:
     """The ``async with`` side of ``client.stream``: iterate chunks, then read ``.response``.
+
+    The deadline is a cancel scope entered in ``__aenter__`` and left in
+    ``__aexit__``, so it covers the whole block, reading included.
 
     With a ``response_format``, the answer is validated when the stream ends:
     ``response.parsed`` holds the value, and an answer that does not fit
@@ -28,39 +30,33 @@ class ChatStream:
 
     __slots__ = (
         "_checked",
-        "_client",
-        "_deadline",
         "_error",
-        "_handler",
         "_request",
         "_response",
+        "_scope",
+        "_session",
         "_stream",
         "_timeout",
     )
 
-    def __init__(
-        self, client: AsyncLLMClient, handler: Next, request: ChatRequest, timeout: float | None
-    ) -> None:
-        self._client = client
-        self._handler = handler
+    def __init__(self, session: Session, request: ChatRequest, timeout: float | None) -> None:
+        self._session = session
         self._request = request
         self._timeout = timeout
-        self._deadline: Any = None
+        self._scope: anyio.CancelScope | None = None
         self._stream: ChunkStream | None = None
         self._response: ChatResponse | None = None
         self._checked = request.response_format is None
         self._error: OutputValidationError | None = None
 
     async def __aenter__(self) -> ChatStream:
-        deadlines = self._client._deadlines
-        if self._timeout is not None:
-            self._deadline = deadlines.start(self._timeout)
+        scope = self._scope = self._session.deadline_scope(self._timeout)
+        if scope is not None:
+            scope.__enter__()
         try:
-            response = await self._client._call(self._handler, self._request, None)
+            response = await self._session.call(self._request, None)
         except BaseException as exc:
-            deadline, self._deadline = self._deadline, None
-            if deadline is not None and deadlines.finish(deadline, exc):
-                raise APITimeoutError(deadline_message(self._request)) from None
+            self._leave_scope(exc)
             raise
         stream = response.stream
         if stream is None:  # a middleware answered without a stream: replay it
@@ -72,15 +68,24 @@ class ChatStream:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
-        deadline, self._deadline = self._deadline, None
         try:
             if self._stream is not None:
                 await self._stream.aclose()
         finally:
-            expired = deadline is not None and self._client._deadlines.finish(deadline, exc)
-        if expired:
+            self._leave_scope(exc)
+
+    def _leave_scope(self, exc: BaseException | None) -> None:
+        """Exit the deadline's scope; ``APITimeoutError`` if it is what ended the block."""
+        scope, self._scope = self._scope, None
+        if scope is None:
+            return
+        tb = exc.__traceback__ if exc is not None else None
+        if scope.__exit__(type(exc) if exc is not None else None, exc, tb):
             raise APITimeoutError(deadline_message(self._request)) from None
 
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
@@ -132,7 +137,3 @@ class ChatStream:
     @property
     def completed(self) -> bool:
         return self._stream is not None and self._stream.completed
-
-
-def deadline_message(request: ChatRequest) -> str:
-    return f"the request to {request.model!r} did not finish before its deadline"

@@ -79,14 +79,14 @@ def parse_output(request: ChatRequest, response: ChatResponse) -> OutputValidati
     if fmt is None or fmt.kind == "text":
         return None
     if response.refusal is not None or (response.tool_calls and not response.content.strip()):
-        response.__dict__["parsed"] = None
+        response.parsed = None
         return None
     text = response.content
     value, errors = _decode(fmt, text)
     if not errors:
-        response.__dict__["parsed"] = value
+        response.parsed = value
         return None
-    response.__dict__["parsed"] = None
+    response.parsed = None
     what = fmt.model.__name__ if fmt.model is not None else fmt.kind
     cut = " (the answer was cut off at max_tokens)" if response.finish_reason == "length" else ""
     return OutputValidationError(
@@ -128,7 +128,7 @@ def _reask(request: ChatRequest, error: OutputValidationError) -> ChatRequest:
 
 def _add_cost(response: ChatResponse, spent: float | None) -> None:
     if spent:
-        response.__dict__["cost"] = (response.cost or 0.0) + spent
+        response.cost = (response.cost or 0.0) + spent
 
 
 async def send_structured(

@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 
 from ..config import ClientConfig
 from ..cost import CostManager
-from ..middleware.cache._backends import MemoryCache, RedisCache
+from ..middleware.cache._stores import MemoryCache, RedisCache
 from ..middleware.circuit_breaker._breaker import CircuitBreaker, CircuitBreakerConfig
 from ..middleware.dedup import Deduplicator
 from ..middleware.tracing._observability import Observability

@@ -26,11 +26,11 @@ if typing.TYPE_CHECKING:
     from ._keys import request_key as request_key
     from .budget import BudgetMiddleware as BudgetMiddleware
     from .budget import BudgetStatistics as BudgetStatistics
-    from .cache._backends import CacheBackend as CacheBackend
-    from .cache._backends import MemoryCache as MemoryCache
-    from .cache._backends import RedisCache as RedisCache
     from .cache._cache import Cache as Cache
     from .cache._cache import CacheStatistics as CacheStatistics
+    from .cache._stores import CacheBackend as CacheBackend
+    from .cache._stores import MemoryCache as MemoryCache
+    from .cache._stores import RedisCache as RedisCache
     from .circuit_breaker._breaker import CircuitBreaker as CircuitBreaker
     from .circuit_breaker._breaker import CircuitBreakerConfig as CircuitBreakerConfig
     from .circuit_breaker._breaker import CircuitBreakerMiddleware as CircuitBreakerMiddleware

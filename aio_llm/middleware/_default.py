@@ -62,9 +62,7 @@ def default_middleware(
             )
         )
     if config.dedup_enabled:
-        # the leader runs the call in its own task (~5 µs instead of ~25 µs for a
-        # shared task); if it is cancelled a waiter takes over
-        chain.append(Dedup(keyer=keyer, shared_task=False))
+        chain.append(Dedup(keyer=keyer))
     chain.append(BudgetMiddleware(cost_manager))
     if config.fallbacks:
         chain.append(Fallback(config.fallbacks))

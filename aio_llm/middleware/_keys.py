@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
 from .._conversation import output_format
 from ..errors import InvalidRequestError
 from ..types import ChatRequest, Message
 
-__all__ = ["RequestKeyer", "TenantFn", "api_key_fingerprint", "local_key", "request_key"]
+__all__ = ["RequestKeyer", "TenantFn", "api_key_fingerprint", "request_key"]
 
 TenantFn = Callable[[ChatRequest], "str | None"]
 """Maps a request to its tenant id (e.g. ``user`` + a hash of the API key in use)."""
@@ -150,70 +149,6 @@ def request_key(
     return hashlib.blake2b(data, digest_size=20).hexdigest()
 
 
-def local_key(
-    request: ChatRequest, *, provider: str | None = None, tenant: str | None = None
-) -> Hashable:
-    """An in-process key of ``request``: equal exactly when ``request_key`` is equal.
-
-    For the deduplicator, whose keys never leave the process: plain-text
-    conversations with no tools, response format or extra body (the common
-    case) key as a tuple, ~4× cheaper than JSON plus a digest; anything else
-    keys as its canonical JSON bytes. Those properties set ``request_key``
-    apart too, so the two forms never stand for equal requests. Dict lookups
-    compare keys for equality, so no collision can merge two requests.
-    Unlike ``request_key`` it does not check that the request can be sent as
-    JSON; the provider's encoder refuses such a request before sending it.
-    """
-    if (
-        request.tools is not None
-        or request.response_format is not None
-        or request.tool_choice is not None
-        or request.extra
-        or _negative_zero(request.temperature)
-        or _negative_zero(request.top_p)
-    ):
-        return _canonical_or_error(request, provider, tenant)
-    parts: list[tuple[str, str, str | None, str | None]] = []
-    for m in request.messages:
-        content = m.content
-        if not isinstance(content, str):
-            if isinstance(content, list) and len(content) == 1:
-                part = content[0]
-                text = part.get("text")
-                if len(part) == 2 and part.get("type") == "text" and isinstance(text, str):
-                    content = text
-            if not isinstance(content, str):
-                return _canonical_or_error(request, provider, tenant)
-        if m.tool_calls or m.thinking:
-            return _canonical_or_error(request, provider, tenant)
-        parts.append((m.role, content, m.name, m.tool_call_id))
-    stop = request.stop
-    return (
-        request.provider or provider,
-        request.model,
-        tuple(parts),
-        request.temperature,
-        request.top_p,
-        request.max_tokens,
-        (stop,) if isinstance(stop, str) else tuple(stop) if stop is not None else None,
-        request.seed,
-        request.user,
-        tenant,
-    )
-
-
-def _negative_zero(value: float | None) -> bool:
-    # -0.0 == 0.0 in a tuple, not in JSON
-    return value is not None and value == 0.0 and math.copysign(1.0, value) < 0
-
-
-def _canonical_or_error(request: ChatRequest, provider: str | None, tenant: str | None) -> bytes:
-    try:
-        return _canonical_bytes(_canonical(request, provider, tenant, False))
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequestError(f"the request cannot be encoded as JSON: {exc}") from None
-
-
 class RequestKeyer:
     """Computes request keys for one client; shared by its cache and dedup middleware.
 
@@ -249,10 +184,6 @@ class RequestKeyer:
         self._last_request = request
         self._last_key = key
         return key
-
-    def local(self, request: ChatRequest) -> Hashable:
-        """The in-process key of ``request`` (``local_key``): for the deduplicator."""
-        return local_key(request, provider=self.provider, tenant=self.tenant_of(request))
 
     def partition(self, request: ChatRequest) -> str:
         """The key of everything but the last message (semantic cache partitions)."""

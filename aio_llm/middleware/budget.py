@@ -139,7 +139,7 @@ class BudgetMiddleware:
                 cost = price.cost(usage)
             else:
                 cost = pricing.cost(model, usage)
-        response.__dict__["cost"] = cost  # a float we computed: past pydantic's __setattr__
+        response.cost = cost
         prompt_hash = prefix_hash = None
         prefix_tokens = 0
         if self.track_prompts:

@@ -1,18 +1,25 @@
 """Singleflight: concurrent identical requests share one upstream call.
 
 ``Deduplicator`` is the generic mechanism (``await d.deduplicate(key,
-executor)``); ``Dedup`` is the middleware. Its keys mean what the cache's
-mean (``aio_llm.middleware._keys``) but stay in the process, so it uses
-``local_key``: a tuple for plain-text requests, no JSON and no digest.
+executor)``); ``Dedup`` is the middleware. Its keys are the cache's
+(``aio_llm.middleware._keys``): with the client's keyer, a request is hashed
+once for both.
 
-Who runs the shared call. Bound to a task group (the client calls
-``bind(task_group)`` when it opens; ``async with Deduplicator()`` opens one of
-its own), the call runs in a task of that group and every caller, the first
+The shared call runs in a task of its own, and every caller, the first
 included, waits for it. So a caller that is cancelled (its deadline passed,
-its task was cancelled) just stops waiting; the others still get the
-answer, and only when every waiter is gone is the call itself cancelled.
-Unbound, the first caller runs the call in its own task; if it is
-cancelled the next waiter takes over and calls again.
+its task was cancelled) just stops waiting; the others still get the answer
+from that one upstream call, and only when every waiter is gone is the call
+itself cancelled. The call's deadline is the latest of its waiters'
+(``anyio.current_effective_deadline()`` when each started waiting), so Retry
+and RateLimit inside it still refuse a wait that no caller would see the end
+of.
+
+The task. On asyncio it is a plain task the deduplicator keeps and, when it
+closes, cancels and waits for: anyio's ``start_soon`` wraps each task in a
+handle with a cancel scope and an event of its own, about four times the
+CPU of a plain task, and this is one task per distinct request. Elsewhere it
+runs in the task group the client binds (``bind``) or one opened by
+``async with``.
 
 Errors reach every waiter. Streams: a streaming request never leads a
 shared call (its caller wants tokens as they arrive, and other callers must
@@ -24,9 +31,10 @@ draw independent samples of the same prompt).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -45,26 +53,27 @@ __all__ = ["Dedup", "DedupStatistics", "Deduplicator"]
 
 T = TypeVar("T")
 
-_PENDING, _VALUE, _ERROR, _ABANDONED = 0, 1, 2, 3
-
 
 class _Flight:
-    __slots__ = ("error", "event", "scope", "state", "tb", "value", "waiters")
+    __slots__ = ("deadline", "done", "error", "key", "ok", "scope", "tb", "value", "waiters")
 
-    def __init__(self) -> None:
-        self.event: anyio.Event | None = None  # made when someone waits
-        self.state = _PENDING
+    def __init__(self, key: Hashable, deadline: float) -> None:
+        self.key = key
+        self.done = anyio.Event()
+        self.ok = False
         self.value: Any = None
         self.error: BaseException | None = None
         self.tb: TracebackType | None = None
         self.scope: anyio.CancelScope | None = None
+        self.deadline = deadline
         self.waiters = 0
 
-    def finish(self) -> None:
-        if self.state == _PENDING:
-            self.state = _ABANDONED
-        if self.event is not None:
-            self.event.set()
+    def wait_until(self, deadline: float) -> None:
+        """A waiter with ``deadline`` joined: the call may run until then."""
+        if deadline > self.deadline:
+            self.deadline = deadline
+            if self.scope is not None:
+                self.scope.deadline = deadline
 
 
 @dataclass(frozen=True)
@@ -72,11 +81,9 @@ class DedupStatistics:
     """Counters of a ``Deduplicator``."""
 
     calls: int
-    """Shared calls started (leaders)."""
+    """Shared calls started (one per distinct key in flight)."""
     hits: int
     """Callers that joined a call already in flight instead of starting one."""
-    takeovers: int
-    """Calls started again because the one a caller waited on was cancelled."""
     inflight: int
     """Calls in flight now."""
 
@@ -88,7 +95,7 @@ class Deduplicator(TaskGroupHost):
     value; the leader gets the original.
     """
 
-    __slots__ = ("_flights", "_share", "calls", "hits", "takeovers")
+    __slots__ = ("_flights", "_share", "_tasks", "calls", "hits")
     _cancel_on_exit = True
 
     def __init__(
@@ -97,13 +104,13 @@ class Deduplicator(TaskGroupHost):
         task_group: anyio.abc.TaskGroup | None = None,
         share: Callable[[Any], Any] | None = None,
     ) -> None:
-        self._flights: dict[Hashable, _Flight] = {}
         TaskGroupHost.__init__(self)
         self._task_group = task_group
+        self._flights: dict[Hashable, _Flight] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._share = share
         self.calls = 0
         self.hits = 0
-        self.takeovers = 0
 
     def has_flight(self, key: Hashable) -> bool:
         """Whether a call for ``key`` is in flight now."""
@@ -111,78 +118,71 @@ class Deduplicator(TaskGroupHost):
 
     async def deduplicate(self, key: Hashable, executor: Callable[[], Awaitable[T] | T]) -> T:
         """Run ``executor()`` once for all concurrent callers of ``key``; return its result."""
-        retry = False
-        while True:
-            flight = self._flights.get(key)
-            if flight is None:
-                tg = self._task_group
-                if tg is not None and tg.cancel_scope.cancel_called:
-                    tg = self._task_group = None  # the owner is shutting down
-                flight = self._flights[key] = _Flight()
-                self._count_start(retry)
-                if tg is None:
-                    return cast(T, await self._run_inline(key, flight, executor))
-                tg.start_soon(self._run, key, flight, executor)
-                leader = True
-            else:
-                if not retry:
-                    self.hits += 1
-                    record_event(EVENT_DEDUP_HIT)
-                leader = False
-            state, value = await self._wait(flight)
-            if state == _VALUE:
-                share = self._share
-                return cast(T, value if leader or share is None else share(value))
-            retry = True  # the call was cancelled under us: start (or join) another
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = self._flights[key] = _Flight(key, anyio.current_effective_deadline())
+            self.calls += 1
+            self._spawn(self._run(flight, executor))
+            await self._wait(flight)
+            return cast(T, flight.value)
+        self.hits += 1
+        record_event(EVENT_DEDUP_HIT)
+        await self._wait(flight)
+        share = self._share
+        return cast(T, flight.value if share is None else share(flight.value))
 
     async def join(self, key: Hashable) -> tuple[bool, Any]:
         """Wait for the call in flight for ``key``: ``(True, value)``, or ``(False, None)``.
 
-        ``(False, None)`` when nothing is in flight or the call was cancelled;
-        the call's error is raised.
+        ``(False, None)`` when nothing is in flight; the call's error is raised.
         """
         flight = self._flights.get(key)
         if flight is None:
             return False, None
         self.hits += 1
         record_event(EVENT_DEDUP_HIT)
-        state, value = await self._wait(flight)
-        if state != _VALUE:
-            return False, None
-        return True, value if self._share is None else self._share(value)
+        await self._wait(flight)
+        return True, flight.value if self._share is None else self._share(flight.value)
 
-    def _count_start(self, retry: bool) -> None:
-        self.calls += 1
-        if retry:
-            self.takeovers += 1
-
-    async def _wait(self, flight: _Flight) -> tuple[int, Any]:
-        if flight.state == _PENDING:
-            await self._wait_pending(flight)
-        if flight.state == _ERROR:
-            error = flight.error
-            assert error is not None
-            raise error.with_traceback(flight.tb)  # one traceback, not one per waiter
-        return flight.state, flight.value
-
-    async def _wait_pending(self, flight: _Flight) -> None:
-        event = flight.event
-        if event is None:
-            event = flight.event = anyio.Event()
+    async def _wait(self, flight: _Flight) -> None:
+        flight.wait_until(anyio.current_effective_deadline())
         flight.waiters += 1
         try:
-            await event.wait()
+            await flight.done.wait()
         except BaseException:
             flight.waiters -= 1
-            if flight.waiters == 0 and flight.state == _PENDING and flight.scope is not None:
-                flight.scope.cancel()  # nobody wants the answer any more
+            if flight.waiters == 0 and not flight.done.is_set():
+                # nobody wants the answer any more: cancel the call; the next caller starts anew
+                if self._flights.get(flight.key) is flight:
+                    del self._flights[flight.key]
+                if flight.scope is not None:
+                    flight.scope.cancel()
             raise
         flight.waiters -= 1
+        error = flight.error
+        if error is not None:
+            raise error.with_traceback(flight.tb)  # one traceback, not one per waiter
 
-    async def _run(self, key: Hashable, flight: _Flight, executor: Callable[[], Any]) -> None:
-        with anyio.CancelScope() as scope:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # another anyio backend: the bound or owned task group
+            tg = self._task_group
+            if tg is None:
+                coro.close()
+                raise RuntimeError(
+                    "bind the Deduplicator to a task group or use `async with`"
+                ) from None
+            tg.start_soon(lambda: coro)
+            return
+        task = loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, flight: _Flight, executor: Callable[[], Any]) -> None:
+        with anyio.CancelScope(deadline=flight.deadline) as scope:
             flight.scope = scope
-            if flight.waiters == 0:
+            if flight.waiters == 0:  # the leader left before the call started
                 scope.cancel()
             try:
                 result = executor()
@@ -190,61 +190,36 @@ class Deduplicator(TaskGroupHost):
                     result = await result
             except Exception as exc:
                 flight.error, flight.tb = exc, exc.__traceback__
-                flight.state = _ERROR
             else:
                 flight.value = result
-                flight.state = _VALUE
+                flight.ok = True
             finally:
-                if self._flights.get(key) is flight:
-                    del self._flights[key]
-                flight.finish()
+                if self._flights.get(flight.key) is flight:
+                    del self._flights[flight.key]
+                flight.done.set()
 
-    async def _run_inline(
-        self, key: Hashable, flight: _Flight, executor: Callable[..., Any], *args: Any
-    ) -> Any:
-        """Lead ``flight`` (registered under ``key``): run ``executor(*args)`` in this task."""
-        try:
-            result = executor(*args)
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception as exc:
-            flight.error, flight.tb = exc, exc.__traceback__
-            flight.state = _ERROR
-            raise
-        else:
-            flight.value = result
-            flight.state = _VALUE
-            return result
-        finally:  # a cancelled leader leaves the flight abandoned: a waiter takes over
-            flights = self._flights
-            current = flights.pop(key, None)
-            if current is not flight and current is not None:
-                flights[key] = current  # a takeover's flight: not ours to end
-            flight.finish()
-
-    async def lead_or_join(self, key: Hashable, next: Next, request: ChatRequest) -> ChatResponse:
-        """``deduplicate(key, partial(next, request))``, leading inline without the partial."""
-        flight = _Flight()
-        # one hash of the key to look and to claim; a call in flight keeps its place
-        if self._task_group is not None or self._flights.setdefault(key, flight) is not flight:
-            return await self.deduplicate(key, functools.partial(next, request))
-        self.calls += 1
-        return cast(ChatResponse, await self._run_inline(key, flight, next, request))
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait(tasks)
+        return await TaskGroupHost.__aexit__(self, exc_type, exc, tb)
 
     def statistics(self) -> DedupStatistics:
-        return DedupStatistics(
-            calls=self.calls, hits=self.hits, takeovers=self.takeovers, inflight=len(self._flights)
-        )
+        return DedupStatistics(calls=self.calls, hits=self.hits, inflight=len(self._flights))
 
     def metrics(self) -> dict[str, object]:
         return {"dedup.hits": self.hits, "dedup.inflight": len(self._flights)}
 
     def __repr__(self) -> str:
-        mode = "bound" if self._task_group is not None else "inline"
-        return (
-            f"Deduplicator({mode}, inflight={len(self._flights)}, calls={self.calls}, "
-            f"hits={self.hits})"
-        )
+        return f"Deduplicator(inflight={len(self._flights)}, calls={self.calls}, hits={self.hits})"
 
 
 class Dedup:
@@ -252,18 +227,12 @@ class Dedup:
 
     Pass the client's ``keyer`` so the cache and dedup hash each request
     once; else ``provider`` and ``tenant`` build one (see
-    ``aio_llm.middleware.RequestKeyer``). The client calls ``bind(task_group)``
-    when it opens; used alone, ``async with Dedup():`` does the same.
-
-    ``shared_task=True`` (default) runs each shared call in that task group:
-    exactly one upstream call even if the first caller is cancelled, for
-    about 25 µs of CPU per distinct request (a task). ``shared_task=False``
-    runs the call in the first caller's task (about 5 µs, and the call stays
-    under that caller's deadline and context); if that caller is cancelled
-    a waiter takes over with a second call.
+    ``aio_llm.middleware.RequestKeyer``). The shared call runs in its own
+    task (see the module docstring), so it makes exactly one upstream call
+    even when the caller that started it is cancelled.
     """
 
-    __slots__ = ("_flights", "_key", "shared_task")
+    __slots__ = ("_flights", "_key")
 
     def __init__(
         self,
@@ -271,20 +240,16 @@ class Dedup:
         keyer: RequestKeyer | None = None,
         provider: str | None = None,
         tenant: str | TenantFn | None = None,
-        shared_task: bool = True,
     ) -> None:
         self._key = keyer if keyer is not None else RequestKeyer(provider=provider, tenant=tenant)
         self._flights = Deduplicator(share=ChatResponse.model_copy)
-        self.shared_task = shared_task
 
     def bind(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Run shared calls in ``task_group`` (ignored with ``shared_task=False``)."""
-        if self.shared_task:
-            self._flights.bind(task_group)
+        """Where shared calls run on backends other than asyncio."""
+        self._flights.bind(task_group)
 
     async def __aenter__(self) -> Dedup:
-        if self.shared_task:
-            await self._flights.__aenter__()
+        await self._flights.__aenter__()
         return self
 
     async def __aexit__(
@@ -295,14 +260,13 @@ class Dedup:
     ) -> bool | None:
         return await self._flights.__aexit__(exc_type, exc, tb)
 
-    def __call__(self, request: ChatRequest, next: Next) -> Awaitable[ChatResponse]:
-        # a plain function returning the coroutine to await: one frame less per request
+    async def __call__(self, request: ChatRequest, next: Next) -> ChatResponse:
         if not request.cache:
-            return next(request)
-        key = self._key.local(request)
+            return await next(request)
+        key = self._key(request)
         if request.stream:
-            return self._stream(key, request, next)
-        return self._flights.lead_or_join(key, next, request)
+            return await self._stream(key, request, next)
+        return await self._flights.deduplicate(key, functools.partial(next, request))
 
     async def _stream(self, key: Hashable, request: ChatRequest, next: Next) -> ChatResponse:
         flights = self._flights

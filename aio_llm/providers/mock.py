@@ -98,7 +98,7 @@ class MockProvider(Provider):
             stream = ChunkStream(source)
             await stream.prefetch()
             response = source.build_response()
-            response._stream = stream
+            response.stream = stream
             return response
         response = make_response(
             id=rid,
@@ -109,7 +109,7 @@ class MockProvider(Provider):
             usage=usage,
             refusal=self.refusal,
         )
-        response.__dict__["latency_ms"] = self.latency * 1000.0
+        response.latency_ms = self.latency * 1000.0
         return response
 
     async def embed(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
+import anyio
 from yarl import URL
 
-from .._deadline import call_deadline
 from ..errors import APIConnectionError, APIResponseError, APITimeoutError, InvalidRequestError
 from .base import DEFAULT_MAX_BODY_SIZE
 
@@ -109,9 +108,9 @@ class AiohttpTransport:
         return u
 
     def _timeout_for_call(self) -> aiohttp.ClientTimeout:
-        """No read timer when the current call's deadline comes before it could fire."""
+        """No read timer when a deadline around the call comes before it could fire."""
         read = self._read_timeout
-        if read is None or call_deadline() - asyncio.get_running_loop().time() <= read:
+        if read is None or anyio.current_effective_deadline() - anyio.current_time() <= read:
             return self._connect_only
         return self._timeout
 

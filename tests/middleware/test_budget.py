@@ -265,7 +265,7 @@ class FakeSource:
 def streaming(source: FakeSource) -> Callable[[ChatRequest], Awaitable[ChatResponse]]:
     async def next_(req: ChatRequest) -> ChatResponse:
         resp = ChatResponse(id="stream-1", model=req.model, provider="fake")
-        resp._stream = ChunkStream(source)
+        resp.stream = ChunkStream(source)
         return resp
 
     return next_

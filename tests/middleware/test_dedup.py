@@ -92,9 +92,9 @@ async def test_cancelling_the_first_caller_still_answers_the_others() -> None:
     assert answers.count("leader cancelled") == 1
 
 
-async def test_unbound_waiter_takes_over_when_the_leader_is_cancelled() -> None:
+async def test_a_cancelled_leader_leaves_the_one_call_to_the_others() -> None:
     upstream = Upstream()
-    flights = Deduplicator()  # no task group: the leader runs the call itself
+    flights = Deduplicator()  # not entered, not bound: plain tasks on asyncio
     results: list[str] = []
     leader_scope = anyio.CancelScope()
 
@@ -117,10 +117,67 @@ async def test_unbound_waiter_takes_over_when_the_leader_is_cancelled() -> None:
         leader_scope.cancel()
         await wait_all_tasks_blocked()
         upstream.release.set()
-    assert upstream.calls == 2  # the cancelled call and the one taken over
+    assert upstream.calls == 1 and upstream.cancelled == 0
+    assert results == ["answer 1"] * 20
+    assert leader_scope.cancelled_caught
+
+
+async def test_the_call_is_cancelled_when_its_last_waiter_leaves() -> None:
+    upstream = Upstream()
+    flights = Deduplicator()
+
+    async def call() -> str:
+        return (await upstream(_request())).content
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(flights.deduplicate, "k", call)
+        await wait_all_tasks_blocked()
+        tg.cancel_scope.cancel()  # every waiter leaves
+    await wait_all_tasks_blocked()
+    assert upstream.calls == 1 and upstream.cancelled == 1
+    assert not flights.has_flight("k")  # the next caller starts afresh
+    upstream.release.set()
+    assert await flights.deduplicate("k", call) == "answer 2"
+
+
+async def test_the_shared_call_runs_until_the_latest_waiters_deadline() -> None:
+    seen: list[float] = []
+    release = anyio.Event()
+    flights = Deduplicator()
+
+    async def call() -> str:
+        seen.append(anyio.current_effective_deadline())
+        await release.wait()
+        seen.append(anyio.current_effective_deadline())
+        return "ok"
+
+    async def ask(timeout: float) -> None:
+        with anyio.fail_after(timeout):
+            assert await flights.deduplicate("k", call) == "ok"
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ask, 50.0)
+        await wait_all_tasks_blocked()
+        tg.start_soon(ask, 100.0)
+        await wait_all_tasks_blocked()
+        release.set()
+    now = anyio.current_time()
+    assert now + 40 < seen[0] <= now + 50  # the leader's deadline first ...
+    assert now + 90 < seen[1] <= now + 100  # ... then the follower's later one
+
+
+async def test_closing_the_deduplicator_cancels_its_calls() -> None:
+    upstream = Upstream()
+    async with Deduplicator() as flights, anyio.create_task_group() as tg:
+
+        async def ask() -> None:
+            await flights.deduplicate("k", lambda: upstream(_request()))
+
+        tg.start_soon(ask)
+        await wait_all_tasks_blocked()
+        tg.cancel_scope.cancel()
     assert upstream.cancelled == 1
-    assert results == ["answer 2"] * 20
-    assert flights.statistics().takeovers == 1
 
 
 async def test_errors_reach_every_waiter() -> None:
@@ -252,30 +309,3 @@ async def test_tenant_separates_flights() -> None:
             upstream.release.set()
     assert upstream.calls == 2
     assert "inflight=0" in repr(dedup)
-
-
-async def test_shared_task_off_runs_in_the_callers_task_and_takes_over() -> None:
-    upstream = Upstream()
-    results: list[str] = []
-    leader_scope = anyio.CancelScope()
-    async with Dedup(shared_task=False) as dedup, anyio.create_task_group() as client_tg:
-        dedup.bind(client_tg)  # ignored: calls stay in the callers' tasks
-
-        async def leader() -> None:
-            with leader_scope:
-                await dedup(_request(), upstream)
-
-        async def follower() -> None:
-            results.append((await dedup(_request(), upstream)).content)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(leader)
-            await wait_all_tasks_blocked()
-            for _ in range(5):
-                tg.start_soon(follower)
-            await wait_all_tasks_blocked()
-            leader_scope.cancel()
-            await wait_all_tasks_blocked()
-            upstream.release.set()
-    assert results == ["answer 2"] * 5
-    assert upstream.calls == 2 and dedup.statistics().takeovers == 1

@@ -6,7 +6,6 @@ import anyio
 import pytest
 
 from aio_llm import AsyncLLMClient, ClientConfig
-from aio_llm.middleware import Dedup
 from aio_llm.testing import FakeLLMServer
 
 HELLO = [{"role": "user", "content": "the same question"}]
@@ -40,10 +39,8 @@ async def test_default_chain_sends_one_request_for_1000_identical_chats() -> Non
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("shared_task", [True, False])
-async def test_cancelling_the_first_caller_still_answers_the_others(shared_task: bool) -> None:
-    dedup = Dedup(shared_task=shared_task)
-    async with FakeLLMServer(latency=0.3) as srv, client(srv, middleware=[dedup]) as c:
+async def test_cancelling_the_first_caller_still_answers_the_others() -> None:
+    async with FakeLLMServer(latency=0.3) as srv, client(srv) as c:  # the default chain
         answers: list[str] = []
         first = anyio.CancelScope()
 
@@ -62,5 +59,4 @@ async def test_cancelling_the_first_caller_still_answers_the_others(shared_task:
             await anyio.sleep(0.05)
             first.cancel()
         assert answers == ["Echo: the same question"] * 999
-        # a shared task keeps the one call alive; inline, one waiter takes over
-        assert srv.request_count == (1 if shared_task else 2)
+        assert srv.request_count == 1  # the shared call outlived the caller that started it

@@ -54,7 +54,7 @@ class Upstream:
         text = f"answer {self.calls}"
         if request.stream:
             response = ChatResponse(model=request.model)
-            response._stream = ChunkStream(_Source(text))
+            response.stream = ChunkStream(_Source(text))
             return response
         return ChatResponse(model=request.model, content=text, finish_reason="stop", cost=0.5)
 

@@ -1,14 +1,13 @@
-"""The aiohttp transport's read timeout, and when the call's deadline makes it redundant."""
+"""The aiohttp transport's read timeout, and when a deadline around the call makes it moot."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
+import anyio
 import pytest
 
 from aio_llm import APITimeoutError
-from aio_llm._deadline import LoopDeadlines
 from aio_llm.testing import FakeLLMServer, Fault
 from aio_llm.transports.aiohttp import AiohttpTransport
 
@@ -44,29 +43,24 @@ async def test_the_read_timeout_bounds_a_stalled_response_outside_any_call() -> 
 async def test_the_read_timeout_still_applies_when_it_comes_before_the_deadline() -> None:
     async with FakeLLMServer() as server:
         transport = AiohttpTransport(read_timeout=0.2)
-        deadlines = LoopDeadlines(asyncio.get_running_loop())
-        deadline = deadlines.start(30.0)  # far later than the read timeout
         try:
-            assert 0.15 <= await _hang_for(transport, server) < 2.0
+            with anyio.fail_after(30.0):  # far later than the read timeout
+                assert 0.15 <= await _hang_for(transport, server) < 2.0
         finally:
-            deadlines.finish(deadline, None)
-            deadlines.close()
             await transport.aclose()
 
 
 async def test_no_read_timer_when_the_deadline_comes_first() -> None:
     transport = AiohttpTransport(read_timeout=60.0)
-    deadlines = LoopDeadlines(asyncio.get_running_loop())
     try:
         assert transport._timeout_for_call() is transport._timeout  # no deadline: read timer
-        deadline = deadlines.start(5.0)
-        assert transport._timeout_for_call() is transport._connect_only
+        with anyio.fail_after(5.0):
+            assert transport._timeout_for_call() is transport._connect_only
+            with anyio.CancelScope(shield=True):  # a shield hides the deadline
+                assert transport._timeout_for_call() is transport._timeout
         assert transport._connect_only.sock_read is None
         assert transport._connect_only.sock_connect == transport._timeout.sock_connect
-        deadlines.finish(deadline, None)
-        deadline = deadlines.start(120.0)
-        assert transport._timeout_for_call() is transport._timeout
-        deadlines.finish(deadline, None)
+        with anyio.fail_after(120.0):
+            assert transport._timeout_for_call() is transport._timeout
     finally:
-        deadlines.close()
         await transport.aclose()

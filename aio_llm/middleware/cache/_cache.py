@@ -33,7 +33,7 @@ from ...pipeline import Next
 from ...streaming import replay_as_stream
 from ...types import ChatRequest, ChatResponse, ChunkStream
 from .._keys import RequestKeyer, TenantFn
-from ._backends import CacheBackend, MemoryCache, RedisCache
+from ._stores import CacheBackend, MemoryCache, RedisCache
 
 __all__ = ["Cache", "CacheBackend", "CacheStatistics", "MemoryCache", "RedisCache"]
 

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import anyio
 
-from ..._deadline import current_deadline
 from ...clock import SYSTEM_CLOCK, Clock
 from ...errors import RateLimitError, RateLimitExceededError
 from ...pipeline import Next
@@ -288,7 +287,7 @@ class RateLimit:
             await self._clock.sleep(wait)
 
     def _check_deadline(self, t: _Target, wait: float) -> None:
-        left = current_deadline() - anyio.current_time()
+        left = anyio.current_effective_deadline() - anyio.current_time()
         if wait > left:
             t.rejected += 1
             raise RateLimitExceededError(

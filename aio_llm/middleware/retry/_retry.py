@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from ..._deadline import current_deadline
 from ...clock import SYSTEM_CLOCK, Clock
 from ...pipeline import Next
 from ...types import ChatRequest, ChatResponse
@@ -187,7 +186,7 @@ class RetryExecutor:
                 )
                 return None
             wait = float(retry_after)
-        deadline = current_deadline()
+        deadline = anyio.current_effective_deadline()
         if deadline != math.inf:
             left = deadline - anyio.current_time()
             if wait >= left:
@@ -254,9 +253,8 @@ class Retry(RetryExecutor):
 
     __slots__ = ()
 
-    def __call__(self, request: ChatRequest, next: Next) -> Awaitable[ChatResponse]:
-        # a plain function returning the coroutine: one frame less per request
-        return self.execute(next, request)
+    async def __call__(self, request: ChatRequest, next: Next) -> ChatResponse:
+        return await self.execute(next, request)
 
     @classmethod
     def from_config(

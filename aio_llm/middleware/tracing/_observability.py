@@ -90,14 +90,10 @@ class Operation:
 
 
 class _Source:
-    __slots__ = ("monotonic", "ref")
+    __slots__ = ("fn", "monotonic")
 
     def __init__(self, fn: MetricsSource, monotonic: frozenset[str]) -> None:
-        self.ref: Callable[[], MetricsSource | None]
-        if hasattr(fn, "__self__") and hasattr(fn, "__func__"):
-            self.ref = weakref.WeakMethod(fn)
-        else:
-            self.ref = lambda: fn
+        self.fn = fn
         self.monotonic = monotonic
 
 
@@ -105,9 +101,9 @@ class Observability:
     """Request statistics plus the metric sources of a client's middleware.
 
     ``register_source(name, fn)`` adds a zero-argument callable returning a
-    metrics dict (a middleware's bound ``metrics``, held weakly so a closed
-    client's middleware can go away); every numeric key becomes an
-    observable OpenTelemetry instrument of that name on ``meter_provider``
+    metrics dict (a middleware's bound ``metrics``) and returns the function
+    that removes it (a client calls it when it closes); every numeric key
+    becomes an observable OpenTelemetry instrument of that name on ``meter_provider``
     (the global one by default), a string value (``circuit.state``) a gauge
     of 1 with the value as ``aio_llm.state``, and a mapping one observation
     per key under ``aio_llm.key``; every observation also carries
@@ -170,13 +166,7 @@ class Observability:
         with self._lock:
             items = list(self._sources.items())
         for name, source in items:
-            fn = source.ref()
-            if fn is None:
-                with self._lock:
-                    if self._sources.get(name) is source:
-                        del self._sources[name]
-                continue
-            values = dict(fn())
+            values = dict(source.fn())
             if instrument:  # never while the SDK is collecting: it holds its locks
                 self._instrument(source, values)
             out[name] = values

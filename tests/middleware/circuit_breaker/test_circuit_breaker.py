@@ -460,7 +460,7 @@ def streaming_next(source: ScriptedSource) -> Any:
         response = ok_response("")
         stream = ChunkStream(source)
         await stream.prefetch()
-        response._stream = stream
+        response.stream = stream
         return response
 
     return next_

@@ -47,7 +47,7 @@ class Upstream:
         response = ChatResponse.model_construct(
             content="ok", usage=Usage(total_tokens=self.total_tokens)
         )
-        response._headers = self.headers
+        response.headers = self.headers
         return response
 
 
@@ -362,7 +362,7 @@ async def test_stream_usage_settles_the_token_booking_at_the_end() -> None:
         response = ChatResponse.model_construct(content="")
         stream = ChunkStream(OneChunk(usage=5))
         await stream.prefetch()
-        response._stream = stream
+        response.stream = stream
         return response
 
     bucket_tat = []

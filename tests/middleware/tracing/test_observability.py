@@ -199,16 +199,17 @@ def test_observabilities_on_one_provider_share_instruments(
     assert got == {first.name: 1}
 
 
-def test_sources_are_weak_and_can_be_removed() -> None:
+def test_sources_stay_until_removed() -> None:
     obs = Observability(meter_provider=NoOpMeterProvider())
     retry, breaker = FakeRetry(), FakeBreaker()
-    obs.register_source("retry", retry.metrics)
+    remove_retry = obs.register_source("retry", retry.metrics)
     remove = obs.register_source("breaker", breaker.metrics)
     obs.register_source("plain", lambda: {"dedup.hits": 4})
     assert set(obs.collect()) == {"retry", "breaker", "plain"}
     del retry
     gc.collect()
-    assert set(obs.collect()) == {"breaker", "plain"}
+    assert set(obs.collect()) == {"retry", "breaker", "plain"}  # held until removed
+    remove_retry()
     remove()
     assert set(obs.collect()) == {"plain"}
     assert obs.metrics()["dedup.hits"] == 4

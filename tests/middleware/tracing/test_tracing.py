@@ -167,7 +167,7 @@ def streaming(clock: FakeClock, source: ListSource, ttft: float) -> Next:
         stream = ChunkStream(source)
         await stream.prefetch()
         head = ChatResponse(model="gpt-4o-2024-08-06", provider="openai")
-        head._stream = stream
+        head.stream = stream
         return head
 
     return next
