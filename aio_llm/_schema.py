@@ -6,7 +6,8 @@
   ``required``, ``$ref`` siblings inlined, single-entry ``allOf`` merged,
   ``default: null`` dropped.
 - ``anthropic_schema`` makes one fit Anthropic's (and Bedrock's) structured
-  outputs: objects closed, keywords those APIs refuse (numeric bounds,
+  outputs, as Anthropic's SDK prepares a class: titles dropped, objects
+  closed, keywords those APIs refuse (numeric bounds,
   string lengths, ``maxItems``, ``minItems`` above 1, unknown string
   formats, regexes with lookaround or backreferences) moved into the
   ``description`` so the model still reads them, ``oneOf`` as ``anyOf``.
@@ -37,7 +38,8 @@ Schema = dict[str, Any]
 def strict_schema(schema: Mapping[str, Any]) -> Schema:
     """``schema`` in the form OpenAI's ``strict: true`` accepts (see the module docstring)."""
     root = copy.deepcopy(dict(schema))
-    return _strict(root, root)
+    out: Schema = _strict(root, root)
+    return out
 
 
 def _strict(node: Any, root: Schema) -> Any:
@@ -117,7 +119,7 @@ _HARD_REGEX = re.compile(r"\(\?[=!<]|\\[1-9bB]")
 
 def anthropic_schema(schema: Mapping[str, Any]) -> Schema:
     """``schema`` in the subset Anthropic's and Bedrock's structured outputs accept."""
-    out = _anthropic(copy.deepcopy(dict(schema)))
+    out: Schema = _anthropic(copy.deepcopy(dict(schema)))
     out.pop("$schema", None)
     return out
 
@@ -126,6 +128,7 @@ def _anthropic(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     notes: list[str] = []
+    node.pop("title", None)  # names pydantic adds, tokens the model need not read
     for key in ("$defs", "definitions"):
         defs = node.get(key)
         if isinstance(defs, dict):
@@ -237,7 +240,9 @@ def _check(
         options = schema.get(key)
         if isinstance(options, list) and options:
             if not any(not _errors_of(value, o, root, depth) for o in options):
-                _error(errors, "union_error", loc, "Input matches none of the allowed schemas", value)
+                _error(
+                    errors, "union_error", loc, "Input matches none of the allowed schemas", value
+                )
     for sub in schema.get("allOf") or ():
         _check(value, sub, root, loc, errors, depth + 1)
     if isinstance(value, dict):
@@ -303,9 +308,13 @@ def _check_array(
 def _check_string(value: str, schema: Schema, loc: tuple[Any, ...], errors: list[Any]) -> None:
     low, high = schema.get("minLength"), schema.get("maxLength")
     if isinstance(low, int) and len(value) < low:
-        _error(errors, "string_too_short", loc, f"String should have at least {low} characters", value)
+        _error(
+            errors, "string_too_short", loc, f"String should have at least {low} characters", value
+        )
     if isinstance(high, int) and len(value) > high:
-        _error(errors, "string_too_long", loc, f"String should have at most {high} characters", value)
+        _error(
+            errors, "string_too_long", loc, f"String should have at most {high} characters", value
+        )
     pattern = schema.get("pattern")
     if isinstance(pattern, str):
         try:
@@ -313,20 +322,32 @@ def _check_string(value: str, schema: Schema, loc: tuple[Any, ...], errors: list
         except re.error:
             matched = True  # a pattern Python cannot read is not ours to enforce
         if not matched:
-            _error(errors, "string_pattern_mismatch", loc, f"String should match {pattern!r}", value)
+            _error(
+                errors, "string_pattern_mismatch", loc, f"String should match {pattern!r}", value
+            )
 
 
 def _check_number(value: float, schema: Schema, loc: tuple[Any, ...], errors: list[Any]) -> None:
-    bounds = (
-        ("minimum", lambda b: value >= b, "greater_than_equal", "greater than or equal to"),
-        ("maximum", lambda b: value <= b, "less_than_equal", "less than or equal to"),
-        ("exclusiveMinimum", lambda b: value > b, "greater_than", "greater than"),
-        ("exclusiveMaximum", lambda b: value < b, "less_than", "less than"),
-    )
-    for key, ok, kind, words in bounds:
+    for key, kind, words in _BOUNDS:
         bound = schema.get(key)
-        if isinstance(bound, int | float) and not isinstance(bound, bool) and not ok(bound):
+        if not isinstance(bound, int | float) or isinstance(bound, bool):
+            continue
+        ok = {
+            "minimum": value >= bound,
+            "maximum": value <= bound,
+            "exclusiveMinimum": value > bound,
+            "exclusiveMaximum": value < bound,
+        }[key]
+        if not ok:
             _error(errors, kind, loc, f"Input should be {words} {bound}", value)
+
+
+_BOUNDS = (
+    ("minimum", "greater_than_equal", "greater than or equal to"),
+    ("maximum", "less_than_equal", "less than or equal to"),
+    ("exclusiveMinimum", "greater_than", "greater than"),
+    ("exclusiveMaximum", "less_than", "less than"),
+)
 
 
 # -- sampling a value --------------------------------------------------------------------------
@@ -355,7 +376,10 @@ def _sample(schema: Any, root: Schema, text: str, depth: int) -> Any:
     if not isinstance(schema, dict) or depth > _MAX_DEPTH:
         return None
     if isinstance(schema.get("$ref"), str):
-        target = {**_resolve(root, schema["$ref"]), **{k: v for k, v in schema.items() if k != "$ref"}}
+        target = {
+            **_resolve(root, schema["$ref"]),
+            **{k: v for k, v in schema.items() if k != "$ref"},
+        }
         return _sample(target, root, text, depth + 1)
     if "const" in schema:
         return schema["const"]

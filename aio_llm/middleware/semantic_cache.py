@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._output import fits
 from ..clock import SYSTEM_CLOCK, Clock
 from ..embeddings._embedders import Embedder, LocalEmbedder
 from ..embeddings._index import VectorIndex
@@ -128,8 +129,8 @@ class SemanticCache:
         ttl = request.cache_ttl or self.ttl
         stream = response.stream
         if stream is not None:
-            stream.on_close(functools.partial(self._store_stream, partition, vector, ttl))
-        elif not response.cached:
+            stream.on_close(functools.partial(self._store_stream, request, partition, vector, ttl))
+        elif not response.cached and fits(request, response):  # never keep a bad answer
             self._store(partition, vector, response, ttl)
         return response
 
@@ -145,10 +146,12 @@ class SemanticCache:
         index.add(partition, vector, entry, expires_at=self._clock.now() + ttl)
 
     async def _store_stream(
-        self, partition: str, vector: Any, ttl: float, stream: ChunkStream
+        self, request: ChatRequest, partition: str, vector: Any, ttl: float, stream: ChunkStream
     ) -> None:
-        if stream.completed and stream.error is None and stream.response is not None:
-            self._store(partition, vector, stream.response, ttl)
+        response = stream.response
+        if stream.completed and stream.error is None and response is not None:
+            if fits(request, response):
+                self._store(partition, vector, response, ttl)
 
     def statistics(self) -> SemanticCacheStatistics:
         entries = len(self._index) if self._index is not None else 0

@@ -16,7 +16,6 @@ from ..types import (
     FinishReason,
     ThinkingBlock,
     Usage,
-    fast_construct,
     make_chunk,
     make_tool_delta,
     make_usage,

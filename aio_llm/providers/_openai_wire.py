@@ -124,7 +124,9 @@ def _unmarked(part: dict[str, Any]) -> dict[str, Any]:
 
 def _marked(content: str | list[dict[str, Any]], cache: dict[str, Any]) -> list[dict[str, Any]]:
     """``content`` as parts, the last one carrying ``cache_control``."""
-    parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    parts: list[dict[str, Any]] = (
+        [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    )
     parts[-1] = {**parts[-1], "cache_control": dict(cache)}
     return parts
 

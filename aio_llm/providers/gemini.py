@@ -30,9 +30,9 @@ from ._gemini_wire import (
     decode_error,
     encode_body,
     finish_reason,
-    refusal_of,
     parse_candidate_parts,
     parse_response,
+    refusal_of,
     usage_from_wire,
 )
 from ._responses_decode import bad_body

@@ -21,14 +21,17 @@ from . import _formats as fmt
 from ._fmt_bedrock import BEDROCK_DIALECT
 from ._fmt_gemini import GEMINI_DIALECT
 from ._fmt_responses import RESPONSES_DIALECT
-from ._wire import Answer
+from ._wire import Answer, message_marks
 
 __all__ = [
     "ANTHROPIC",
     "BEDROCK",
     "CHAT",
+    "COUNT",
+    "COUNTED",
     "EMBED",
     "GEMINI",
+    "GEMINI_COUNT",
     "JSON",
     "MESSAGES",
     "OPENAI",
@@ -50,8 +53,9 @@ SSE_HEADERS: list[Header] = [
     ("cache-control", "no-cache"),
 ]
 
-CHAT, MESSAGES, EMBED, RESPONSES, GEMINI, BEDROCK = 1, 2, 3, 4, 5, 6
+CHAT, MESSAGES, EMBED, RESPONSES, GEMINI, BEDROCK, COUNT, GEMINI_COUNT = 1, 2, 3, 4, 5, 6, 7, 8
 STREAMED = (CHAT, MESSAGES, RESPONSES, GEMINI, BEDROCK)
+COUNTED = (COUNT, GEMINI_COUNT)
 
 
 class Dialect(Protocol):
@@ -94,6 +98,13 @@ class _OpenAI:
     def normalize(self, body: dict[str, Any], route: Route) -> dict[str, Any]:
         if route.model is not None and "model" not in body:
             body = {**body, "model": route.model}  # an Azure deployment URL names the model
+        messages = body.get("messages")
+        if isinstance(messages, list) and any(
+            isinstance(m, dict) and isinstance(m.get("content"), list) for m in messages
+        ):  # cache_control markers in parts, as OpenRouter takes them
+            marks = message_marks(messages)
+            if marks:
+                body = {**body, "_cache_marks": marks}
         return body
 
     def json(self, a: Answer, rid: str, created: int) -> bytes:
@@ -116,6 +127,17 @@ class _Anthropic(_OpenAI):
     name = "anthropic"
     request_id_header = "request-id"
     malformed_event = b"event: content_block_delta\ndata: {not json\n\n"
+
+    def normalize(self, body: dict[str, Any], route: Route) -> dict[str, Any]:
+        out = dict(body)
+        config = body.get("output_config")
+        spec = config.get("format") if isinstance(config, dict) else None
+        if isinstance(spec, dict) and isinstance(spec.get("schema"), dict):
+            out["response_format"] = {"type": "json_schema", "json_schema": spec}
+        marks = message_marks(body.get("messages"), body.get("system"), body.get("tools"))
+        if marks:
+            out["_cache_marks"] = marks
+        return out
 
     def json(self, a: Answer, rid: str, created: int) -> bytes:
         return fmt.anthropic_json(a, rid)
@@ -159,6 +181,7 @@ def _exact() -> dict[str, Route]:
         "/api/v1/chat/completions": chat,
         "/openai/v1/chat/completions": chat,
         "/v1/messages": Route(MESSAGES, ANTHROPIC),
+        "/v1/messages/count_tokens": Route(COUNT, ANTHROPIC),
         "/v1/embeddings": embed,
         "/embeddings": embed,
         "/api/v1/embeddings": embed,
@@ -181,6 +204,10 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Route]]] = [
             r"(?:/v1beta|/v1)?/(?:models|tunedModels)/([^/:]+):(generate|streamGenerate)Content"
         ),
         lambda m: Route(GEMINI, GEMINI_DIALECT, unquote(m[1]), m[2] == "streamGenerate"),
+    ),
+    (
+        re.compile(r"(?:/v1beta|/v1)?/(?:models|tunedModels)/([^/:]+):countTokens"),
+        lambda m: Route(GEMINI_COUNT, GEMINI_DIALECT, unquote(m[1])),
     ),
     (
         re.compile(r"/model/([^/]+)/(converse|converse-stream)"),

@@ -50,7 +50,7 @@ def _tools(tools: object) -> list[dict[str, Any]] | None:
 def _usage(a: Answer) -> dict[str, Any]:
     return {
         "input_tokens": a.input_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": a.cache_read},
         "output_tokens": a.output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": a.input_tokens + a.output_tokens,
@@ -68,8 +68,13 @@ def _call_item(a: Answer, rid: str, arguments: str, status: str) -> dict[str, An
     }
 
 
-def _message_item(text: str, rid: str, status: str) -> dict[str, Any]:
-    content = [{"type": "output_text", "text": text, "annotations": []}] if status else []
+def _message_item(text: str, rid: str, status: str, refusal: bool = False) -> dict[str, Any]:
+    part = (
+        {"type": "refusal", "refusal": text}
+        if refusal
+        else {"type": "output_text", "text": text, "annotations": []}
+    )
+    content = [part] if status else []
     return {
         "type": "message",
         "id": f"msg_{rid}",
@@ -128,13 +133,15 @@ class _Responses:
         spec = text.get("format") if isinstance(text, dict) else None
         if isinstance(spec, dict) and spec.get("type") == "json_schema":
             out["response_format"] = {"type": "json_schema", "json_schema": spec}
+        elif isinstance(spec, dict) and spec.get("type") == "json_object":
+            out["response_format"] = {"type": "json_object"}
         return out
 
     def json(self, a: Answer, rid: str, created: int) -> bytes:
         item = (
             _call_item(a, rid, a.tool_args, "completed")
             if a.tool_name is not None
-            else _message_item(a.text, rid, "completed")
+            else _message_item(a.text, rid, "completed", a.refusal is not None)
         )
         return dumps(_response(a, rid, created, [item], done=True))
 
@@ -172,6 +179,21 @@ class _Responses:
                     {"item_id": f"fc_{rid}", "output_index": 0, "arguments": a.tool_args},
                 )
             ]
+        elif a.refusal is not None:
+            part: dict[str, Any] = {"type": "refusal", "refusal": ""}
+            where = {"item_id": f"msg_{rid}", "output_index": 0, "content_index": 0}
+            head.append(
+                event(
+                    "response.output_item.added",
+                    {"output_index": 0, "item": _message_item("", rid, "")},
+                )
+            )
+            head.append(event("response.content_part.added", {**where, "part": part}))
+            content = [
+                event("response.refusal.delta", {**where, "delta": p}) for p in pieces(a.refusal, n)
+            ]
+            done_item = _message_item(a.refusal, rid, "completed", refusal=True)
+            tail = [event("response.refusal.done", {**where, "refusal": a.refusal})]
         else:
             part = {"type": "output_text", "text": "", "annotations": []}
             where = {"item_id": f"msg_{rid}", "output_index": 0, "content_index": 0}
