@@ -352,6 +352,9 @@ _BOUNDS = (
 
 # -- sampling a value --------------------------------------------------------------------------
 
+_DEEP = 6
+"""Depth past which a recursive schema's sample stops (empty lists, nulls)."""
+
 _FORMAT_SAMPLES = {
     "date-time": "2026-01-01T00:00:00Z",
     "date": "2026-01-01",
@@ -385,11 +388,14 @@ def _sample(schema: Any, root: Schema, text: str, depth: int) -> Any:
         return schema["const"]
     if isinstance(schema.get("enum"), list) and schema["enum"]:
         return schema["enum"][0]
+    deep = depth > _DEEP
     for key in ("anyOf", "oneOf"):
         options = schema.get(key)
         if isinstance(options, list) and options:
-            # prefer a branch that is not null, so the sample says something
-            chosen = next((o for o in options if o.get("type") != "null"), options[0])
+            # a branch that is not null says something; deep in a recursive schema, null ends it
+            nulls = [o for o in options if o.get("type") == "null"]
+            others = [o for o in options if o.get("type") != "null"]
+            chosen = (nulls or others)[0] if deep else (others or options)[0]
             return _sample(chosen, root, text, depth + 1)
     all_of = schema.get("allOf")
     if isinstance(all_of, list) and all_of:
@@ -415,7 +421,8 @@ def _sample(schema: Any, root: Schema, text: str, depth: int) -> Any:
         return out
     if kind == "array":
         low = schema.get("minItems")
-        count = max(1, low if isinstance(low, int) else 1)
+        low = low if isinstance(low, int) else 0
+        count = max(low, 0 if deep else 1)
         high = schema.get("maxItems")
         if isinstance(high, int):
             count = min(count, high)
@@ -448,6 +455,11 @@ def _sample_string(schema: Schema, text: str) -> str:
     fmt = schema.get("format")
     if isinstance(fmt, str) and fmt in _FORMAT_SAMPLES:
         return _FORMAT_SAMPLES[fmt]
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str) and not _matches(pattern, text):
+        made = _from_pattern(pattern)
+        if made is not None:
+            return made
     value = text
     low, high = schema.get("minLength"), schema.get("maxLength")
     if isinstance(low, int) and len(value) < low:
@@ -458,19 +470,105 @@ def _sample_string(schema: Schema, text: str) -> str:
 
 
 def _sample_number(schema: Schema, kind: str) -> int | float:
-    value: float = 1
-    low = schema.get("minimum")
-    if isinstance(low, int | float):
-        value = max(value, low)
-    low = schema.get("exclusiveMinimum")
-    if isinstance(low, int | float) and value <= low:
-        value = low + 1
-    high = schema.get("maximum")
-    if isinstance(high, int | float):
-        value = min(value, high)
-    high = schema.get("exclusiveMaximum")
-    if isinstance(high, int | float) and value >= high:
-        value = high - 1
-    if kind == "integer":
-        return int(value)
-    return float(value)
+    bounds = [schema.get(k) for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")]
+    known = [b for b in bounds if isinstance(b, int | float) and not isinstance(b, bool)]
+    candidates: list[float] = [1, 0]
+    for b in known:
+        candidates += [b, b + 1, b - 1]
+    if len(known) >= 2:
+        candidates.append((min(known) + max(known)) / 2)
+    for value in candidates:
+        if kind == "integer" and value != int(value):
+            continue
+        if not _check_in_bounds(value, schema):
+            return int(value) if kind == "integer" else float(value)
+    return 1 if kind == "integer" else 1.0
+
+
+def _check_in_bounds(value: float, schema: Schema) -> list[Any]:
+    errors: list[Any] = []
+    _check_number(value, schema, (), errors)
+    return errors
+
+
+def _matches(pattern: str, value: str) -> bool:
+    try:
+        return re.search(pattern, value) is not None
+    except re.error:
+        return True
+
+
+_CLASSES = {"d": "0", "w": "a", "s": " ", "D": "a", "W": "-", "S": "a"}
+
+
+def _from_pattern(pattern: str) -> str | None:
+    """A string that matches a simple ``pattern`` (``None`` when it is beyond this sketch).
+
+    Enough for the patterns schemas carry: literals, ``\\d``/``\\w``/``\\s``,
+    character classes, groups with alternatives (the first is taken) and
+    quantifiers (their least count, at least one for ``+``).
+    """
+    try:
+        out, _ = _sequence(pattern, 0)
+    except (IndexError, ValueError):
+        return None
+    return out if _matches(pattern, out) else None
+
+
+def _sequence(p: str, i: int) -> tuple[str, int]:
+    out: list[str] = []
+    while i < len(p) and p[i] not in "|)":
+        atom, i = _atom(p, i)
+        low, i = _quantifier(p, i)
+        out.append(atom * low)
+    if i < len(p) and p[i] == "|":  # alternatives: keep the first, skip the rest
+        depth = 0
+        while i < len(p) and not (p[i] == ")" and depth == 0):
+            depth += {"(": 1, ")": -1}.get(p[i], 0)
+            i += 2 if p[i] == "\\" else 1
+    return "".join(out), i
+
+
+def _atom(p: str, i: int) -> tuple[str, int]:
+    ch = p[i]
+    if ch in "^$":
+        return "", i + 1
+    if ch == "\\":
+        nxt = p[i + 1]
+        return _CLASSES.get(nxt, nxt), i + 2
+    if ch == "[":
+        end = p.index("]", i + 2)
+        body = p[i + 1 : end]
+        if body.startswith("^"):
+            return ("a" if "a" not in body else "0"), end + 1
+        if body.startswith("\\"):
+            return _CLASSES.get(body[1], body[1]), end + 1
+        return body[0], end + 1
+    if ch == "(":
+        j = i + 1
+        if p.startswith("?:", j):
+            j += 2
+        elif p.startswith("?", j):
+            raise ValueError("lookaround")
+        inner, j = _sequence(p, j)
+        if j >= len(p) or p[j] != ")":
+            raise ValueError("unbalanced")
+        return inner, j + 1
+    if ch == ".":
+        return "a", i + 1
+    return ch, i + 1
+
+
+def _quantifier(p: str, i: int) -> tuple[int, int]:
+    if i >= len(p):
+        return 1, i
+    ch = p[i]
+    if ch in "?*":
+        return 0, i + 1 + (i + 1 < len(p) and p[i + 1] in "?+")
+    if ch == "+":
+        return 1, i + 1 + (i + 1 < len(p) and p[i + 1] in "?+")
+    if ch == "{":
+        end = p.index("}", i)
+        low = p[i + 1 : end].split(",")[0]
+        return int(low or 0), end + 1
+    return 1, i
