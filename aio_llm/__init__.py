@@ -56,6 +56,7 @@ if typing.TYPE_CHECKING:
     from .errors import UnsupportedMediaTypeError as UnsupportedMediaTypeError
     from .pipeline import Middleware as Middleware
     from .pipeline import Next as Next
+    from .tokens import TokenCount as TokenCount
     from .types import ChatChunk as ChatChunk
     from .types import ChatRequest as ChatRequest
     from .types import ChatResponse as ChatResponse

@@ -56,6 +56,7 @@ __all__ = [
     "ToolResult",
     "ToolSpec",
     "Turn",
+    "content_part",
     "conversation",
     "data_url",
     "output_format",
@@ -313,6 +314,11 @@ def _url_media(kind: str, url: object, p: JSONDict, dialect: str, **more: Any) -
     if inline is not None:
         return Media(kind, inline[0], data=inline[1], raw=p, dialect=dialect, **more)
     return Media(kind, url=url, raw=p, dialect=dialect, **more)
+
+
+def content_part(p: JSONDict) -> Part:
+    """One content part, in any accepted shape, in canonical form."""
+    return _part(p)
 
 
 def _part(p: JSONDict) -> Part:

@@ -18,6 +18,7 @@ from ..config import ClientConfig
 from ..errors import APITimeoutError, InvalidRequestError
 from ..pipeline import MiddlewareLike, NeedsTaskGroup, SupportsMetrics, build_chain
 from ..providers import Provider, create_provider
+from ..tokens import TokenCount, count_request_tokens
 from ..transports import HTTPTransport, create_transport
 from ..types import ChatRequest, ChatResponse, EmbeddingResponse, MessageInput
 from . import _fanout
@@ -366,6 +367,49 @@ class AsyncLLMClient:
             f"the embedding request to {chosen!r} did not finish before its deadline",
             provider=name,
         )
+
+    # -- token counting ---------------------------------------------------------
+    async def count_tokens(
+        self,
+        messages: Sequence[MessageInput] | None = None,
+        *,
+        model: str | None = None,
+        request: RequestLike | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        local: bool = False,
+        **params: Any,
+    ) -> TokenCount:
+        """The prompt tokens of a request, as ``chat`` would send it (an ``int``).
+
+        Asks the provider where it offers a count (Anthropic's
+        ``count_tokens``, Gemini's ``countTokens``, the Responses API's
+        ``input_tokens``, Bedrock's ``CountTokens``): ``exact`` and free, one
+        HTTP call, not through the middleware (no budget, cache or limiter).
+        Otherwise, or with ``local=True``, counts here
+        (``aio_llm.tokens.count_request_tokens``): exact with the model's
+        tokenizer, else an estimate, ``exact=False``.
+        """
+        session = self._require_open()
+        req = self.build_request(messages, model=model, request=request, **params)
+        if not local:
+            name = req.provider or self._default_provider
+            provider = self._providers[name]
+            transport = self._transport
+            assert transport is not None
+            limit = self._timeout(session, req, timeout)
+            deadline = session.now() + limit if limit is not None else math.inf
+            counted: int | None = None
+            with anyio.CancelScope(deadline=deadline) as scope:
+                counted = await provider.count_tokens(req, transport)
+            if scope.cancelled_caught:
+                raise APITimeoutError(
+                    f"counting the tokens of a request to {req.model!r} did not finish "
+                    "before its deadline",
+                    provider=name,
+                )
+            if counted is not None:
+                return TokenCount(counted, exact=True, source="provider")
+        return count_request_tokens(req)
 
     def _batcher(self, session: Session, name: str) -> EmbeddingBatcher:
         """The embedding micro-batcher of provider ``name`` (calls within ~5 ms share one)."""

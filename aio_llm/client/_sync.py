@@ -19,6 +19,7 @@ import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from ..tokens import TokenCount
 from ..types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput
 from ._client import USE_CLIENT_DEFAULT, AsyncLLMClient, RequestLike, Timeout
 
@@ -140,6 +141,17 @@ class LLMClient:
             portal.call(_aclose_receiver, receive)
             if not future.cancelled():
                 future.result()
+
+    def count_tokens(
+        self, messages: Sequence[MessageInput] | None = None, **kwargs: Any
+    ) -> TokenCount:
+        """``AsyncLLMClient.count_tokens``, blocking."""
+        portal = self._check()
+
+        async def run() -> TokenCount:
+            return await self._client.count_tokens(messages, **kwargs)
+
+        return portal.call(run)
 
     def embed(self, texts: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
         portal = self._check()

@@ -64,6 +64,22 @@ _STATUS_OF_TYPE: dict[str, int] = {
 }
 
 
+# the fields of a Messages body that /v1/messages/count_tokens takes
+_COUNTED = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+        "mcp_servers",
+        "context_management",
+    }
+)
+
+
 class AnthropicProvider(Provider):
     """Anthropic's Messages API.
 
@@ -111,6 +127,7 @@ class AnthropicProvider(Provider):
         self.structured_outputs = structured_outputs
         root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         self._url = f"{root}/v1/messages"
+        self._count_url = f"{root}/v1/messages/count_tokens"
         static = {"anthropic-version": version, "content-type": "application/json"}
         if self.api_key:
             static["x-api-key"] = self.api_key
@@ -134,6 +151,19 @@ class AnthropicProvider(Provider):
                 f"the request for {self.label} cannot be sent as JSON: {exc}"
             ) from None
         return HTTPRequest("POST", self._url, dict(self._headers), content)
+
+    def encode_count(self, request: ChatRequest) -> HTTPRequest:
+        """``POST /v1/messages/count_tokens`` with the body's countable fields (free)."""
+        http = self.encode_chat(request.model_copy(update={"stream": False}))
+        body = _json.loads(http.content)
+        counted = {k: v for k, v in body.items() if k in _COUNTED}
+        return HTTPRequest("POST", self._count_url, http.headers, _json.dumps(counted))
+
+    def decode_count(self, status: int, headers: Mapping[str, str], body: bytes) -> int:
+        value = _json.loads(body)["input_tokens"]
+        if not isinstance(value, int):
+            raise TypeError("input_tokens is not an integer")
+        return value
 
     # -- decode ------------------------------------------------------------
     def decode_chat(

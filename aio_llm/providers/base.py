@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from .._media import check_media as _check_media
 from ..errors import APIConnectionError, APIError, APIResponseError, StreamError
 from ..streaming import ChunkAccumulator
 from ..transports.base import HTTPTransport, StreamingHTTPResponse
@@ -187,6 +188,18 @@ class Provider:
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
         raise NotImplementedError
 
+    def encode_count(self, request: ChatRequest) -> HTTPRequest | None:
+        """The request that asks the provider to count ``request``'s prompt tokens.
+
+        ``None`` (the default): the provider offers no count; the client counts
+        locally (``aio_llm.tokens.count_request_tokens``).
+        """
+        return None
+
+    def decode_count(self, status: int, headers: Mapping[str, str], body: bytes) -> int:
+        """The token count in a counting endpoint's answer."""
+        raise NotImplementedError
+
     def encode_embed(self, texts: list[str], model: str, **params: Any) -> HTTPRequest:
         raise APIError(f"{self.label} does not offer embeddings", provider=self.label)
 
@@ -196,10 +209,22 @@ class Provider:
         raise NotImplementedError
 
     # -- the glue (I/O) ----------------------------------------------------
+    def check_media(self, request: ChatRequest) -> None:
+        """Refuse media this provider's documented limits would refuse (``MediaError``).
+
+        Runs before every send; a request of plain text costs one type check per
+        message.
+        """
+        for m in request.messages:
+            if isinstance(m.content, list):
+                _check_media(request, self.name)
+                return
+
     async def send(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
         """Send ``request``; a streaming one returns at its first chunk with ``.stream`` set."""
         if request.stream:
             return await self.open_stream(request, transport)
+        self.check_media(request)
         http = self.encode_chat(request)
         start = time.perf_counter()
         try:
@@ -218,6 +243,7 @@ class Provider:
         return response
 
     async def open_stream(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
+        self.check_media(request)
         http = self.encode_chat(request)
         start = time.perf_counter()
         try:
@@ -239,6 +265,31 @@ class Provider:
         response.stream = stream
         response.headers = resp.headers
         return response
+
+    async def count_tokens(self, request: ChatRequest, transport: HTTPTransport) -> int | None:
+        """The provider's count of ``request``'s prompt, or ``None`` if it offers none."""
+        http = self.encode_count(request)
+        if http is None:
+            return None
+        self.check_media(request)
+        try:
+            status, headers, body = await transport.request(
+                http.method, http.url, http.headers, http.content
+            )
+        except APIError as exc:
+            exc.provider = self.label
+            _scrub(exc, self.api_key)
+            raise
+        if status >= 400:
+            raise self.decode_error(status, headers, body)
+        try:
+            return self.decode_count(status, headers, body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise APIResponseError(
+                f"{self.label} sent a token count aio_llm cannot read ({exc!r})",
+                provider=self.label,
+                status_code=status,
+            ) from None
 
     async def embed(
         self, texts: list[str], model: str, transport: HTTPTransport, **params: Any

@@ -156,6 +156,20 @@ class BedrockProvider(Provider):
         headers = self._stream_headers if request.stream else self._headers
         return HTTPRequest("POST", url, self._authorize(url, headers, content), content)
 
+    def encode_count(self, request: ChatRequest) -> HTTPRequest:
+        """``POST /model/{id}/count-tokens`` with the Converse body (models that offer it)."""
+        body = encode_body(request.model_copy(update={"stream": False}))
+        converse = {k: v for k, v in body.items() if k in ("messages", "system", "toolConfig")}
+        content = _json.dumps({"input": {"converse": converse}})
+        url = f"{self.base_url}/model/{quote(request.model, safe='')}/count-tokens"
+        return HTTPRequest("POST", url, self._authorize(url, self._headers, content), content)
+
+    def decode_count(self, status: int, headers: Mapping[str, str], body: bytes) -> int:
+        value = _json.loads(body)["inputTokens"]
+        if not isinstance(value, int):
+            raise TypeError("inputTokens is not an integer")
+        return value
+
     def _authorize(self, url: str, headers: dict[str, str], content: bytes) -> dict[str, str]:
         if self.api_key is not None:
             return {**headers, "Authorization": f"Bearer {self.api_key}"}
@@ -189,12 +203,19 @@ class BedrockProvider(Provider):
 
     # -- I/O ---------------------------------------------------------------------
     async def send(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
+        await self._fresh_credentials()
+        return await super().send(request, transport)
+
+    async def count_tokens(self, request: ChatRequest, transport: HTTPTransport) -> int | None:
+        await self._fresh_credentials()
+        return await super().count_tokens(request, transport)
+
+    async def _fresh_credentials(self) -> None:
         source = self._source
         if source is not None:
             now = self._clock.time()
             if source.needs_refresh(now):
                 await source.refresh(now)
-        return await super().send(request, transport)
 
 
 def _credential_source(

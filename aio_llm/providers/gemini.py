@@ -94,6 +94,23 @@ class GeminiProvider(Provider):
         headers = self._stream_headers if request.stream else self._headers
         return HTTPRequest("POST", self._url(request.model, request.stream), headers, content)
 
+    def encode_count(self, request: ChatRequest) -> HTTPRequest:
+        """``POST {base_url}/models/{model}:countTokens`` around the whole request (free)."""
+        http = self.encode_chat(request.model_copy(update={"stream": False}))
+        body = _json.loads(http.content)
+        path = request.model if "/" in request.model else f"models/{request.model}"
+        body["model"] = path
+        url = f"{self.base_url}/{quote(path, safe='/')}:countTokens"
+        return HTTPRequest(
+            "POST", url, self._headers, _json.dumps({"generateContentRequest": body})
+        )
+
+    def decode_count(self, status: int, headers: Mapping[str, str], body: bytes) -> int:
+        value = _json.loads(body).get("totalTokens", 0)
+        if not isinstance(value, int):
+            raise TypeError("totalTokens is not an integer")
+        return value
+
     def decode_chat(
         self, request: ChatRequest, status: int, headers: Mapping[str, str], body: bytes
     ) -> ChatResponse:

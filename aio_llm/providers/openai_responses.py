@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from .. import _json
 from .._conversation import (
     Media,
     Opaque,
@@ -63,6 +64,20 @@ class OpenAIResponsesProvider(OpenAIProvider):
         headers = self._stream_headers if request.stream else self._headers
         return HTTPRequest("POST", self._responses_url(), headers, content)
 
+    def encode_count(self, request: ChatRequest) -> HTTPRequest | None:
+        """``POST {base_url}/responses/input_tokens`` with the body's countable fields."""
+        body = encode_responses_body(request.model_copy(update={"stream": False}), self.name)
+        counted = {k: v for k, v in body.items() if k in _COUNTED}
+        return HTTPRequest(
+            "POST", self.base_url + "/responses/input_tokens", self._headers, self._dumps(counted)
+        )
+
+    def decode_count(self, status: int, headers: Mapping[str, str], body: bytes) -> int:
+        value = _json.loads(body)["input_tokens"]
+        if not isinstance(value, int):
+            raise TypeError("input_tokens is not an integer")
+        return value
+
     def _parse(
         self, request: ChatRequest, data: object, headers: Mapping[str, str], status: int
     ) -> ChatResponse:
@@ -70,6 +85,24 @@ class OpenAIResponsesProvider(OpenAIProvider):
 
     def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
         return ResponsesStreamDecoder(self.label, self.name, request.model)
+
+
+# the fields of a Responses body that /responses/input_tokens takes
+_COUNTED = frozenset(
+    {
+        "model",
+        "input",
+        "instructions",
+        "tools",
+        "tool_choice",
+        "text",
+        "reasoning",
+        "truncation",
+        "parallel_tool_calls",
+        "previous_response_id",
+        "conversation",
+    }
+)
 
 
 # -- the request body --------------------------------------------------------------------

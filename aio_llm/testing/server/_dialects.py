@@ -28,10 +28,8 @@ __all__ = [
     "BEDROCK",
     "CHAT",
     "COUNT",
-    "COUNTED",
     "EMBED",
     "GEMINI",
-    "GEMINI_COUNT",
     "JSON",
     "MESSAGES",
     "OPENAI",
@@ -53,9 +51,8 @@ SSE_HEADERS: list[Header] = [
     ("cache-control", "no-cache"),
 ]
 
-CHAT, MESSAGES, EMBED, RESPONSES, GEMINI, BEDROCK, COUNT, GEMINI_COUNT = 1, 2, 3, 4, 5, 6, 7, 8
+CHAT, MESSAGES, EMBED, RESPONSES, GEMINI, BEDROCK, COUNT = 1, 2, 3, 4, 5, 6, 7
 STREAMED = (CHAT, MESSAGES, RESPONSES, GEMINI, BEDROCK)
-COUNTED = (COUNT, GEMINI_COUNT)
 
 
 class Dialect(Protocol):
@@ -182,6 +179,8 @@ def _exact() -> dict[str, Route]:
         "/openai/v1/chat/completions": chat,
         "/v1/messages": Route(MESSAGES, ANTHROPIC),
         "/v1/messages/count_tokens": Route(COUNT, ANTHROPIC),
+        "/v1/responses/input_tokens": Route(COUNT, RESPONSES_DIALECT),
+        "/responses/input_tokens": Route(COUNT, RESPONSES_DIALECT),
         "/v1/embeddings": embed,
         "/embeddings": embed,
         "/api/v1/embeddings": embed,
@@ -207,7 +206,11 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Route]]] = [
     ),
     (
         re.compile(r"(?:/v1beta|/v1)?/(?:models|tunedModels)/([^/:]+):countTokens"),
-        lambda m: Route(GEMINI_COUNT, GEMINI_DIALECT, unquote(m[1])),
+        lambda m: Route(COUNT, GEMINI_DIALECT, unquote(m[1])),
+    ),
+    (
+        re.compile(r"/model/([^/]+)/count-tokens"),
+        lambda m: Route(COUNT, BEDROCK_DIALECT, unquote(m[1])),
     ),
     (
         re.compile(r"/model/([^/]+)/(converse|converse-stream)"),

@@ -15,7 +15,7 @@ from typing import Any
 from ..._json import dumps, loads
 from . import _formats as fmt
 from ._conn import Reply
-from ._dialects import CHAT, COUNT, COUNTED, EMBED, JSON, MESSAGES, Route
+from ._dialects import CHAT, COUNT, EMBED, JSON, MESSAGES, Route
 from ._faults import Fault
 from ._wire import Answer, PromptCache, embeddings_json, plan_answer, prompt_tokens
 
@@ -60,7 +60,7 @@ def build_reply(
             raise ValueError("the request body must be a JSON object")
         if route.kind == EMBED:
             payload = embeddings_json(dialect.normalize(body, route), seed)
-        elif route.kind in COUNTED:
+        elif route.kind == COUNT:
             payload = _count(route, body)
         else:
             answer = plan_answer(
@@ -97,14 +97,23 @@ def build_reply(
 
 
 def _count(route: Route, body: dict[str, Any]) -> bytes:
-    """The answer of a token-counting route (Anthropic's or Gemini's), in the fake's tokens."""
-    if route.kind == COUNT:
-        normal = route.dialect.normalize({**body, "max_tokens": 1}, route)
+    """The answer of a token-counting route, in the fake's tokens (as its usage would say)."""
+    dialect = route.dialect
+    if dialect.name == "anthropic":
+        normal = dialect.normalize({**body, "max_tokens": 1}, route)
         return fmt.anthropic_count_json(prompt_tokens(normal, anthropic=True))
-    inner = body.get("generateContentRequest")
-    request = inner if isinstance(inner, dict) else body
-    normal = route.dialect.normalize(request, route)
-    return dumps({"totalTokens": prompt_tokens(normal, anthropic=False)})
+    if dialect.name == "gemini":
+        inner = body.get("generateContentRequest")
+        normal = dialect.normalize(inner if isinstance(inner, dict) else body, route)
+        return dumps({"totalTokens": prompt_tokens(normal, anthropic=False)})
+    if dialect.name == "bedrock":
+        inner = body.get("input")
+        converse = inner.get("converse") if isinstance(inner, dict) else None
+        normal = dialect.normalize(converse if isinstance(converse, dict) else body, route)
+        return dumps({"inputTokens": prompt_tokens(normal, anthropic=False)})
+    normal = dialect.normalize(body, route)  # the Responses API's input_tokens
+    tokens = prompt_tokens(normal, anthropic=False)
+    return dumps({"object": "response.input_tokens", "input_tokens": tokens})
 
 
 def _error(
