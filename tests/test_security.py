@@ -246,7 +246,7 @@ async def test_users_never_share_cache_semantic_hits_or_dedup() -> None:
             assert srv.request_count == 2
             assert [r.content for r in first] == ["for alice", "for bob"]  # type: ignore[union-attr]
             # dedup does join one user's identical requests (the control)
-            twice = [_ask("Dedup me", user="alice")] * 2
+            twice = [_ask("Dedup me", user="alice", temperature=0)] * 2
             await client.gather(twice)
             assert srv.request_count == 3
             # exact cache: each user gets only their own entry
@@ -278,7 +278,9 @@ async def test_api_keys_never_share_dedup_or_cache() -> None:
             # the default provider and provider "a" use the same key at the same URL, but
             # they are different targets; "b" has another key. None may share an answer.
             prompt = "Tell me a secret"
-            reqs = [_ask(prompt), _ask(prompt, provider="a"), _ask(prompt, provider="b")]
+            one = {"temperature": 0}  # requests dedup would merge, were they one target's
+            reqs = [_ask(prompt, **one), _ask(prompt, provider="a", **one)]
+            reqs.append(_ask(prompt, provider="b", **one))
             await client.gather(reqs)
             assert srv.request_count == 3
             keys = {r.headers["authorization"] for r in srv.requests}

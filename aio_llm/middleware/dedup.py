@@ -21,6 +21,12 @@ CPU of a plain task, and this is one task per distinct request. Elsewhere it
 runs in the task group the client binds (``bind``) or one opened by
 ``async with``.
 
+Only requests meant to give one answer are merged: a request that samples
+(a ``temperature`` other than 0, the provider's default included, with no
+``seed``; or ``n`` above 1 in ``extra``) asks for an answer of its own, so
+it goes upstream alone unless the middleware is built with
+``merge_samples=True``.
+
 Errors reach every waiter. Streams: a streaming request never leads a
 shared call (its caller wants tokens as they arrive, and other callers must
 not depend on how fast it reads); it joins a non-streaming call in flight
@@ -49,7 +55,7 @@ from ..types import ChatRequest, ChatResponse
 from ._keys import RequestKeyer, TenantFn
 from .tracing._tracing import EVENT_DEDUP_HIT, record_event
 
-__all__ = ["Dedup", "DedupStatistics", "Deduplicator"]
+__all__ = ["Dedup", "DedupStatistics", "Deduplicator", "samples"]
 
 T = TypeVar("T")
 
@@ -59,7 +65,7 @@ class _Flight:
 
     def __init__(self, key: Hashable, deadline: float) -> None:
         self.key = key
-        self.done = anyio.Event()
+        self.done = asyncio.Event()
         self.ok = False
         self.value: Any = None
         self.error: BaseException | None = None
@@ -118,16 +124,17 @@ class Deduplicator(TaskGroupHost):
 
     async def deduplicate(self, key: Hashable, executor: Callable[[], Awaitable[T] | T]) -> T:
         """Run ``executor()`` once for all concurrent callers of ``key``; return its result."""
+        deadline = anyio.current_effective_deadline()
         flight = self._flights.get(key)
         if flight is None:
-            flight = self._flights[key] = _Flight(key, anyio.current_effective_deadline())
+            flight = self._flights[key] = _Flight(key, deadline)
             self.calls += 1
             self._spawn(self._run(flight, executor))
-            await self._wait(flight)
+            await self._wait(flight, deadline)
             return cast(T, flight.value)
         self.hits += 1
         record_event(EVENT_DEDUP_HIT)
-        await self._wait(flight)
+        await self._wait(flight, deadline)
         share = self._share
         return cast(T, flight.value if share is None else share(flight.value))
 
@@ -141,11 +148,11 @@ class Deduplicator(TaskGroupHost):
             return False, None
         self.hits += 1
         record_event(EVENT_DEDUP_HIT)
-        await self._wait(flight)
+        await self._wait(flight, anyio.current_effective_deadline())
         return True, flight.value if self._share is None else self._share(flight.value)
 
-    async def _wait(self, flight: _Flight) -> None:
-        flight.wait_until(anyio.current_effective_deadline())
+    async def _wait(self, flight: _Flight, deadline: float) -> None:
+        flight.wait_until(deadline)
         flight.waiters += 1
         try:
             await flight.done.wait()
@@ -179,13 +186,13 @@ class Deduplicator(TaskGroupHost):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, flight: _Flight, executor: Callable[[], Any]) -> None:
+    async def _run(self, flight: _Flight, executor: Callable[..., Any], *args: Any) -> None:
         with anyio.CancelScope(deadline=flight.deadline) as scope:
             flight.scope = scope
             if flight.waiters == 0:  # the leader left before the call started
                 scope.cancel()
             try:
-                result = executor()
+                result = executor(*args)
                 if inspect.isawaitable(result):
                     result = await result
             except Exception as exc:
@@ -229,10 +236,11 @@ class Dedup:
     once; else ``provider`` and ``tenant`` build one (see
     ``aio_llm.middleware.RequestKeyer``). The shared call runs in its own
     task (see the module docstring), so it makes exactly one upstream call
-    even when the caller that started it is cancelled.
+    even when the caller that started it is cancelled. Requests that sample
+    are merged only with ``merge_samples=True``.
     """
 
-    __slots__ = ("_flights", "_key")
+    __slots__ = ("_flights", "_key", "merge_samples")
 
     def __init__(
         self,
@@ -240,9 +248,12 @@ class Dedup:
         keyer: RequestKeyer | None = None,
         provider: str | None = None,
         tenant: str | TenantFn | None = None,
+        merge_samples: bool = False,
     ) -> None:
         self._key = keyer if keyer is not None else RequestKeyer(provider=provider, tenant=tenant)
         self._flights = Deduplicator(share=ChatResponse.model_copy)
+        self.merge_samples = merge_samples
+        """Merge requests that sample too (every caller then gets the same sample)."""
 
     def bind(self, task_group: anyio.abc.TaskGroup) -> None:
         """Where shared calls run on backends other than asyncio."""
@@ -261,7 +272,7 @@ class Dedup:
         return await self._flights.__aexit__(exc_type, exc, tb)
 
     async def __call__(self, request: ChatRequest, next: Next) -> ChatResponse:
-        if not request.cache:
+        if not request.cache or (not self.merge_samples and samples(request)):
             return await next(request)
         key = self._key(request)
         if request.stream:
@@ -289,3 +300,11 @@ class Dedup:
     def __repr__(self) -> str:
         s = self._flights.statistics()
         return f"Dedup(inflight={s.inflight}, calls={s.calls}, hits={s.hits})"
+
+
+def samples(request: ChatRequest) -> bool:
+    """Whether ``request`` asks for a sample: two sends may rightly answer differently."""
+    if request.seed is None and request.temperature != 0:
+        return True  # None is the provider's default temperature, which samples
+    n = request.extra.get("n")
+    return isinstance(n, int) and n > 1

@@ -174,11 +174,12 @@ async def test_a_shared_call_outlives_the_deadline_of_the_caller_that_started_it
 
             async def first() -> None:
                 with pytest.raises(APITimeoutError):
-                    await c.chat(HELLO, timeout=2.0)  # long enough for the other to join
+                    await c.chat(HELLO, timeout=2.0, temperature=0)  # long enough to be joined
                 first_done.set()
 
             async def second() -> None:
-                assert (await c.chat(HELLO, timeout=None)).content == "hi"  # joins the call
+                answer = await c.chat(HELLO, timeout=None, temperature=0)  # joins the call
+                assert answer.content == "hi"
 
             tg.start_soon(first)
             await started.wait()

@@ -11,6 +11,7 @@ request's OpenTelemetry span. The outage and rate-limit scenarios are in
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -448,7 +449,9 @@ async def test_fallback_circuit_ratelimit_and_dedup_events(
         # 3) two identical concurrent requests: the second joins the first
         async with anyio.create_task_group() as tg:
             for _ in range(2):
-                tg.start_soon(c.chat, [{"role": "user", "content": "three"}])
+                tg.start_soon(
+                    functools.partial(c.chat, temperature=0), [{"role": "user", "content": "three"}]
+                )
     assert r1.model == r2.model == "gpt-4o"
     spans = otel.spans()
     assert len(spans) == 4

@@ -1,18 +1,22 @@
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
 
 from aio_llm.compat import get_deduplicator
 from aio_llm.errors import RateLimitError
-from aio_llm.middleware.dedup import Dedup, Deduplicator
+from aio_llm.middleware.dedup import Dedup, Deduplicator, samples
 from aio_llm.types import ChatRequest, ChatResponse
 
 pytestmark = pytest.mark.anyio
 
 
 def _request(text: str = "Hello", **kw: object) -> ChatRequest:
+    """A request meant to give one answer (``temperature=0``): dedup merges those."""
+    kw.setdefault("temperature", 0)
     return ChatRequest(model="m", messages=[{"role": "user", "content": text}], **kw)
 
 
@@ -309,3 +313,36 @@ async def test_tenant_separates_flights() -> None:
             upstream.release.set()
     assert upstream.calls == 2
     assert "inflight=0" in repr(dedup)
+
+
+@pytest.mark.parametrize(
+    ("params", "merged"),
+    [
+        ({"temperature": None}, False),  # the provider's default temperature samples
+        ({"temperature": 0.7}, False),
+        ({"temperature": 0.7, "seed": 1}, True),
+        ({"temperature": 0}, True),
+        ({"temperature": 0, "extra": {"n": 3}}, False),
+    ],
+)
+async def test_only_requests_meant_to_give_one_answer_are_merged(
+    params: dict[str, Any], merged: bool
+) -> None:
+    upstream = Upstream()
+    async with Dedup() as dedup, anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(dedup, _request(**params), upstream)
+        await wait_all_tasks_blocked()
+        upstream.release.set()
+    assert upstream.calls == (1 if merged else 3)
+    assert samples(_request(**params)) is not merged
+
+
+async def test_samples_merge_when_the_middleware_says_so() -> None:
+    upstream = Upstream()
+    async with Dedup(merge_samples=True) as dedup, anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(dedup, _request(temperature=1.0), upstream)
+        await wait_all_tasks_blocked()
+        upstream.release.set()
+    assert upstream.calls == 1
