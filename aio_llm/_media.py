@@ -112,16 +112,16 @@ def image_size(head: bytes) -> tuple[int, int] | None:
     if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
         w, h = struct.unpack("<HH", head[6:10])
         return int(w), int(h)
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 25:
         chunk = head[12:16]
-        if chunk == b"VP8X":
+        if chunk == b"VP8X" and len(head) >= 30:
             w = int.from_bytes(head[24:27], "little") + 1
             h = int.from_bytes(head[27:30], "little") + 1
             return w, h
         if chunk == b"VP8L":
             bits = int.from_bytes(head[21:25], "little")
             return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-        if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":
+        if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a" and len(head) >= 30:
             w, h = struct.unpack("<HH", head[26:30])
             return int(w) & 0x3FFF, int(h) & 0x3FFF
         return None
@@ -322,12 +322,22 @@ _BEDROCK = MediaLimits(
     "per image, 20 images, 4.5 MB per document, 5 documents",
 )
 
+_RESPONSES = MediaLimits(
+    image_types=_OPENAI.image_types,
+    document_types=_OPENAI.document_types,
+    audio_types=frozenset(),  # the Responses API has no audio input part
+    images=_OPENAI.images,
+    inline_bytes=_OPENAI.inline_bytes,
+    document_bytes=_OPENAI.document_bytes,
+    source=_OPENAI.source,
+)
+
 MEDIA_LIMITS: Mapping[str, MediaLimits] = {
     "anthropic": _ANTHROPIC,
     "openai": _OPENAI,
     "azure-openai": _OPENAI,
-    "openai-responses": _OPENAI,
-    "azure-openai-responses": _OPENAI,
+    "openai-responses": _RESPONSES,
+    "azure-openai-responses": _RESPONSES,
     "gemini": _GEMINI,
     "bedrock": _BEDROCK,
 }
@@ -457,7 +467,12 @@ def _check_part(
         "document": limits.document_types,
         "audio": limits.audio_types,
     }[media.kind]
-    if media_type is not None and media.text is None and _normal(media_type) not in allowed:
+    if (
+        media_type is not None
+        and media.text is None
+        and _normal(media_type) not in allowed
+        and _family(media_type) not in allowed
+    ):
         names = ", ".join(sorted(allowed))
         raise UnsupportedMediaTypeError(
             f"{where}: {kind} does not take {media.kind}s of type {media_type} (it takes {names})",

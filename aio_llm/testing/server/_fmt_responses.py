@@ -135,6 +135,16 @@ class _Responses:
             out["response_format"] = {"type": "json_schema", "json_schema": spec}
         elif isinstance(spec, dict) and spec.get("type") == "json_object":
             out["response_format"] = {"type": "json_object"}
+        items = body.get("input")
+        media = sum(
+            1
+            for item in (items if isinstance(items, list) else ())
+            if isinstance(item, dict) and isinstance(item.get("content"), list)
+            for p in item["content"]
+            if isinstance(p, dict) and p.get("type") in ("input_image", "input_file")
+        )
+        if media:
+            out["_media"] = media
         return out
 
     def json(self, a: Answer, rid: str, created: int) -> bytes:
