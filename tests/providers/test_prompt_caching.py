@@ -1,0 +1,223 @@
+"""Prompt-caching controls over loopback: markers on the wire exactly where they were set,
+``prompt_cache_key`` where the API takes it, and cache reads and writes (5-minute and
+one-hour) priced separately in each response and in the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from aio_llm import AsyncLLMClient, ClientConfig
+from aio_llm.cost import PricingTable
+from aio_llm.providers import Provider, create_provider
+from aio_llm.testing import FakeLLMServer
+
+KEY = "sk-caching-0123456789abcdef"
+EPHEMERAL = {"type": "ephemeral"}
+HOUR = {"type": "ephemeral", "ttl": "1h"}
+LONG = "The handbook. " + "Every rule in detail. " * 40
+TOOL = {
+    "name": "lookup",
+    "description": "Look a rule up",
+    "input_schema": {"type": "object", "properties": {"rule": {"type": "string"}}},
+    "cache_control": EPHEMERAL,
+}
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeLLMServer]:
+    async with FakeLLMServer() as srv:
+        yield srv
+
+
+def provider(kind: str, srv: FakeLLMServer) -> Provider:
+    if kind in ("openai", "openrouter", "openai-compatible", "openai-responses"):
+        return create_provider(kind, api_key=KEY, base_url=srv.openai_url, environ={})
+    if kind == "anthropic":
+        return create_provider(kind, api_key=KEY, base_url=srv.url, environ={})
+    if kind == "gemini":
+        return create_provider(kind, api_key=KEY, base_url=srv.url + "/v1beta", environ={})
+    if kind == "azure-openai":
+        return create_provider(kind, api_key=KEY, base_url=srv.url, api_version="2024-10-21")
+    env = {"AWS_ACCESS_KEY_ID": "AKIDCACHE", "AWS_SECRET_ACCESS_KEY": KEY}
+    return create_provider("bedrock", base_url=srv.url, region="us-east-1", environ=env)
+
+
+def marked_conversation() -> list[dict[str, Any]]:
+    """A system block, a whole message and one content part marked; the rest not."""
+    return [
+        {
+            "role": "system",
+            "content": [
+                {"type": "text", "text": LONG, "cache_control": HOUR},
+                {"type": "text", "text": "Answer briefly."},
+            ],
+        },
+        {"role": "user", "content": "First question", "cache_control": EPHEMERAL},
+        {"role": "assistant", "content": "First answer"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Context", "cache_control": EPHEMERAL},
+                {"type": "text", "text": "Second question"},
+            ],
+        },
+    ]
+
+
+def markers(value: Any, path: str = "") -> list[str]:
+    """Where ``cache_control`` / ``cachePoint`` / ``prompt_cache_key`` occur in a body."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            here = f"{path}.{k}" if path else k
+            if k in ("cache_control", "cachePoint", "prompt_cache_key"):
+                found.append(here)
+            found.extend(markers(v, here))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found.extend(markers(v, f"{path}.{i}"))
+    return found
+
+
+@pytest.mark.anyio
+async def test_anthropic_markers_land_exactly_where_set(server: FakeLLMServer) -> None:
+    async with AsyncLLMClient(provider("anthropic", server), config=ClientConfig()) as c:
+        await c.chat(marked_conversation(), model="claude-sonnet-4-5", tools=[TOOL])
+        body = server.last_request.json()
+        assert sorted(markers(body)) == [
+            "messages.0.content.0.cache_control",  # the whole message: its last block
+            "messages.2.content.0.cache_control",  # the part
+            "system.0.cache_control",
+            "tools.0.cache_control",
+        ]
+        assert body["system"][0]["cache_control"] == HOUR
+        assert body["messages"][0]["content"] == [
+            {"type": "text", "text": "First question", "cache_control": EPHEMERAL}
+        ]
+        assert body["messages"][1] == {"role": "assistant", "content": "First answer"}
+        # nothing marked: nothing on the wire
+        await c.chat(
+            [{"role": "user", "content": "Plain"}], model="claude-sonnet-4-5", prompt_cache_key="k"
+        )
+        assert markers(server.last_request.json()) == []
+
+
+@pytest.mark.anyio
+async def test_bedrock_gets_a_cache_point_after_each_marked_block(server: FakeLLMServer) -> None:
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    async with AsyncLLMClient(provider("bedrock", server), config=ClientConfig()) as c:
+        model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+        await c.chat(marked_conversation(), model=model, tools=[tool])
+        body = server.last_request.json()
+        assert sorted(markers(body)) == [
+            "messages.0.content.1.cachePoint",
+            "messages.2.content.1.cachePoint",
+            "system.1.cachePoint",
+        ]
+        await c.chat([{"role": "user", "content": "Plain"}], model=model)
+        assert markers(server.last_request.json()) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["openrouter", "openai-compatible"])
+async def test_openai_wire_servers_that_read_markers_get_them(
+    kind: str, server: FakeLLMServer
+) -> None:
+    async with AsyncLLMClient(provider(kind, server), config=ClientConfig()) as c:
+        await c.chat(marked_conversation(), model="anthropic/claude-sonnet-4-5")
+        body = server.last_request.json()
+    assert sorted(markers(body)) == [
+        "messages.0.content.0.cache_control",
+        "messages.1.content.0.cache_control",
+        "messages.3.content.0.cache_control",
+    ]
+    assert body["messages"][1]["content"] == [
+        {"type": "text", "text": "First question", "cache_control": EPHEMERAL}
+    ]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["openai", "azure-openai", "openai-responses", "gemini"])
+async def test_apis_that_cache_on_their_own_never_see_markers(
+    kind: str, server: FakeLLMServer
+) -> None:
+    async with AsyncLLMClient(provider(kind, server), config=ClientConfig()) as c:
+        await c.chat(marked_conversation(), model="gpt-4o", prompt_cache_key="tenant-7")
+        body = server.last_request.json()
+    if kind == "gemini":
+        assert markers(body) == []  # Gemini caches by cachedContents, not markers
+    else:
+        assert markers(body) == ["prompt_cache_key"] and body["prompt_cache_key"] == "tenant-7"
+
+
+# -- cache tokens and their price -----------------------------------------------------------
+
+
+def expected_cost(model: str, fresh: int, read: int, five: int, hour: int, out: int) -> float:
+    p = PricingTable().get(model)
+    assert p is not None and p.cached_input and p.cache_write and p.cache_write_1h
+    total = fresh * p.input + read * p.cached_input + five * p.cache_write
+    return (total + hour * p.cache_write_1h + out * p.output) / 1e6
+
+
+@pytest.mark.anyio
+async def test_anthropic_cache_writes_and_reads_are_priced_apart(server: FakeLLMServer) -> None:
+    model = "claude-sonnet-4-5"
+    ask = [
+        {"role": "system", "content": [{"type": "text", "text": LONG, "cache_control": HOUR}]},
+        {"role": "user", "content": "A question"},
+    ]
+    async with AsyncLLMClient(provider("anthropic", server), config=ClientConfig()) as c:
+        first = await c.chat(ask, model=model)
+        again = await c.chat(ask, model=model)
+        ledger = c.cost_manager.get_metrics()
+    prefix = len(LONG.split())
+    u = first.usage
+    assert (u.cache_creation_input_tokens, u.cache_creation_1h_input_tokens) == (prefix, prefix)
+    assert u.cached_input_tokens == 0 and u.input_tokens == prefix + 2
+    assert first.cost == pytest.approx(expected_cost(model, 2, 0, 0, prefix, u.output_tokens))
+    v = again.usage
+    assert (v.cached_input_tokens, v.cache_creation_input_tokens) == (prefix, 0)
+    assert again.cost == pytest.approx(expected_cost(model, 2, prefix, 0, 0, v.output_tokens))
+    assert again.cost is not None and first.cost is not None and again.cost < first.cost / 5
+    assert ledger.total_cost == pytest.approx(first.cost + again.cost)
+
+
+@pytest.mark.anyio
+async def test_five_minute_and_one_hour_writes_in_one_request(server: FakeLLMServer) -> None:
+    model = "claude-opus-4-5"
+    five = [
+        {"role": "user", "content": [{"type": "text", "text": LONG, "cache_control": EPHEMERAL}]}
+    ]
+    async with AsyncLLMClient(provider("anthropic", server), config=ClientConfig()) as c:
+        r = await c.chat(five, model=model)
+        u = r.usage
+        assert u.cache_creation_input_tokens == len(LONG.split())
+        assert u.cache_creation_1h_input_tokens == 0
+        assert r.cost == pytest.approx(
+            expected_cost(model, 0, 0, len(LONG.split()), 0, u.output_tokens)
+        )
+
+
+@pytest.mark.anyio
+async def test_bedrock_and_openrouter_report_cache_tokens(server: FakeLLMServer) -> None:
+    ask = [
+        {"role": "system", "content": [{"type": "text", "text": LONG, "cache_control": EPHEMERAL}]},
+        {"role": "user", "content": "A question"},
+    ]
+    prefix = len(LONG.split())
+    for kind, model in (
+        ("bedrock", "global.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("openrouter", "anthropic/claude-sonnet-4.5"),
+    ):
+        async with AsyncLLMClient(provider(kind, server), config=ClientConfig()) as c:
+            first = await c.chat(ask, model=model)
+            again = await c.chat(ask, model=model)
+        assert first.usage.cache_creation_input_tokens == prefix, kind
+        assert again.usage.cached_input_tokens == prefix, kind
+        assert again.cost is not None and first.cost is not None
+        assert again.cost < first.cost, kind
