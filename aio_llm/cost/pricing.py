@@ -18,9 +18,10 @@ How a ``Usage`` is charged: ``input_tokens`` counts every prompt token;
 ``cached_input_tokens`` of them are billed at the cached price,
 ``cache_creation_input_tokens`` at the cache-write price (its
 ``cache_creation_1h_input_tokens`` at the one-hour write price, Anthropic's
-2x input against 1.25x for five minutes) and the rest at the input price; ``output_tokens`` (reasoning tokens included) at the
-output price. A cost the provider reported itself (``Usage.provider_cost``,
-OpenRouter) wins over the table.
+2x input against 1.25x for five minutes) and the rest at the input price;
+``output_tokens`` (reasoning tokens included) at the output price. A cost
+the provider reported itself (``Usage.provider_cost``, OpenRouter) wins
+over the table.
 """
 
 from __future__ import annotations
