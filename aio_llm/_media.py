@@ -410,23 +410,18 @@ def check_media(request: ChatRequest, kind: str) -> None:
     if not found:
         return
     images = sum(1 for _, m in found if m.kind == "image")
-    documents = sum(1 for _, m in found if m.kind == "document")
-    if limits.images is not None and images > limits.images:
-        raise MediaTooLargeError(
-            f"{images} images in one request; {kind} takes at most {limits.images}",
-            provider=kind,
-            size=images,
-            limit=limits.images,
-            unit="parts",
-        )
-    if limits.documents is not None and documents > limits.documents:
-        raise MediaTooLargeError(
-            f"{documents} documents in one request; {kind} takes at most {limits.documents}",
-            provider=kind,
-            size=documents,
-            limit=limits.documents,
-            unit="parts",
-        )
+    for what, count, most in (
+        ("images", images, limits.images),
+        ("documents", sum(1 for _, m in found if m.kind == "document"), limits.documents),
+    ):
+        if most is not None and count > most:
+            raise MediaTooLargeError(
+                f"{count} {what} in one request; {kind} takes at most {most}",
+                provider=kind,
+                size=count,
+                limit=most,
+                unit="parts",
+            )
     pixels = limits.image_pixels
     if limits.many_images is not None and images > limits.many_images[0]:
         pixels = limits.many_images[1]

@@ -18,14 +18,13 @@ from aio_llm import (
 )
 from aio_llm.cost import CostManager
 from aio_llm.middleware import BudgetMiddleware, RateLimit, RateLimitConfig
-from aio_llm.providers import Provider, create_provider
 from aio_llm.testing import FakeLLMServer, Fault
 from aio_llm.testing.clock import FakeClock
 from aio_llm.tokens import count_request_tokens, estimate_request_tokens, register_tokenizer
 from aio_llm.types import make_response, make_usage
+from tests.kinds import make_provider
 from tests.media_samples import b64, png
 
-KEY = "sk-count-0123456789abcdef"
 ASK = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "How many moons has Mars?"},
@@ -45,21 +44,10 @@ def word_tokenizer() -> Iterator[None]:
     register_tokenizer("house-", None)
 
 
-def provider(kind: str, srv: FakeLLMServer) -> Provider:
-    if kind in ("openai", "openai-responses", "openrouter"):
-        return create_provider(kind, api_key=KEY, base_url=srv.openai_url, environ={})
-    if kind == "anthropic":
-        return create_provider(kind, api_key=KEY, base_url=srv.url, environ={})
-    if kind == "gemini":
-        return create_provider(kind, api_key=KEY, base_url=srv.url + "/v1beta", environ={})
-    env = {"AWS_ACCESS_KEY_ID": "AKIDCOUNT", "AWS_SECRET_ACCESS_KEY": KEY}
-    return create_provider("bedrock", base_url=srv.url, region="us-east-1", environ=env)
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", ["anthropic", "gemini", "openai-responses", "bedrock"])
 async def test_providers_that_count_are_asked(kind: str, server: FakeLLMServer) -> None:
-    async with AsyncLLMClient(provider(kind, server), config=ClientConfig()) as c:
+    async with AsyncLLMClient(make_provider(kind, server), config=ClientConfig()) as c:
         n = await c.count_tokens(ASK, model="m")
         r = await c.chat(ASK, model="m")
         local = await c.count_tokens(ASK, model="m", local=True)
@@ -83,7 +71,7 @@ async def test_providers_that_count_are_asked(kind: str, server: FakeLLMServer) 
 async def test_what_is_counted_is_what_chat_sends(server: FakeLLMServer) -> None:
     image = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(png(8, 8))}"}}
     tool = {"name": "f", "input_schema": {"type": "object"}}
-    async with AsyncLLMClient(provider("anthropic", server), config=ClientConfig()) as c:
+    async with AsyncLLMClient(make_provider("anthropic", server), config=ClientConfig()) as c:
         n = await c.count_tokens(
             [{"role": "user", "content": [{"type": "text", "text": "one two"}, image]}],
             model="claude-sonnet-4-5",
@@ -100,14 +88,14 @@ async def test_what_is_counted_is_what_chat_sends(server: FakeLLMServer) -> None
 @pytest.mark.anyio
 async def test_a_counting_error_is_typed(server: FakeLLMServer) -> None:
     server.enqueue(Fault.status(404, message="model: nope"))
-    async with AsyncLLMClient(provider("anthropic", server), config=ClientConfig()) as c:
+    async with AsyncLLMClient(make_provider("anthropic", server), config=ClientConfig()) as c:
         with pytest.raises(NotFoundError):
             await c.count_tokens(ASK, model="nope")
 
 
 @pytest.mark.anyio
 async def test_local_counts(server: FakeLLMServer, word_tokenizer: None) -> None:
-    async with AsyncLLMClient(provider("openai", server), config=ClientConfig()) as c:
+    async with AsyncLLMClient(make_provider("openai", server), config=ClientConfig()) as c:
         exact = await c.count_tokens(ASK, model="house-7b")
         estimate = await c.count_tokens(ASK, model="gpt-4o")
         with_tools = await c.count_tokens(

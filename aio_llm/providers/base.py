@@ -227,16 +227,7 @@ class Provider:
         self.check_media(request)
         http = self.encode_chat(request)
         start = time.perf_counter()
-        try:
-            status, headers, body = await transport.request(
-                http.method, http.url, http.headers, http.content
-            )
-        except APIError as exc:
-            exc.provider = self.label
-            _scrub(exc, self.api_key)
-            raise
-        if status >= 400:
-            raise self.decode_error(status, headers, body)
+        status, headers, body = await self._exchange(http, transport)
         response = self.decode_chat(request, status, headers, body)
         response.latency_ms = (time.perf_counter() - start) * 1000.0
         response.headers = headers
@@ -272,16 +263,7 @@ class Provider:
         if http is None:
             return None
         self.check_media(request)
-        try:
-            status, headers, body = await transport.request(
-                http.method, http.url, http.headers, http.content
-            )
-        except APIError as exc:
-            exc.provider = self.label
-            _scrub(exc, self.api_key)
-            raise
-        if status >= 400:
-            raise self.decode_error(status, headers, body)
+        status, headers, body = await self._exchange(http, transport)
         try:
             return self.decode_count(status, headers, body)
         except (KeyError, TypeError, ValueError) as exc:
@@ -291,10 +273,10 @@ class Provider:
                 status_code=status,
             ) from None
 
-    async def embed(
-        self, texts: list[str], model: str, transport: HTTPTransport, **params: Any
-    ) -> EmbeddingResponse:
-        http = self.encode_embed(texts, model, **params)
+    async def _exchange(
+        self, http: HTTPRequest, transport: HTTPTransport
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Send ``http``; its status, headers and body (an error status raised as its error)."""
         try:
             status, headers, body = await transport.request(
                 http.method, http.url, http.headers, http.content
@@ -305,6 +287,13 @@ class Provider:
             raise
         if status >= 400:
             raise self.decode_error(status, headers, body)
+        return status, headers, body
+
+    async def embed(
+        self, texts: list[str], model: str, transport: HTTPTransport, **params: Any
+    ) -> EmbeddingResponse:
+        http = self.encode_embed(texts, model, **params)
+        status, headers, body = await self._exchange(http, transport)
         return self.decode_embed(model, status, headers, body)
 
 

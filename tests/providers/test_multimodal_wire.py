@@ -21,12 +21,11 @@ from aio_llm import (
     MediaTooLargeError,
     UnsupportedMediaTypeError,
 )
-from aio_llm.providers import Provider, create_provider
 from aio_llm.testing import FakeLLMServer
 from aio_llm.testing.server._wire import MEDIA_TOKENS
+from tests.kinds import make_provider
 from tests.media_samples import b64, gif, pdf, png, wav
 
-KEY = "sk-multimodal-0123456789abcdef"
 KINDS = [
     "openai",
     "openai-compatible",
@@ -52,24 +51,9 @@ async def server() -> AsyncIterator[FakeLLMServer]:
         yield srv
 
 
-def provider(kind: str, srv: FakeLLMServer) -> Provider:
-    if kind in ("openai", "openai-compatible", "openrouter", "openai-responses"):
-        return create_provider(kind, api_key=KEY, base_url=srv.openai_url, environ={})
-    if kind == "anthropic":
-        return create_provider(kind, api_key=KEY, base_url=srv.url, environ={})
-    if kind == "gemini":
-        return create_provider(kind, api_key=KEY, base_url=srv.url + "/v1beta", environ={})
-    if kind == "azure-openai":
-        return create_provider(kind, api_key=KEY, base_url=srv.url, api_version="2024-10-21")
-    if kind == "azure-openai-responses":
-        return create_provider(kind, api_key=KEY, base_url=srv.url, environ={})
-    env = {"AWS_ACCESS_KEY_ID": "AKIDMEDIA", "AWS_SECRET_ACCESS_KEY": KEY}
-    return create_provider("bedrock", base_url=srv.url, region="us-east-1", environ=env)
-
-
 def client(kind: str, srv: FakeLLMServer) -> AsyncLLMClient:
     model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0" if kind == "bedrock" else "m"
-    return AsyncLLMClient(provider(kind, srv), model=model, config=ClientConfig())
+    return AsyncLLMClient(make_provider(kind, srv), model=model, config=ClientConfig())
 
 
 BOTH_FORMATS: list[dict[str, Any]] = [

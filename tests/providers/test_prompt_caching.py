@@ -12,10 +12,9 @@ import pytest
 
 from aio_llm import AsyncLLMClient, ClientConfig
 from aio_llm.cost import PricingTable
-from aio_llm.providers import Provider, create_provider
 from aio_llm.testing import FakeLLMServer
+from tests.kinds import make_provider
 
-KEY = "sk-caching-0123456789abcdef"
 EPHEMERAL = {"type": "ephemeral"}
 HOUR = {"type": "ephemeral", "ttl": "1h"}
 LONG = "The handbook. " + "Every rule in detail. " * 40
@@ -31,19 +30,6 @@ TOOL = {
 async def server() -> AsyncIterator[FakeLLMServer]:
     async with FakeLLMServer() as srv:
         yield srv
-
-
-def provider(kind: str, srv: FakeLLMServer) -> Provider:
-    if kind in ("openai", "openrouter", "openai-compatible", "openai-responses"):
-        return create_provider(kind, api_key=KEY, base_url=srv.openai_url, environ={})
-    if kind == "anthropic":
-        return create_provider(kind, api_key=KEY, base_url=srv.url, environ={})
-    if kind == "gemini":
-        return create_provider(kind, api_key=KEY, base_url=srv.url + "/v1beta", environ={})
-    if kind == "azure-openai":
-        return create_provider(kind, api_key=KEY, base_url=srv.url, api_version="2024-10-21")
-    env = {"AWS_ACCESS_KEY_ID": "AKIDCACHE", "AWS_SECRET_ACCESS_KEY": KEY}
-    return create_provider("bedrock", base_url=srv.url, region="us-east-1", environ=env)
 
 
 def marked_conversation() -> list[dict[str, Any]]:
@@ -85,7 +71,7 @@ def markers(value: Any, path: str = "") -> list[str]:
 
 @pytest.mark.anyio
 async def test_anthropic_markers_land_exactly_where_set(server: FakeLLMServer) -> None:
-    async with AsyncLLMClient(provider("anthropic", server), config=ClientConfig()) as c:
+    async with AsyncLLMClient(make_provider("anthropic", server), config=ClientConfig()) as c:
         await c.chat(marked_conversation(), model="claude-sonnet-4-5", tools=[TOOL])
         body = server.last_request.json()
         assert sorted(markers(body)) == [
@@ -109,7 +95,7 @@ async def test_anthropic_markers_land_exactly_where_set(server: FakeLLMServer) -
 @pytest.mark.anyio
 async def test_bedrock_gets_a_cache_point_after_each_marked_block(server: FakeLLMServer) -> None:
     tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
-    async with AsyncLLMClient(provider("bedrock", server), config=ClientConfig()) as c:
+    async with AsyncLLMClient(make_provider("bedrock", server), config=ClientConfig()) as c:
         model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
         await c.chat(marked_conversation(), model=model, tools=[tool])
         body = server.last_request.json()
@@ -127,7 +113,7 @@ async def test_bedrock_gets_a_cache_point_after_each_marked_block(server: FakeLL
 async def test_openai_wire_servers_that_read_markers_get_them(
     kind: str, server: FakeLLMServer
 ) -> None:
-    async with AsyncLLMClient(provider(kind, server), config=ClientConfig()) as c:
+    async with AsyncLLMClient(make_provider(kind, server), config=ClientConfig()) as c:
         await c.chat(marked_conversation(), model="anthropic/claude-sonnet-4-5")
         body = server.last_request.json()
     assert sorted(markers(body)) == [
@@ -145,7 +131,7 @@ async def test_openai_wire_servers_that_read_markers_get_them(
 async def test_apis_that_cache_on_their_own_never_see_markers(
     kind: str, server: FakeLLMServer
 ) -> None:
-    async with AsyncLLMClient(provider(kind, server), config=ClientConfig()) as c:
+    async with AsyncLLMClient(make_provider(kind, server), config=ClientConfig()) as c:
         await c.chat(marked_conversation(), model="gpt-4o", prompt_cache_key="tenant-7")
         body = server.last_request.json()
     if kind == "gemini":
@@ -171,7 +157,7 @@ async def test_anthropic_cache_writes_and_reads_are_priced_apart(server: FakeLLM
         {"role": "system", "content": [{"type": "text", "text": LONG, "cache_control": HOUR}]},
         {"role": "user", "content": "A question"},
     ]
-    async with AsyncLLMClient(provider("anthropic", server), config=ClientConfig()) as c:
+    async with AsyncLLMClient(make_provider("anthropic", server), config=ClientConfig()) as c:
         first = await c.chat(ask, model=model)
         again = await c.chat(ask, model=model)
         ledger = c.cost_manager.get_metrics()
@@ -193,7 +179,7 @@ async def test_five_minute_and_one_hour_writes_in_one_request(server: FakeLLMSer
     five = [
         {"role": "user", "content": [{"type": "text", "text": LONG, "cache_control": EPHEMERAL}]}
     ]
-    async with AsyncLLMClient(provider("anthropic", server), config=ClientConfig()) as c:
+    async with AsyncLLMClient(make_provider("anthropic", server), config=ClientConfig()) as c:
         r = await c.chat(five, model=model)
         u = r.usage
         assert u.cache_creation_input_tokens == len(LONG.split())
@@ -214,7 +200,7 @@ async def test_bedrock_and_openrouter_report_cache_tokens(server: FakeLLMServer)
         ("bedrock", "global.anthropic.claude-sonnet-4-5-20250929-v1:0"),
         ("openrouter", "anthropic/claude-sonnet-4.5"),
     ):
-        async with AsyncLLMClient(provider(kind, server), config=ClientConfig()) as c:
+        async with AsyncLLMClient(make_provider(kind, server), config=ClientConfig()) as c:
             first = await c.chat(ask, model=model)
             again = await c.chat(ask, model=model)
         assert first.usage.cache_creation_input_tokens == prefix, kind

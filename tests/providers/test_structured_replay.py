@@ -24,11 +24,10 @@ import pytest
 from pydantic import BaseModel
 
 from aio_llm import AsyncLLMClient, ClientConfig
-from aio_llm.providers import Provider, create_provider
 from aio_llm.testing import FakeLLMServer, Fault
+from tests.kinds import make_provider
 
 DIR = Path(__file__).resolve().parent.parent / "fixtures" / "recorded-more"
-KEY = "sk-structured-replay-0123456789"
 
 
 class CityInfo(BaseModel):
@@ -279,19 +278,6 @@ async def server() -> AsyncIterator[FakeLLMServer]:
         yield srv
 
 
-def provider_for(case: Case, srv: FakeLLMServer) -> Provider:
-    if case.kind in ("openai", "openai-responses"):
-        return create_provider(case.kind, api_key=KEY, base_url=srv.openai_url, environ={})
-    if case.kind == "anthropic":
-        return create_provider(
-            "anthropic", api_key=KEY, base_url=srv.url, environ={}, **case.options
-        )
-    if case.kind == "gemini":
-        return create_provider("gemini", api_key=KEY, base_url=srv.url + "/v1beta", environ={})
-    env = {"AWS_ACCESS_KEY_ID": "AKIDREPLAY", "AWS_SECRET_ACCESS_KEY": KEY}
-    return create_provider("bedrock", base_url=srv.url, region="us-east-1", environ=env)
-
-
 def model_of(fx: dict[str, Any]) -> str:
     path = fx["request"]["path"].partition("?")[0]
     if fx["provider"] == "gemini":
@@ -313,7 +299,9 @@ async def test_replayed_and_parsed(case: Case, server: FakeLLMServer, transport:
     config = ClientConfig(transport=transport)  # type: ignore[arg-type]
     messages = [{"role": "user", "content": "replayed"}]
     model = model_of(fx)
-    async with AsyncLLMClient(provider_for(case, server), config=config, middleware=[]) as c:
+    async with AsyncLLMClient(
+        make_provider(case.kind, server, **case.options), config=config, middleware=[]
+    ) as c:
         if fx["kind"] == "stream":
             async with c.stream(messages, model=model, response_format=case.response_format) as s:
                 async for _ in s:

@@ -17,11 +17,10 @@ import pytest
 from pydantic import BaseModel, Field
 
 from aio_llm import AsyncLLMClient, ClientConfig, OutputValidationError
-from aio_llm.providers import Provider, create_provider
-from aio_llm.providers.mock import MockProvider
+from aio_llm.providers import Provider
 from aio_llm.testing import FakeLLMServer
+from tests.kinds import make_provider
 
-KEY = "sk-structured-0123456789abcdef"
 KINDS = [
     "openai",
     "openai-compatible",
@@ -78,22 +77,7 @@ async def server() -> AsyncIterator[FakeLLMServer]:
 
 
 def provider(kind: str, srv: FakeLLMServer, **mock: Any) -> Provider:
-    if kind == "mock":
-        return MockProvider(**mock)
-    if kind in ("openai", "openai-compatible", "openrouter", "openai-responses"):
-        return create_provider(kind, api_key=KEY, base_url=srv.openai_url, environ={})
-    if kind in ("anthropic", "anthropic-tool"):
-        return create_provider("anthropic", api_key=KEY, base_url=srv.url, environ={})
-    if kind == "gemini":
-        return create_provider(kind, api_key=KEY, base_url=srv.url + "/v1beta", environ={})
-    if kind == "azure-openai":
-        return create_provider(
-            kind, api_key=KEY, base_url=srv.url, api_version="2024-10-21", environ={}
-        )
-    if kind == "azure-openai-responses":
-        return create_provider(kind, api_key=KEY, base_url=srv.url, environ={})
-    env = {"AWS_ACCESS_KEY_ID": "AKIDSTRUCTURED", "AWS_SECRET_ACCESS_KEY": KEY}
-    return create_provider("bedrock", base_url=srv.url, region="us-east-1", environ=env)
+    return make_provider("anthropic" if kind == "anthropic-tool" else kind, srv, **mock)
 
 
 def client(

@@ -189,23 +189,13 @@ class _Responses:
                     {"item_id": f"fc_{rid}", "output_index": 0, "arguments": a.tool_args},
                 )
             ]
-        elif a.refusal is not None:
-            part: dict[str, Any] = {"type": "refusal", "refusal": ""}
-            where = {"item_id": f"msg_{rid}", "output_index": 0, "content_index": 0}
-            head.append(
-                event(
-                    "response.output_item.added",
-                    {"output_index": 0, "item": _message_item("", rid, "")},
-                )
-            )
-            head.append(event("response.content_part.added", {**where, "part": part}))
-            content = [
-                event("response.refusal.delta", {**where, "delta": p}) for p in pieces(a.refusal, n)
-            ]
-            done_item = _message_item(a.refusal, rid, "completed", refusal=True)
-            tail = [event("response.refusal.done", {**where, "refusal": a.refusal})]
         else:
-            part = {"type": "output_text", "text": "", "annotations": []}
+            refused = a.refusal is not None
+            text = a.refusal if a.refusal is not None else a.text
+            key, kind = ("refusal", "refusal") if refused else ("text", "output_text")
+            part: dict[str, Any] = {"type": kind, key: ""}
+            if not refused:
+                part["annotations"] = []
             where = {"item_id": f"msg_{rid}", "output_index": 0, "content_index": 0}
             head.append(
                 event(
@@ -215,13 +205,12 @@ class _Responses:
             )
             head.append(event("response.content_part.added", {**where, "part": part}))
             content = [
-                event("response.output_text.delta", {**where, "delta": p})
-                for p in pieces(a.text, n)
+                event(f"response.{kind}.delta", {**where, "delta": p}) for p in pieces(text, n)
             ]
-            done_item = _message_item(a.text, rid, "completed")
+            done_item = _message_item(text, rid, "completed", refused)
             tail = [
-                event("response.output_text.done", {**where, "text": a.text}),
-                event("response.content_part.done", {**where, "part": {**part, "text": a.text}}),
+                event(f"response.{kind}.done", {**where, key: text}),
+                event("response.content_part.done", {**where, "part": {**part, key: text}}),
             ]
         tail.append(event("response.output_item.done", {"output_index": 0, "item": done_item}))
         final = _response(a, rid, created, [done_item], done=True)
