@@ -23,7 +23,7 @@ from aio_llm.types import (
 
 MESSAGE = Message(role="assistant", content="hi")
 EXAMPLES: list[tuple[type[BaseModel], dict[str, Any]]] = [
-    (ToolCall, {"id": "c1", "name": "f", "arguments": "{}"}),
+    (ToolCall, {"id": "c1", "name": "f", "arguments": "{}", "signature": None}),
     (ToolCallDelta, {"index": 0, "id": None, "name": None, "arguments": "{"}),
     (
         Message,
@@ -33,6 +33,8 @@ EXAMPLES: list[tuple[type[BaseModel], dict[str, Any]]] = [
             "name": None,
             "tool_calls": None,
             "tool_call_id": None,
+            "thinking": None,
+            "cache_control": None,
         },
     ),
     (Usage, dict.fromkeys(Usage.model_fields, 1) | {"provider_cost": 0.5}),
@@ -58,6 +60,8 @@ EXAMPLES: list[tuple[type[BaseModel], dict[str, Any]]] = [
             "reasoning": None,
             "request_id": None,
             "raw": {"id": "r1"},
+            "parsed": None,
+            "refusal": None,
             "stream": None,
             "headers": None,
         },

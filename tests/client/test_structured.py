@@ -191,8 +191,8 @@ async def test_dedup_merges_equal_formats_only() -> None:
     got: list[Any] = []
     async with AsyncLLMClient(mock, middleware=[Dedup()], config=ClientConfig()) as c:
 
-        async def one(fmt: type[BaseModel]) -> None:
-            got.append((await c.chat(ASK, model="m", response_format=fmt)).parsed)
+        async def one(fmt: type[BaseModel]) -> None:  # temperature 0: one answer to share
+            got.append((await c.chat(ASK, model="m", response_format=fmt, temperature=0)).parsed)
 
         async with anyio.create_task_group() as tg:
             for fmt in (City, Town, City):

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote
 
 from . import _formats as fmt
 from ._fmt_bedrock import BEDROCK_DIALECT
 from ._fmt_gemini import GEMINI_DIALECT
 from ._fmt_responses import RESPONSES_DIALECT
+from ._protocol import Dialect, Events, Header, Route
 from ._wire import Answer, message_marks
 
 __all__ = [
@@ -42,9 +42,6 @@ __all__ = [
     "route_of",
 ]
 
-Events = list[bytes]
-Header = tuple[str, str]
-
 JSON: Header = ("content-type", "application/json")
 SSE_HEADERS: list[Header] = [
     ("content-type", "text/event-stream; charset=utf-8"),
@@ -53,37 +50,6 @@ SSE_HEADERS: list[Header] = [
 
 CHAT, MESSAGES, EMBED, RESPONSES, GEMINI, BEDROCK, COUNT = 1, 2, 3, 4, 5, 6, 7
 STREAMED = (CHAT, MESSAGES, RESPONSES, GEMINI, BEDROCK)
-
-
-class Dialect(Protocol):
-    """One provider wire format, as the fake server writes it."""
-
-    name: str
-    request_id_header: str
-    stream_headers: list[Header]
-    malformed_event: bytes
-
-    def normalize(self, body: dict[str, Any], route: Route) -> dict[str, Any]:
-        """The request as an OpenAI-like body (``model``, ``messages``, ``tools``, ...)."""
-        ...
-
-    def json(self, a: Answer, rid: str, created: int) -> bytes: ...
-
-    def stream(
-        self, a: Answer, rid: str, created: int, n: int
-    ) -> tuple[Events, Events, Events]: ...
-
-    def error(
-        self, status: int, message: str | None, error_type: str | None, rid: str
-    ) -> bytes: ...
-
-    def error_headers(self, status: int, error_type: str | None) -> list[Header]:
-        """Headers an error answer carries beside the body (Bedrock's error type)."""
-        ...
-
-    def stream_error(self, message: str, error_type: str | None) -> Events:
-        """The in-band error event(s) that end a stream."""
-        ...
 
 
 class _OpenAI:
@@ -151,17 +117,6 @@ class _Anthropic(_OpenAI):
 
 OPENAI: Dialect = _OpenAI()
 ANTHROPIC: Dialect = _Anthropic()
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where a request path leads: its format, and what the path itself says."""
-
-    kind: int
-    dialect: Dialect
-    model: str | None = None
-    stream: bool | None = None
-    """Set when the path decides streaming (``:streamGenerateContent``, ``/converse-stream``)."""
 
 
 def _exact() -> dict[str, Route]:
