@@ -19,7 +19,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal, Protocol, TypeVar
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
@@ -261,6 +268,17 @@ class ChatRequest(BaseModel):
     cache_ttl: float | None = Field(default=None, gt=0)
     max_validation_retries: int | None = Field(default=None, ge=0, le=100)
     prompt_cache_key: str | None = None
+
+    @field_serializer("response_format", when_used="json")
+    def _format_as_json(self, value: dict[str, Any] | type[BaseModel] | None) -> Any:
+        """A class is written as the JSON schema it stands for (the class stays in Python)."""
+        if isinstance(value, type):
+            from ._schema import strict_schema
+
+            schema = strict_schema(value.model_json_schema())
+            spec = {"name": value.__name__, "schema": schema, "strict": True}
+            return {"type": "json_schema", "json_schema": spec}
+        return value
 
     @field_validator("messages", mode="before")
     @classmethod

@@ -106,6 +106,8 @@ def test_sync_client_parses_chat_stream_and_gather(served: str) -> None:
             c.chat([{"role": "user", "content": "INVALID_JSON"}], response_format=City)
         with pytest.raises(OutputValidationError):
             list(c.stream([{"role": "user", "content": "INVALID_JSON"}], response_format=City))
+        counted = c.count_tokens(ASK)
+        assert counted > 0 and counted.source == "estimate"
 
 
 def test_invoke_chat_parses(
@@ -284,3 +286,13 @@ async def test_a_cut_off_answer_says_so() -> None:
     assert info.value.raw == '{"name": "Os'
     assert info.value.errors[0]["type"] == "json_invalid"
     assert "Os" not in str(info.value)
+
+
+def test_a_request_with_a_class_dumps_to_json_as_its_strict_schema() -> None:
+    request = ChatRequest(model="m", messages=ASK, response_format=City)
+    dumped = json.loads(request.model_dump_json())["response_format"]
+    assert dumped["type"] == "json_schema" and dumped["json_schema"]["name"] == "City"
+    assert dumped["json_schema"]["schema"]["additionalProperties"] is False
+    again = ChatRequest.model_validate_json(request.model_dump_json())
+    assert again.response_format == dumped
+    assert request.model_dump()["response_format"] is City  # Python dumps keep the class
