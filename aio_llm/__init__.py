@@ -61,6 +61,7 @@ if typing.TYPE_CHECKING:
     from .types import ChatRequest as ChatRequest
     from .types import ChatResponse as ChatResponse
     from .types import ChunkStream as ChunkStream
+    from .types import EmbeddingRequest as EmbeddingRequest
     from .types import EmbeddingResponse as EmbeddingResponse
     from .types import Message as Message
     from .types import ThinkingBlock as ThinkingBlock

@@ -16,7 +16,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import anyio
 from pydantic import (
@@ -36,6 +36,7 @@ __all__ = [
     "ChunkSource",
     "ChunkStream",
     "CloseCallback",
+    "EmbeddingRequest",
     "EmbeddingResponse",
     "FinishReason",
     "Message",
@@ -371,6 +372,27 @@ class ChatChunk(BaseModel):
     reasoning: str = ""
 
 
+class EmbeddingRequest(BaseModel):
+    """Texts to embed with one model: what the embedding chain carries.
+
+    ``params`` go to the provider's body unchanged (``dimensions``, ...);
+    requests with the same ``params`` arriving together share one upstream
+    call. ``timeout`` is the total deadline in seconds (``None``: the
+    client's default).
+    """
+
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
+
+    model: str = Field(min_length=1)
+    texts: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    """Non-empty strings (providers refuse an empty one)."""
+    provider: str | None = None
+    user: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0)
+
+
 class EmbeddingResponse(BaseModel):
     """Vectors for a batch of input texts, in input order."""
 
@@ -380,6 +402,8 @@ class EmbeddingResponse(BaseModel):
     model: str
     usage: Usage = Field(default_factory=Usage)
     provider: str = ""
+    cost: float | None = None
+    """USD, priced by the ``Budget`` middleware (``None``: not priced, or no price known)."""
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -579,11 +603,18 @@ class ChunkStream:
         self.response: ChatResponse | None = None
         self.chunks_received = 0
 
-    def on_close(self, callback: CloseCallback) -> None:
-        """Run ``callback(stream)`` once the stream ended, failed or was closed."""
-        if self._closed:
-            raise RuntimeError("the stream is already closed")
-        self._callbacks.append(callback)
+    async def on_close(self, callback: CloseCallback) -> None:
+        """Run ``callback(stream)`` once the stream ended, failed or was closed.
+
+        On a stream that already did, the callback runs now, so whoever
+        registers needs no guard of its own.
+        """
+        if not self._closed:
+            self._callbacks.append(callback)
+            return
+        result = callback(self)
+        if inspect.isawaitable(result):
+            await result
 
     @property
     def closed(self) -> bool:

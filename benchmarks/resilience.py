@@ -29,9 +29,8 @@ from aio_llm.middleware import (
     RateLimit,
     RateLimitConfig,
     Retry,
-    record_event,
 )
-from aio_llm.middleware.tracing._tracing import EVENT_RETRY
+from aio_llm.middleware.events import EVENT_RETRY, record_event
 from aio_llm.pipeline import Next, build_chain
 
 TARGET_US = 10.0

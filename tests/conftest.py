@@ -7,11 +7,19 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+from aio_llm.testing import FakeLLMServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "recorded"
 
@@ -19,6 +27,61 @@ FIXTURES = Path(__file__).parent / "fixtures" / "recorded"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(params=["aiohttp", "httpx"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Each HTTP transport in turn."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeLLMServer]:
+    """A fake provider on loopback, for the length of the test."""
+    async with FakeLLMServer() as srv:
+        yield srv
+
+
+class OTel:
+    """A private OpenTelemetry tracer and meter provider with in-memory export."""
+
+    def __init__(self, *, sampled: bool = True) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider(sampler=None if sampled else ALWAYS_OFF)
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def span(self) -> ReadableSpan:
+        spans = self.spans()
+        assert len(spans) == 1, spans
+        return spans[0]
+
+    def points(self, name: str) -> list[Any]:
+        data = self.reader.get_metrics_data()
+        if data is None:
+            return []
+        out: list[Any] = []
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name == name:
+                        out.extend(metric.data.data_points)
+        return out
+
+    def shutdown(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+@pytest.fixture
+def otel() -> Iterator[OTel]:
+    o = OTel()
+    yield o
+    o.shutdown()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -32,17 +31,6 @@ ANSWER = {
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}}],
     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
 }
-
-
-@pytest.fixture(params=["aiohttp", "httpx"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
 
 
 def client(srv: FakeLLMServer, transport: str, **kwargs: Any) -> AsyncLLMClient:
@@ -92,7 +80,7 @@ async def test_every_on_close_callback_runs_even_if_one_fails(
     async def outer(request: ChatRequest, next: Next) -> ChatResponse:
         response = await next(request)
         assert response.stream is not None
-        response.stream.on_close(lambda s: seen.append("outer"))
+        await response.stream.on_close(lambda s: seen.append("outer"))
         return response
 
     async def inner(request: ChatRequest, next: Next) -> ChatResponse:
@@ -102,7 +90,7 @@ async def test_every_on_close_callback_runs_even_if_one_fails(
             raise ValueError("inner callback failed")
 
         assert response.stream is not None
-        response.stream.on_close(boom)
+        await response.stream.on_close(boom)
         return response
 
     async with client(server, transport, middleware=[outer, inner]) as c:
@@ -157,7 +145,7 @@ async def test_a_stream_cut_by_its_deadline_reports_cancelled(
     async def watch(request: ChatRequest, next: Next) -> ChatResponse:
         response = await next(request)
         assert response.stream is not None
-        response.stream.on_close(ended.append)
+        await response.stream.on_close(ended.append)
         return response
 
     async with FakeLLMServer(chunk_delay=0.05) as slow:

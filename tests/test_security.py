@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import anyio
@@ -38,17 +38,6 @@ from aio_llm.testing import FakeLLMServer, Fault
 SECRET = "sk-live-SECRET-" + uuid.uuid4().hex
 OTHER_SECRET = "sk-live-OTHER-" + uuid.uuid4().hex
 HELLO = [{"role": "user", "content": "Hello"}]
-
-
-@pytest.fixture(params=["aiohttp", "httpx"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
 
 
 @pytest.fixture

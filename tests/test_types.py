@@ -13,6 +13,7 @@ from aio_llm.streaming import replay_as_stream
 from aio_llm.types import (
     ChatChunk,
     ChatResponse,
+    ChunkStream,
     EmbeddingResponse,
     Message,
     ToolCall,
@@ -20,6 +21,8 @@ from aio_llm.types import (
     Usage,
     fast_construct,
 )
+
+pytestmark = pytest.mark.anyio
 
 MESSAGE = Message(role="assistant", content="hi")
 EXAMPLES: list[tuple[type[BaseModel], dict[str, Any]]] = [
@@ -42,7 +45,10 @@ EXAMPLES: list[tuple[type[BaseModel], dict[str, Any]]] = [
         ChatChunk,
         {"delta": "x", "tool_calls": [], "finish_reason": None, "usage": None, "reasoning": ""},
     ),
-    (EmbeddingResponse, {"vectors": [[0.5]], "model": "e", "usage": Usage(), "provider": "p"}),
+    (
+        EmbeddingResponse,
+        {"vectors": [[0.5]], "model": "e", "usage": Usage(), "provider": "p", "cost": None},
+    ),
     (
         ChatResponse,
         {
@@ -104,3 +110,17 @@ def test_stream_and_headers_stay_in_the_process() -> None:
     assert "stream" not in ChatResponse.model_json_schema()["properties"]
     assert "headers" not in repr(response)
     assert response.headers == {"x-request-id": "1"}
+
+
+async def test_on_close_on_a_finished_stream_runs_the_callback_at_once() -> None:
+    stream = replay_as_stream(ChatResponse(content="hi")).stream
+    assert stream is not None
+    assert [c.delta async for c in stream] == ["hi"]
+    seen: list[str] = []
+
+    async def later(s: ChunkStream) -> None:
+        seen.append("async")
+
+    await stream.on_close(lambda s: seen.append("sync"))
+    await stream.on_close(later)
+    assert seen == ["sync", "async"] and stream.completed

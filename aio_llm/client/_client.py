@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import math
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import TYPE_CHECKING, Any
@@ -16,11 +15,17 @@ from pydantic import ValidationError
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import ClientConfig
 from ..errors import APITimeoutError, InvalidRequestError
-from ..pipeline import MiddlewareLike, NeedsTaskGroup, SupportsMetrics, build_chain
+from ..pipeline import (
+    MiddlewareLike,
+    NeedsTaskGroup,
+    SupportsMetrics,
+    build_chain,
+    build_embed_chain,
+)
 from ..providers import Provider, create_provider
 from ..tokens import TokenCount, count_request_tokens
 from ..transports import HTTPTransport, create_transport
-from ..types import ChatRequest, ChatResponse, EmbeddingResponse, MessageInput
+from ..types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, MessageInput
 from . import _fanout
 from ._progress import Progress
 from ._session import Session
@@ -154,6 +159,7 @@ class AsyncLLMClient:
                     mw.bind(task_group)
             self._session = Session(
                 build_chain(self._middleware, self._dispatch),
+                build_embed_chain(self._middleware, self._dispatch_embed),
                 task_group,
                 default_timeout=self.config.timeout,
                 now=_event_loop_clock(),
@@ -288,7 +294,9 @@ class AsyncLLMClient:
         )
 
     @staticmethod
-    def _timeout(session: Session, request: ChatRequest, timeout: Timeout) -> float | None:
+    def _timeout(
+        session: Session, request: ChatRequest | EmbeddingRequest, timeout: Timeout
+    ) -> float | None:
         """Seconds the call may take (``None``: no deadline)."""
         return session.timeout_for(request) if timeout is USE_CLIENT_DEFAULT else timeout
 
@@ -344,7 +352,13 @@ class AsyncLLMClient:
         timeout: Timeout = USE_CLIENT_DEFAULT,
         **params: Any,
     ) -> EmbeddingResponse:
-        """Embed ``texts`` (one string or a list) with an OpenAI-compatible provider."""
+        """Embed ``texts`` (one string or a list) with an OpenAI-compatible provider.
+
+        The request travels the embedding chain (tracing, budget, retry,
+        breaker, rate limit; see ``aio_llm.pipeline.SupportsEmbeddings``);
+        calls made at the same moment with no ``params`` share one upstream
+        request. ``timeout`` as for ``chat``.
+        """
         session = self._require_open()
         items = [texts] if isinstance(texts, str) else list(texts)
         if not items or not all(isinstance(t, str) for t in items):
@@ -353,20 +367,25 @@ class AsyncLLMClient:
         if not chosen:
             raise InvalidRequestError("no embedding model: pass model=")
         name = provider or self._default_provider
-        prov = self._providers.get(name)
-        if prov is None:
+        if name not in self._providers:
             raise InvalidRequestError(f"unknown provider {name!r}")
-        value = session.default_timeout if timeout is USE_CLIENT_DEFAULT else timeout
-        transport = self._transport
-        assert transport is not None
-        with anyio.CancelScope(deadline=session.now() + value if value is not None else math.inf):
-            if params:  # batches share one parameter set: send these on their own
-                return await prov.embed(items, chosen, transport, **params)
-            return await self._batcher(session, name).embed(items, chosen)
-        raise APITimeoutError(
-            f"the embedding request to {chosen!r} did not finish before its deadline",
-            provider=name,
-        )
+        try:
+            request = EmbeddingRequest(model=chosen, texts=items, provider=name, params=params)
+        except ValidationError as exc:
+            raise InvalidRequestError(_describe_validation(exc)) from None
+        return await session.embed(request, self._timeout(session, request, timeout))
+
+    async def _dispatch_embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """The innermost embedding handler: the provider's batcher, or a request of its own."""
+        name = request.provider or self._default_provider
+        provider = self._providers[name]
+        transport, session = self._transport, self._session
+        assert transport is not None and session is not None
+        if request.params:  # batches share one parameter set: send these on their own
+            return await provider.embed(
+                list(request.texts), request.model, transport, **request.params
+            )
+        return await self._batcher(session, name).embed(request.texts, request.model)
 
     # -- token counting ---------------------------------------------------------
     async def count_tokens(
@@ -396,10 +415,10 @@ class AsyncLLMClient:
             provider = self._providers[name]
             transport = self._transport
             assert transport is not None
-            limit = self._timeout(session, req, timeout)
-            deadline = session.now() + limit if limit is not None else math.inf
+            scope = session.deadline_scope(self._timeout(session, req, timeout))
+            scope = scope or anyio.CancelScope()
             counted: int | None = None
-            with anyio.CancelScope(deadline=deadline) as scope:
+            with scope:
                 counted = await provider.count_tokens(req, transport)
             if scope.cancelled_caught:
                 raise APITimeoutError(

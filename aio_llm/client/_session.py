@@ -1,7 +1,8 @@
 """``Session``: what an open client runs requests with.
 
-``AsyncLLMClient.__aenter__`` builds one: the folded chain (``handler``),
-the client's task group, the default deadline and the request counters. The
+``AsyncLLMClient.__aenter__`` builds one: the folded chains (``handler``
+for chat, ``embed_handler`` for embeddings), the client's task group, the
+default deadline and the request counters. The
 client's ``chat``, the stream (``_stream``) and the fan-out (``_fanout``)
 all call through it, so none of them reads the client's private state.
 
@@ -17,17 +18,21 @@ what is left with ``anyio.current_effective_deadline()``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 import anyio.abc
 
 from .._conversation import output_format
 from ..errors import APITimeoutError
-from ..pipeline import Next
-from ..types import ChatRequest, ChatResponse
+from ..pipeline import EmbedNext, Next
+from ..types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from ._structured import send_structured
 
 __all__ = ["Session", "deadline_message"]
+
+R = TypeVar("R", ChatRequest, EmbeddingRequest)
+T = TypeVar("T")
 
 
 class Session:
@@ -35,6 +40,7 @@ class Session:
 
     __slots__ = (
         "default_timeout",
+        "embed_handler",
         "errors",
         "handler",
         "in_flight",
@@ -47,6 +53,7 @@ class Session:
     def __init__(
         self,
         handler: Next,
+        embed_handler: EmbedNext,
         task_group: anyio.abc.TaskGroup,
         *,
         default_timeout: float | None,
@@ -54,6 +61,7 @@ class Session:
         validation_retries: int = 0,
     ) -> None:
         self.handler = handler
+        self.embed_handler = embed_handler
         self.task_group = task_group
         self.default_timeout = default_timeout
         """Seconds a call may take when neither it nor its request says (``None``: no limit)."""
@@ -65,7 +73,7 @@ class Session:
         self.errors = 0
         self.in_flight = 0
 
-    def timeout_for(self, request: ChatRequest) -> float | None:
+    def timeout_for(self, request: ChatRequest | EmbeddingRequest) -> float | None:
         """The request's own ``timeout``, else the client's default."""
         return request.timeout if request.timeout is not None else self.default_timeout
 
@@ -77,13 +85,22 @@ class Session:
 
     async def call(self, request: ChatRequest, limit: float | None) -> ChatResponse:
         """``request`` through the chain within ``limit`` seconds (``None``: no limit), counted."""
+        return await self._through(self._send, request, limit)
+
+    async def embed(self, request: EmbeddingRequest, limit: float | None) -> EmbeddingResponse:
+        """``request`` through the embedding chain within ``limit`` seconds, counted."""
+        return await self._through(self.embed_handler, request, limit)
+
+    async def _through(
+        self, handler: Callable[[R], Awaitable[T]], request: R, limit: float | None
+    ) -> T:
         self.requests += 1
         self.in_flight += 1
         try:
             if limit is None:
-                return await self._send(request)
+                return await handler(request)
             with anyio.CancelScope(deadline=self.now() + limit):
-                return await self._send(request)
+                return await handler(request)
             raise APITimeoutError(deadline_message(request), provider=request.provider)
         except Exception:
             self.errors += 1
@@ -107,5 +124,5 @@ class Session:
         )
 
 
-def deadline_message(request: ChatRequest) -> str:
+def deadline_message(request: ChatRequest | EmbeddingRequest) -> str:
     return f"the request to {request.model!r} did not finish before its deadline"

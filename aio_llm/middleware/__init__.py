@@ -61,7 +61,5 @@ if typing.TYPE_CHECKING:
     from .tracing._observability import Observability as Observability
     from .tracing._observability import RequestStats as RequestStats
     from .tracing._tracing import Tracing as Tracing
-    from .tracing._tracing import record_event as record_event
-    from .tracing._tracing import tracing_active as tracing_active
 
 __all__, __getattr__, __dir__ = _lazy_exports(__name__)

@@ -25,9 +25,16 @@ from ..cost.ledger._base import Reservation, UsageRecord
 from ..cost.manager import CostManager
 from ..cost.metrics import UsageRow
 from ..cost.pricing import ModelPrice
-from ..pipeline import Next
+from ..pipeline import EmbedNext, Next
 from ..tokens import estimate_request_tokens, estimate_tokens
-from ..types import ChatRequest, ChatResponse, ChunkStream, Usage
+from ..types import (
+    ChatRequest,
+    ChatResponse,
+    ChunkStream,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Usage,
+)
 
 __all__ = ["BudgetMiddleware", "BudgetStatistics"]
 
@@ -106,7 +113,9 @@ class BudgetMiddleware:
             raise
         stream = response.stream
         if stream is not None:
-            stream.on_close(_StreamSettler(self, request, response, reservation, input_tokens))
+            await stream.on_close(
+                _StreamSettler(self, request, response, reservation, input_tokens)
+            )
             return response
         row = self._row(request, response, response.usage, estimated=False)
         self._settled += 1
@@ -117,6 +126,50 @@ class BudgetMiddleware:
             manager.record_nowait(row)
         else:
             await manager.settle(reservation, UsageRecord(*row))  # never suspends
+        return response
+
+    async def embed(self, request: EmbeddingRequest, next: EmbedNext) -> EmbeddingResponse:
+        """Embedding requests reserve, settle and count against the same budgets."""
+        manager = self._manager
+        self._requests += 1
+        project = request.metadata.get("project")
+        reservation = None
+        if manager.has_budgets:
+            price = manager.pricing.get(request.model)
+            tokens = sum(estimate_tokens(text) for text in request.texts)
+            try:
+                reservation = await manager.reserve(
+                    request.model,
+                    price.worst_case(tokens, 0) if price is not None else 0.0,
+                    user_id=request.user,
+                    project=project,
+                )
+            except BaseException:
+                self._refused += 1
+                raise
+        try:
+            response = await next(request)
+        except BaseException:
+            if reservation is not None:
+                self._released += 1
+                with anyio.CancelScope(shield=True):
+                    await manager.release(reservation)
+            raise
+        usage = response.usage
+        response.cost = cost = manager.pricing.cost(request.model, usage)
+        record = UsageRecord(
+            request.model,
+            usage.input_tokens,
+            0,
+            cost,
+            manager.clock.time(),
+            user_id=request.user,
+            project=project,
+            provider=response.provider or None,
+        )
+        self._settled += 1
+        with anyio.CancelScope(shield=True):
+            await manager.settle(reservation, record)
         return response
 
     def _record(

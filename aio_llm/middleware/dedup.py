@@ -53,7 +53,7 @@ from ..pipeline import Next
 from ..streaming import replay_as_stream
 from ..types import ChatRequest, ChatResponse
 from ._keys import RequestKeyer, TenantFn
-from .tracing._tracing import EVENT_DEDUP_HIT, record_event
+from .events import EVENT_DEDUP_HIT, record_event
 
 __all__ = ["Dedup", "DedupStatistics", "Deduplicator", "samples"]
 

@@ -37,8 +37,8 @@ from ..errors import (
 )
 from ..pipeline import Next
 from ..types import ChatRequest, ChatResponse
+from .events import EVENT_FALLBACK, record_event
 from .retry._strategies import is_transient
-from .tracing._tracing import EVENT_FALLBACK, record_event
 
 __all__ = ["Fallback", "FallbackStatistics", "should_fall_back"]
 

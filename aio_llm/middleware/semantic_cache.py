@@ -129,7 +129,9 @@ class SemanticCache:
         ttl = request.cache_ttl or self.ttl
         stream = response.stream
         if stream is not None:
-            stream.on_close(functools.partial(self._store_stream, request, partition, vector, ttl))
+            await stream.on_close(
+                functools.partial(self._store_stream, request, partition, vector, ttl)
+            )
         elif not response.cached and fits(request, response):  # never keep a bad answer
             self._store(partition, vector, response, ttl)
         return response

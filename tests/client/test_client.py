@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -28,17 +27,6 @@ from aio_llm.testing import FakeLLMServer, Fault
 
 API_KEY = "sk-test-SECRET-0123456789"
 HELLO = [{"role": "user", "content": "Hello"}]
-
-
-@pytest.fixture(params=["aiohttp", "httpx"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
 
 
 def make_client(srv: FakeLLMServer, transport: str, **kwargs: Any) -> AsyncLLMClient:

@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 
 from aio_llm import (
     APIConnectionError,
@@ -47,7 +43,7 @@ from aio_llm.middleware import (
     Retry,
     Tracing,
 )
-from aio_llm.middleware.tracing._tracing import (
+from aio_llm.middleware.events import (
     EVENT_CIRCUIT_REJECTED,
     EVENT_DEDUP_HIT,
     EVENT_FALLBACK,
@@ -56,6 +52,7 @@ from aio_llm.middleware.tracing._tracing import (
 )
 from aio_llm.testing import FakeLLMServer, Fault
 from aio_llm.testing.clock import FakeClock
+from tests.conftest import OTel
 
 API_KEY = "sk-test"
 MODEL = "gpt-4o-mini"
@@ -68,11 +65,6 @@ CONTEXT_400 = {
         "code": "context_length_exceeded",
     }
 }
-
-
-@pytest.fixture(params=["aiohttp", "httpx"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
@@ -362,27 +354,8 @@ async def test_when_every_target_fails_the_last_error_names_the_others(
 # -- span events ----------------------------------------------------------------------
 
 
-class _OTel:
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-
-    def spans(self) -> list[ReadableSpan]:
-        return list(self.exporter.get_finished_spans())
-
-
-@pytest.fixture
-def otel() -> Iterator[_OTel]:
-    o = _OTel()
-    yield o
-    o.tracer_provider.shutdown()
-    o.meter_provider.shutdown()
-
-
 def traced_chain(
-    otel: _OTel, clock: FakeClock, *, failure_threshold: int = 5, **limits: Any
+    otel: OTel, clock: FakeClock, *, failure_threshold: int = 5, **limits: Any
 ) -> list[Any]:
     """The default chain's order, with Tracing on a private SDK provider."""
     return [
@@ -411,7 +384,7 @@ def events(span: ReadableSpan, name: str) -> list[dict[str, Any]]:
 
 @pytest.mark.anyio
 async def test_retry_event_and_cache_hit_on_real_request_spans(
-    server: FakeLLMServer, transport: str, otel: _OTel
+    server: FakeLLMServer, transport: str, otel: OTel
 ) -> None:
     clock = FakeClock()
     server.enqueue(Fault.status(503))
@@ -433,7 +406,7 @@ async def test_retry_event_and_cache_hit_on_real_request_spans(
 
 @pytest.mark.anyio
 async def test_fallback_circuit_ratelimit_and_dedup_events(
-    server: FakeLLMServer, transport: str, otel: _OTel
+    server: FakeLLMServer, transport: str, otel: OTel
 ) -> None:
     clock = FakeClock()
     # breaker opens on the first failure; one request a second per model, no burst

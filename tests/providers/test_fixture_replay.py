@@ -9,7 +9,6 @@ of the codecs, from the recorded body.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -38,17 +37,6 @@ FINISH = {
     "max_tokens": "length",
     "tool_use": "tool_calls",
 }
-
-
-@pytest.fixture(params=["aiohttp", "httpx"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
 
 
 def client_for(provider: str, srv: FakeLLMServer, transport: str) -> AsyncLLMClient:

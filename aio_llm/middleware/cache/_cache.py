@@ -129,7 +129,7 @@ class Cache:
         ttl = request.cache_ttl or self.ttl
         stream = response.stream
         if stream is not None:
-            stream.on_close(functools.partial(self._store_stream, request, key, ttl))
+            await stream.on_close(functools.partial(self._store_stream, request, key, ttl))
         elif not response.cached and fits(request, response):  # never keep a bad answer
             await self._store(key, response, ttl)
         return response

@@ -39,9 +39,9 @@ import anyio
 
 from ...clock import SYSTEM_CLOCK, Clock
 from ...errors import APIError, APIStatusError, CircuitOpenError, LLMError, RateLimitError
-from ...pipeline import Next
-from ...types import ChatRequest, ChatResponse
-from ..tracing._tracing import EVENT_CIRCUIT_REJECTED, record_event
+from ...pipeline import EmbedNext, Next
+from ...types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from ..events import EVENT_CIRCUIT_REJECTED, record_event
 from ._state import BreakerStateMachine, CircuitBreakerConfig, CircuitState
 
 if TYPE_CHECKING:
@@ -324,24 +324,43 @@ class CircuitBreakerMiddleware:
         if b is None:
             b = self.breaker(request.provider, request.model)
         started = self._clock.now()
-        if self._shared is not None:
-            await self._check_shared(b, started)
-        generation = b._admit(started)
+        generation = await self._admit(b, started)
         try:
             response = await next(request)
         except BaseException as exc:
-            if b._record_error(generation, exc, started) and self._shared is not None:
-                await self._publish(b.name, b)
+            await self._failed(b, generation, exc, started)
             raise
         stream = response.stream
         if stream is None:
             b._record_success(generation, started)
-        elif stream.closed:
-            verdict = _StreamVerdict(self, b.name, b, generation, started)
-            await verdict(stream)
         else:
-            stream.on_close(_StreamVerdict(self, b.name, b, generation, started))
+            await stream.on_close(_StreamVerdict(self, b.name, b, generation, started))
         return response
+
+    async def embed(self, request: EmbeddingRequest, next: EmbedNext) -> EmbeddingResponse:
+        """Embedding requests count toward (and are refused by) the same per-model breaker."""
+        b = self.breaker(request.provider, request.model)
+        started = self._clock.now()
+        generation = await self._admit(b, started)
+        try:
+            response = await next(request)
+        except BaseException as exc:
+            await self._failed(b, generation, exc, started)
+            raise
+        b._record_success(generation, started)
+        return response
+
+    async def _admit(self, b: CircuitBreaker, now: float) -> int:
+        """Let a call through ``b`` or raise ``CircuitOpenError``; its generation."""
+        if self._shared is not None:
+            await self._check_shared(b, now)
+        return b._admit(now)
+
+    async def _failed(
+        self, b: CircuitBreaker, generation: int, exc: BaseException, started: float
+    ) -> None:
+        if b._record_error(generation, exc, started) and self._shared is not None:
+            await self._publish(b.name, b)
 
     async def _check_shared(self, b: CircuitBreaker, now: float) -> None:
         shared = self._shared

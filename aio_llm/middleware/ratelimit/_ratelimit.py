@@ -41,11 +41,11 @@ import anyio
 
 from ...clock import SYSTEM_CLOCK, Clock
 from ...errors import RateLimitError, RateLimitExceededError
-from ...pipeline import Next
-from ...tokens import estimate_request_tokens
-from ...types import ChatRequest, ChatResponse, ChunkStream
+from ...pipeline import EmbedNext, Next
+from ...tokens import estimate_request_tokens, estimate_tokens
+from ...types import ChatRequest, ChatResponse, ChunkStream, EmbeddingRequest, EmbeddingResponse
 from .._redis_limits import RedisGCRA
-from ..tracing._tracing import EVENT_RATE_LIMITED, record_event
+from ..events import EVENT_RATE_LIMITED, record_event
 from ._state import GCRABucket, TargetLimits
 
 __all__ = ["GCRABucket", "RateLimit", "RateLimitConfig", "RateLimitStatistics", "TargetLimits"]
@@ -193,7 +193,9 @@ class RateLimit:
         clock = self._clock
         tokens = 0.0
         if lim.active:
-            tokens = await self._admit(t, request)
+            if lim.counts_tokens:
+                tokens = float(estimate_request_tokens(request) + (request.max_tokens or 0))
+            await self._admit(t, tokens)
         else:
             lim.count(clock.now())
             t.admitted += 1
@@ -216,21 +218,42 @@ class RateLimit:
                     lim.on_usage(clock.now(), tokens, float(response.usage.total_tokens))
                 else:
                     await self._settle(t, tokens, response)
-            elif not stream.closed:
-                stream.on_close(_Settle(self, t, tokens))
-            elif stream.completed and stream.response is not None:
-                await self._settle(t, tokens, stream.response)
+            else:
+                await stream.on_close(_Settle(self, t, tokens))
         return response
 
-    async def _admit(self, t: _Target, request: ChatRequest) -> float:
-        """Wait for room; returns the tokens booked for the request."""
+    async def embed(self, request: EmbeddingRequest, next: EmbedNext) -> EmbeddingResponse:
+        """Embedding requests take room in the same per-model limits (their texts' tokens)."""
+        t = self._target((request.provider or self._default_provider, request.model))
+        lim = t.limits
+        clock = self._clock
+        tokens = 0.0
+        if lim.active:
+            if lim.counts_tokens:
+                tokens = float(sum(estimate_tokens(text) for text in request.texts))
+            await self._admit(t, tokens)
+        else:
+            lim.count(clock.now())
+            t.admitted += 1
+        try:
+            response = await next(request)
+        except RateLimitError as exc:
+            t.throttled += 1
+            if exc.code != "insufficient_quota":
+                lim.on_rate_limited(clock.now(), exc.retry_after)
+            raise
+        if lim.factor < 1.0:
+            lim.on_success()
+        if tokens and self._redis is None and response.usage.total_tokens > 0:
+            lim.on_usage(clock.now(), tokens, float(response.usage.total_tokens))
+        return response
+
+    async def _admit(self, t: _Target, tokens: float) -> None:
+        """Wait for room for one request of ``tokens`` tokens, and book it."""
         lim = t.limits
         clock = self._clock
         redis = self._redis
         now = clock.now()
-        tokens = 0.0
-        if lim.counts_tokens:
-            tokens = float(estimate_request_tokens(request) + (request.max_tokens or 0))
         wait = lim.wait_time(now, tokens)
         if wait > 0:
             self._check_deadline(t, wait)
@@ -256,7 +279,6 @@ class RateLimit:
         if redis is not None and (lim.requests.interval or lim.tokens.interval):
             await self._admit_shared(t, redis, tokens)
         t.admitted += 1
-        return tokens
 
     async def _admit_shared(self, t: _Target, redis: RedisGCRA, tokens: float) -> None:
         lim = t.limits

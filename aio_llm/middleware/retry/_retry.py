@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from ...clock import SYSTEM_CLOCK, Clock
-from ...pipeline import Next
-from ...types import ChatRequest, ChatResponse
-from ..tracing._tracing import EVENT_RETRY, record_event
+from ...pipeline import EmbedNext, Next
+from ...types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from ..events import EVENT_RETRY, record_event
 from ._budget import ErrorClassStatistics, RetryBudget, RetryBudgetStatistics
 from ._strategies import (
     AdaptiveRetry,
@@ -254,6 +254,10 @@ class Retry(RetryExecutor):
     __slots__ = ()
 
     async def __call__(self, request: ChatRequest, next: Next) -> ChatResponse:
+        return await self.execute(next, request)
+
+    async def embed(self, request: EmbeddingRequest, next: EmbedNext) -> EmbeddingResponse:
+        """Embedding requests are retried like chat requests, from the same budget."""
         return await self.execute(next, request)
 
     @classmethod

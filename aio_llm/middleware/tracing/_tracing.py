@@ -14,10 +14,11 @@ global providers again at most once a second, so an SDK installed later is
 picked up. Message content is recorded only with ``capture_content=True``
 or ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``.
 
-Inner middleware report what they did with ``record_event(name, **attrs)``
-(retries, dedup hits, breaker rejections): while ``next`` runs, the span is
-current in this task's context, and with tracing off the call is one
-context-variable read.
+Inner middleware report what they did with
+``aio_llm.middleware.events.record_event`` (retries, dedup hits, breaker
+rejections): while ``next`` runs, the span's recorder listens to them and
+turns them into span events; with tracing off nobody listens, and a report
+is one context-variable read.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from contextvars import ContextVar
 
 import anyio
 from opentelemetry import context as otel_context
@@ -33,11 +33,11 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer, TracerProvider
-from opentelemetry.util.types import AttributeValue
 
 from ...clock import SYSTEM_CLOCK, Clock
-from ...pipeline import Next
-from ...types import ChatRequest, ChatResponse, ChunkStream
+from ...pipeline import EmbedNext, Next
+from ...types import ChatRequest, ChatResponse, ChunkStream, EmbeddingRequest, EmbeddingResponse
+from ..events import EVENT_RETRY, AttributeValue, listening
 from ._genai import (
     CAPTURE_ENV,
     DURATION_BUCKETS,
@@ -55,34 +55,17 @@ from ._genai import (
 )
 from ._stats import RequestStats, StatsSnapshot
 
-__all__ = [
-    "CAPTURE_ENV",
-    "DURATION_BUCKETS",
-    "EVENT_CACHE_HIT",
-    "EVENT_CIRCUIT_REJECTED",
-    "EVENT_DEDUP_HIT",
-    "EVENT_FALLBACK",
-    "EVENT_RATE_LIMITED",
-    "EVENT_RETRY",
-    "TOKEN_BUCKETS",
-    "Tracing",
-    "record_event",
-    "set_attribute",
-    "tracing_active",
-]
-
-EVENT_RETRY = "aio_llm.retry"
-EVENT_CACHE_HIT = "aio_llm.cache.hit"
-EVENT_DEDUP_HIT = "aio_llm.dedup.hit"
-EVENT_CIRCUIT_REJECTED = "aio_llm.circuit.rejected"
-EVENT_FALLBACK = "aio_llm.fallback"
-EVENT_RATE_LIMITED = "aio_llm.ratelimit.wait"
+__all__ = ["CAPTURE_ENV", "DURATION_BUCKETS", "TOKEN_BUCKETS", "Tracing"]
 
 _RECHECK_SECONDS = 1.0
 
 
 class _Recorder:
-    """What inner middleware reach through ``record_event`` while a span is open."""
+    """The span's listener for the middleware events of its request (``aio_llm.middleware.events``).
+
+    It stops listening (``open``) when the span ends: a stream read later
+    must not add events to a finished span.
+    """
 
     __slots__ = ("open", "retries", "span")
 
@@ -91,38 +74,16 @@ class _Recorder:
         self.open = True
         self.retries = 0
 
+    def add_event(self, name: str, attributes: Mapping[str, AttributeValue] | None) -> None:
+        if not self.open:
+            return
+        if name == EVENT_RETRY:
+            self.retries += 1
+        self.span.add_event(name, attributes)
 
-_CURRENT: ContextVar[_Recorder | None] = ContextVar("aio_llm_tracing", default=None)
-
-
-def record_event(
-    name: str, attributes: Mapping[str, AttributeValue] | None = None, /, **kwargs: AttributeValue
-) -> None:
-    """Add an event to the current request's span; does nothing when tracing is off.
-
-    Use the ``EVENT_*`` names: ``record_event(EVENT_RETRY, attempt=2, delay_s=0.5)``.
-    """
-    rec = _CURRENT.get()
-    if rec is None or not rec.open:
-        return
-    if name == EVENT_RETRY:
-        rec.retries += 1
-    if kwargs:
-        attributes = {**attributes, **kwargs} if attributes else kwargs
-    rec.span.add_event(name, attributes)
-
-
-def set_attribute(key: str, value: AttributeValue) -> None:
-    """Set an attribute on the current request's span; does nothing when tracing is off."""
-    rec = _CURRENT.get()
-    if rec is not None and rec.open:
-        rec.span.set_attribute(key, value)
-
-
-def tracing_active() -> bool:
-    """True while a recording span is open here: skip building costly event attributes if not."""
-    rec = _CURRENT.get()
-    return rec is not None and rec.open
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        if self.open:
+            self.span.set_attribute(key, value)
 
 
 class Tracing:
@@ -236,8 +197,50 @@ class Tracing:
         if stream is None:
             self._succeeded(request, None, start, response, None, None, None)
         else:
-            self._watch(stream, request, None, start, None, None, response.cached)
+            await self._watch(stream, request, None, start, None, None, response.cached)
         return response
+
+    async def embed(self, request: EmbeddingRequest, next: EmbedNext) -> EmbeddingResponse:
+        """An ``embeddings {model}`` CLIENT span around an embedding request (with an SDK)."""
+        start = self._clock.now()
+        if start >= self._next_check:
+            self._refresh(start)
+        tracer = self._tracer
+        if tracer is None:
+            return await next(request)
+        ep = self._endpoint_for(request.provider)
+        attributes: dict[str, AttributeValue] = {
+            "gen_ai.operation.name": "embeddings",
+            "gen_ai.request.model": request.model,
+        }
+        if ep.provider is not None:
+            attributes["gen_ai.provider.name"] = ep.provider
+        if ep.address is not None and ep.port is not None:
+            attributes["server.address"] = ep.address
+            attributes["server.port"] = ep.port
+        span = tracer.start_span(
+            f"embeddings {request.model}", kind=SpanKind.CLIENT, attributes=attributes
+        )
+        recorder = _Recorder(span) if span.is_recording() else None
+        ctx = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            with listening(recorder):
+                response = await next(request)
+        except BaseException as exc:
+            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_status(StatusCode.ERROR, type(exc).__qualname__)
+            raise
+        else:
+            span.set_attribute("gen_ai.response.model", response.model)
+            span.set_attribute("gen_ai.usage.input_tokens", response.usage.input_tokens)
+            if recorder is not None and recorder.retries:
+                span.set_attribute("aio_llm.retry.count", recorder.retries)
+            return response
+        finally:
+            if recorder is not None:
+                recorder.open = False
+            otel_context.detach(ctx)
+            span.end()
 
     async def _traced(self, request: ChatRequest, next: Next, start: float) -> ChatResponse:
         ep = self._endpoint_for(request.provider)
@@ -252,25 +255,24 @@ class Tracing:
                 recorder = _Recorder(span)
                 if self._capture:
                     span.set_attribute("gen_ai.input.messages", messages_json(request.messages))
-        token = _CURRENT.set(recorder)
         ctx = otel_context.attach(trace.set_span_in_context(span)) if span is not None else None
         try:
-            response = await next(request)
+            with listening(recorder):
+                response = await next(request)
         except BaseException as exc:
             self._failed(request, ep, start, exc, span, recorder, None)
             raise
         finally:
             if ctx is not None:
                 otel_context.detach(ctx)
-            _CURRENT.reset(token)
         stream = response.stream
         if stream is None:
             self._succeeded(request, ep, start, response, None, span, recorder)
         else:
-            self._watch(stream, request, ep, start, span, recorder, response.cached)
+            await self._watch(stream, request, ep, start, span, recorder, response.cached)
         return response
 
-    def _watch(
+    async def _watch(
         self,
         stream: ChunkStream,
         request: ChatRequest,
@@ -285,11 +287,7 @@ class Tracing:
             span.set_attribute("gen_ai.response.time_to_first_chunk", ttft)
         if self._instruments is not None and ep is not None:
             self._instruments.ttfc.record(ttft, metric_attributes(request, ep, None, None))
-        end = _StreamEnd(self, request, ep, start, ttft, span, recorder, cached)
-        if stream.closed:
-            end(stream)
-        else:
-            stream.on_close(end)
+        await stream.on_close(_StreamEnd(self, request, ep, start, ttft, span, recorder, cached))
 
     def _endpoint_for(self, label: str | None) -> Endpoint:
         label = label or self._default

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -10,75 +9,28 @@ import pytest
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from aio_llm.errors import RateLimitError, StreamError
-from aio_llm.middleware import Tracing, record_event
-from aio_llm.middleware.tracing._observability import RequestStats
-from aio_llm.middleware.tracing._tracing import (
-    DURATION_BUCKETS,
+from aio_llm.middleware import RequestStats, Tracing
+from aio_llm.middleware.events import (
     EVENT_DEDUP_HIT,
     EVENT_RETRY,
-    TOKEN_BUCKETS,
+    events_active,
+    record_event,
     set_attribute,
-    tracing_active,
 )
+from aio_llm.middleware.tracing._tracing import DURATION_BUCKETS, TOKEN_BUCKETS
 from aio_llm.pipeline import Next, build_chain
 from aio_llm.streaming import replay_as_stream
 from aio_llm.testing.clock import FakeClock
 from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Message, Usage
+from tests.conftest import OTel
 
 PROMPT = "What is the secret recipe of grandma's soup?"
 ANSWER = "Carrots, patience and a bay leaf."
 API_KEY = "sk-test-THIS-MUST-NEVER-LEAK"
-
-
-class OTel:
-    """A private tracer and meter provider with in-memory export."""
-
-    def __init__(self, *, sampled: bool = True) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider(sampler=None if sampled else ALWAYS_OFF)
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-
-    def spans(self) -> list[ReadableSpan]:
-        return list(self.exporter.get_finished_spans())
-
-    def span(self) -> ReadableSpan:
-        spans = self.spans()
-        assert len(spans) == 1, spans
-        return spans[0]
-
-    def points(self, name: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        if data is None:
-            return []
-        out: list[Any] = []
-        for rm in data.resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    if metric.name == name:
-                        out.extend(metric.data.data_points)
-        return out
-
-    def shutdown(self) -> None:
-        self.tracer_provider.shutdown()
-        self.meter_provider.shutdown()
-
-
-@pytest.fixture
-def otel() -> Iterator[OTel]:
-    o = OTel()
-    yield o
-    o.shutdown()
 
 
 @pytest.fixture
@@ -409,7 +361,7 @@ async def test_inner_middleware_events_reach_the_span(otel: OTel, clock: FakeClo
     seen_inside: list[bool] = []
 
     async def fake_retry(req: ChatRequest, next: Next) -> ChatResponse:
-        seen_inside.append(tracing_active())
+        seen_inside.append(events_active())
         assert trace.get_current_span().get_span_context().is_valid
         for attempt in (1, 2):
             record_event(EVENT_RETRY, {"error.type": "ServerError"}, attempt=attempt, delay_s=0.5)
@@ -431,7 +383,7 @@ async def test_inner_middleware_events_reach_the_span(otel: OTel, clock: FakeClo
     assert attrs["aio_llm.test.marker"] == "inner"
     assert seen_inside == [True]
     # outside the request nothing is current: the helpers are silent no-ops
-    assert not tracing_active()
+    assert not events_active()
     record_event(EVENT_RETRY, attempt=9)
     set_attribute("x", 1)
     assert len(otel.span().events) == 3
@@ -553,7 +505,7 @@ async def test_no_sdk_takes_the_fast_path_but_still_counts(clock: FakeClock) -> 
     seen: list[bool] = []
 
     async def inner(req: ChatRequest, next: Next) -> ChatResponse:
-        seen.append(tracing_active())
+        seen.append(events_active())
         record_event(EVENT_RETRY, attempt=1)
         return await next(req)
 
@@ -587,7 +539,7 @@ async def test_sampled_out_span_still_records_metrics(clock: FakeClock) -> None:
         mw = make_tracing(o, clock)
 
         async def inner(req: ChatRequest, next: Next) -> ChatResponse:
-            assert not tracing_active()
+            assert not events_active()
             record_event(EVENT_RETRY)
             return await next(req)
 
