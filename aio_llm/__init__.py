@@ -42,7 +42,6 @@ if typing.TYPE_CHECKING:
     from .errors import InvalidRequestError as InvalidRequestError
     from .errors import LLMError as LLMError
     from .errors import MediaError as MediaError
-    from .errors import MediaTooLargeError as MediaTooLargeError
     from .errors import NotFoundError as NotFoundError
     from .errors import OutputValidationError as OutputValidationError
     from .errors import OverloadedError as OverloadedError
@@ -53,10 +52,8 @@ if typing.TYPE_CHECKING:
     from .errors import ServerError as ServerError
     from .errors import StreamError as StreamError
     from .errors import UnprocessableEntityError as UnprocessableEntityError
-    from .errors import UnsupportedMediaTypeError as UnsupportedMediaTypeError
     from .pipeline import Middleware as Middleware
     from .pipeline import Next as Next
-    from .tokens import TokenCount as TokenCount
     from .types import ChatChunk as ChatChunk
     from .types import ChatRequest as ChatRequest
     from .types import ChatResponse as ChatResponse

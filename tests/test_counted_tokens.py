@@ -14,13 +14,17 @@ from aio_llm import (
     ChatResponse,
     ClientConfig,
     NotFoundError,
-    TokenCount,
 )
 from aio_llm.cost import CostManager
 from aio_llm.middleware import BudgetMiddleware, RateLimit, RateLimitConfig
 from aio_llm.testing import FakeLLMServer, Fault
 from aio_llm.testing.clock import FakeClock
-from aio_llm.tokens import count_request_tokens, estimate_request_tokens, register_tokenizer
+from aio_llm.tokens import (
+    TokenCount,
+    count_request_tokens,
+    estimate_request_tokens,
+    register_tokenizer,
+)
 from aio_llm.types import make_response, make_usage
 from tests.kinds import make_provider
 from tests.media_samples import b64, png

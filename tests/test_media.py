@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from aio_llm import ChatRequest, MediaTooLargeError, UnsupportedMediaTypeError
+from aio_llm import ChatRequest
 from aio_llm._conversation import Media
 from aio_llm._media import (
     audio_seconds,
@@ -17,6 +17,7 @@ from aio_llm._media import (
     pdf_pages,
     sniff,
 )
+from aio_llm.errors import MediaTooLargeError, UnsupportedMediaTypeError
 from aio_llm.tokens import count_request_tokens, estimate_request_tokens
 from tests.media_samples import b64, gif, jpeg, pdf, png, wav, webp_vp8, webp_vp8l, webp_vp8x
 

@@ -14,13 +14,8 @@ from typing import Any
 
 import pytest
 
-from aio_llm import (
-    AsyncLLMClient,
-    ClientConfig,
-    InvalidRequestError,
-    MediaTooLargeError,
-    UnsupportedMediaTypeError,
-)
+from aio_llm import AsyncLLMClient, ClientConfig, InvalidRequestError
+from aio_llm.errors import MediaTooLargeError, UnsupportedMediaTypeError
 from aio_llm.testing import FakeLLMServer
 from aio_llm.testing.server._wire import MEDIA_TOKENS
 from tests.kinds import make_provider
