@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,12 +33,6 @@ ASK = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "How many moons has Mars?"},
 ]
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ and the budget (every validation attempt is its own call), and edge cases.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -42,12 +42,6 @@ class City(BaseModel):
 class Town(BaseModel):
     name: str
     mayor: str
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
 
 
 def client(srv: FakeLLMServer, **kw: Any) -> AsyncLLMClient:

@@ -9,7 +9,6 @@ is sent.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -38,12 +37,6 @@ PNG, GIF, PDF = b64(png(64, 48)), b64(gif(20, 10)), b64(pdf(2))
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
 
 
 def client(kind: str, srv: FakeLLMServer) -> AsyncLLMClient:

@@ -5,7 +5,6 @@ one-hour) priced separately in each response and in the ledger.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,12 +23,6 @@ TOOL = {
     "input_schema": {"type": "object", "properties": {"rule": {"type": "string"}}},
     "cache_control": EPHEMERAL,
 }
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
 
 
 def marked_conversation() -> list[dict[str, Any]]:

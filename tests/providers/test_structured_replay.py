@@ -14,7 +14,7 @@ construction, that is checked too.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -265,17 +265,6 @@ def test_every_structured_recording_has_a_case() -> None:
         or "response-schema" in p.name
     }
     assert names == {c.fixture for c in CASES}
-
-
-@pytest.fixture(params=["aiohttp", "httpx"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as srv:
-        yield srv
 
 
 def model_of(fx: dict[str, Any]) -> str:
