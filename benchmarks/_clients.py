@@ -180,6 +180,8 @@ async def _aio_llm(
     options: dict[str, Any] = {"transport": transport, "cache_enabled": cache}
     if transport == "httpx":
         options["max_connections"] = c  # configured as the raw httpx client is
+    elif c > 512:
+        options["max_connections"] = c  # a pool as large as the raw aiohttp session's
     client = AsyncLLMClient(
         "openai",
         api_key="x",

@@ -108,6 +108,11 @@ def _cpu_table(results: Any, meta: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _inflight(results: Any, row: str, key: str) -> float | None:
+    """The median of ``key`` over the runs of the 2,048-in-flight section for ``row``."""
+    return _median([run[key] for run in results.inflight.get(row, [])])
+
+
 def _errored(results: Any, row: str) -> bool:
     return any(k.startswith(row + " ") for k in results.errors)
 
@@ -160,6 +165,17 @@ def targets(results: Any, meta: dict[str, Any]) -> list[tuple[str, str, str, boo
             "≥ 0.85×",
             _x(r),
             None if r is None else r >= 0.85,
+        )
+    )
+    r = _ratio(
+        _inflight(results, "aio_default_aiohttp", "rps"), _inflight(results, "raw_aiohttp", "rps")
+    )
+    out.append(
+        (
+            "2,048 in flight at 500 ms: default chain vs raw aiohttp (throughput)",
+            "≥ 0.95×",
+            _x(r),
+            None if r is None else r >= 0.95,
         )
     )
     a, o = _median(results.imports.get("aio_llm")), _median(results.imports.get("openai"))
@@ -276,6 +292,24 @@ def render(results: Any, meta: dict[str, Any]) -> str:
         ]
         for name, value in micro["middleware_us"].items():
             lines.append(f"| {name} | {value:.2f} |")
+        lines.append("")
+    if results.inflight:
+        lines += [
+            "### 2,048 requests in flight, server latency 500 ms",
+            "",
+            "| client | req/s | × raw aiohttp | CPU µs per request "
+            "| RSS KB per request in flight |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        raw = _inflight(results, "raw_aiohttp", "rps")
+        for row in results.inflight:
+            rps = _inflight(results, row, "rps")
+            ratio = _ratio(rps, raw)
+            lines.append(
+                f"| {meta['labels'][row]} | {_num(rps)} | {f'{ratio:.2f}' if ratio else '—'} "
+                f"| {_num(_inflight(results, row, 'us_per_req'))} "
+                f"| {_num(_inflight(results, row, 'rss_kb_per_in_flight'), 1)} |"
+            )
         lines.append("")
     if results.rss:
         rss = results.rss["rss_mb"]

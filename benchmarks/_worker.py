@@ -11,7 +11,9 @@ Kinds:
   CPU µs per request, wall time, requests per second.
 * ``window``: ``c`` in flight for ``window`` seconds of wall time
   (throughput with server latency); requests that finish inside the window
-  count toward the rate.
+  count toward the rate. With ``"rss": true`` it also reports the resident
+  memory after the first request and half-way through the window (``c`` in
+  flight), and the difference per request in flight.
 * ``rss``: ``n`` requests with ``c`` in flight; resident memory after the
   warm-up, half-way and at the end.
 * ``micro``: the in-process figures of ``_micro.py`` (no server).
@@ -78,6 +80,8 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
     client = await open_client(spec["client"], spec["urls"], c)
     try:
         first = await client.call(0)
+        gc.collect()
+        rss_idle = rss_mb()
         expect = spec.get("expect")
         if expect is not None and first != expect:
             raise RuntimeError(f"unexpected answer {first!r} (expected {expect!r})")
@@ -88,9 +92,18 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
         if kind == "rss":
             return await _rss(client.call, c, base, spec["n"])
         cpu0, t0 = _cpu(), time.perf_counter()
+        rss_busy: list[float] = []
         if kind == "window":
             deadline = t0 + spec["window"]
+
+            async def sample() -> None:  # half-way, with c requests in flight
+                await asyncio.sleep(spec["window"] / 2)
+                rss_busy.append(rss_mb())
+
+            sampler = asyncio.ensure_future(sample()) if spec.get("rss") else None
             done, inside = await drive(client.call, c, base, sys.maxsize, deadline)
+            if sampler is not None:
+                await sampler
         else:
             deadline = t0 + spec.get("max_seconds", float("inf"))
             done, inside = await drive(client.call, c, base, base + spec["n"], deadline)
@@ -107,6 +120,10 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
     }
     if kind == "window":
         out["rps"] = inside / spec["window"]
+    if rss_busy:
+        out["rss_idle_mb"] = rss_idle
+        out["rss_busy_mb"] = rss_busy[0]
+        out["rss_kb_per_in_flight"] = (rss_busy[0] - rss_idle) * 1024 / c
     return out
 
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 from _clients import LABELS, OPTIONAL, REPLY, STREAM_CHUNKS  # noqa: E402
 from _report import machine_line, render, update_readme  # noqa: E402
 
-SECTIONS = ("cpu", "stream", "latency", "cache", "rss", "import", "micro")
+SECTIONS = ("cpu", "stream", "latency", "inflight", "cache", "rss", "import", "micro")
 CPU_ROWS = (
     "raw_aiohttp",
     "raw_httpx",
@@ -55,6 +55,9 @@ STREAM_ROWS = (
     "aio_default_aiohttp@stream",
 )
 LATENCY_ROWS = ("raw_aiohttp", "aio_default_aiohttp", "openai_sdk", "anthropic_sdk", "litellm")
+INFLIGHT_ROWS = ("raw_aiohttp", "aio_default_aiohttp")
+INFLIGHT = 2048
+"""Requests in flight at once in the ``inflight`` section (server latency 500 ms)."""
 CONCURRENCY = (1, 16, 128)
 
 
@@ -66,6 +69,7 @@ class Plan:
     requests: dict[int, int] = field(default_factory=lambda: {1: 2000, 16: 4000, 128: 6000})
     max_seconds: float = 2.0
     latency_window: float = 3.0
+    inflight_window: float = 8.0
     rss_requests: int = 100_000
     cache_hits: int = 20_000
     import_reps: int = 5
@@ -80,6 +84,7 @@ class Plan:
             requests={1: 300, 16: 600, 128: 1000},
             max_seconds=0.5,
             latency_window=1.0,
+            inflight_window=3.0,
             rss_requests=10_000,
             cache_hits=3000,
             import_reps=3,
@@ -92,6 +97,7 @@ class Plan:
 class Results:
     cpu: dict[str, dict[int, list[float]]] = field(default_factory=dict)
     latency: dict[str, list[float]] = field(default_factory=dict)
+    inflight: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     cache: dict[str, list[float]] = field(default_factory=dict)
     rss: dict[str, Any] | None = None
     imports: dict[str, list[float]] = field(default_factory=dict)
@@ -228,6 +234,30 @@ class Runner:
                         f"({out['us_per_req']:.0f} µs CPU/req)"
                     )
 
+    def inflight(self, urls: dict[str, str], rows: list[str]) -> None:
+        p = self.plan
+        for run in range(p.runs):
+            for row in rows:
+                spec = {
+                    "kind": "window",
+                    "client": row,
+                    "c": INFLIGHT,
+                    "warmup": INFLIGHT,
+                    "window": p.inflight_window,
+                    "rss": True,
+                    "urls": urls,
+                    "expect": REPLY,
+                }
+                out = self.measure(f"{row} inflight", spec)
+                if out is not None:
+                    fig = {k: out[k] for k in ("rps", "us_per_req", "rss_kb_per_in_flight")}
+                    self.results.inflight.setdefault(row, []).append(fig)
+                    self.log(
+                        f"  run {run + 1} {row:28} {INFLIGHT} in flight @500 ms: "
+                        f"{out['rps']:7.0f} req/s, {out['us_per_req']:.0f} µs CPU/req, "
+                        f"{out['rss_kb_per_in_flight']:.1f} KB RSS per request in flight"
+                    )
+
     def cache(self, urls: dict[str, str]) -> None:
         for run in range(self.plan.runs):
             for row in ("aio_cache_hit", "aio_cache_hit_prebuilt"):
@@ -343,6 +373,14 @@ class Runner:
             try:
                 self.log("256 in flight, server latency 50 ms")
                 self.latency(urls, self.rows(LATENCY_ROWS))
+            finally:
+                srv.close()
+        if "inflight" in sections:
+            srv = self.spawn_server(latency=0.5)
+            urls = {"openai": srv.openai_url, "anthropic": srv.url}
+            try:
+                self.log(f"{INFLIGHT} in flight, server latency 500 ms")
+                self.inflight(urls, self.rows(INFLIGHT_ROWS))
             finally:
                 srv.close()
         return self.results

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
+from aio_llm import AsyncLLMClient, ClientConfig
 from aio_llm.testing import FakeLLMServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "recorded"
@@ -96,9 +97,34 @@ def fresh_defaults() -> Iterator[None]:
         reset_defaults()
 
 
+HI = [{"role": "user", "content": "hi"}]
+OPENAI_ANSWER = {
+    "id": "x",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "m",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}}],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+}
+
+
+def openai_client(srv: FakeLLMServer, transport: str, **kwargs: Any) -> AsyncLLMClient:
+    """An "openai" client of ``srv`` on ``transport``, with no retries unless a config says."""
+    config = kwargs.pop("config", None) or ClientConfig(transport=transport, max_retries=0)
+    return AsyncLLMClient(
+        "openai",
+        api_key=kwargs.pop("api_key", "sk-edge"),
+        base_url=srv.openai_url,
+        model="gpt-4o-mini",
+        config=config,
+        **kwargs,
+    )
+
+
 def load_fixture(name: str) -> dict[str, Any]:
     """One recorded provider exchange (see tests/fixtures/recorded/README.md)."""
-    return json.loads((FIXTURES / name).read_text())
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return data
 
 
 def all_fixtures() -> list[str]:

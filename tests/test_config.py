@@ -310,3 +310,11 @@ def test_keyword_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("LLM_MAX_RETRIES", "9")
     assert ClientConfig.from_env(max_retries=1).max_retries == 1
     assert ClientConfig().max_retries == 3  # the constructor alone reads nothing
+
+
+def test_config_repr_hides_passwords_in_urls() -> None:
+    config = ClientConfig(
+        redis_url="redis://:hunter2@cache:6379/0", cache_backend="redis://u:pw@h/1"
+    )
+    assert "hunter2" not in repr(config) and ":pw@" not in repr(config)
+    assert "redis://***@cache:6379/0" in repr(config)

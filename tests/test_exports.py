@@ -28,6 +28,7 @@ DECLARING = [
     "aio_llm.middleware",
     "aio_llm.providers",
     "aio_llm.testing",
+    "aio_llm.transports",
 ]
 
 # The seed's public names (DESIGN §7): each must stay importable from aio_llm itself.

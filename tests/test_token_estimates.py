@@ -5,11 +5,12 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _script():  # type: ignore[no-untyped-def]
+def _script() -> Any:
     path = ROOT / "benchmarks" / "token_estimate_error.py"
     spec = importlib.util.spec_from_file_location("token_estimate_error", path)
     assert spec is not None and spec.loader is not None

@@ -24,7 +24,8 @@ from ..pipeline import (
 )
 from ..providers import Provider, create_provider
 from ..tokens import TokenCount, count_request_tokens
-from ..transports import HTTPTransport, create_transport
+from ..transports._create import create_transport
+from ..transports.base import HTTPTransport
 from ..types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, MessageInput
 from . import _fanout
 from ._progress import Progress

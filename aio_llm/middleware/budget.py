@@ -93,23 +93,16 @@ class BudgetMiddleware:
         input_tokens = None
         if manager.has_budgets:
             input_tokens = estimate_request_tokens(request)
-            try:
-                reservation = await manager.reserve(
-                    request.model,
-                    self.worst_case(request, input_tokens),
-                    user_id=request.user,
-                    project=request.metadata.get("project"),
-                )
-            except BaseException:
-                self._refused += 1
-                raise
+            reservation = await self._reserve(
+                request.model,
+                self.worst_case(request, input_tokens),
+                request.user,
+                request.metadata.get("project"),
+            )
         try:
             response = await next(request)
         except BaseException:
-            if reservation is not None:
-                self._released += 1
-                with anyio.CancelScope(shield=True):
-                    await manager.release(reservation)
+            await self._release(reservation)
             raise
         stream = response.stream
         if stream is not None:
@@ -137,23 +130,12 @@ class BudgetMiddleware:
         if manager.has_budgets:
             price = manager.pricing.get(request.model)
             tokens = sum(estimate_tokens(text) for text in request.texts)
-            try:
-                reservation = await manager.reserve(
-                    request.model,
-                    price.worst_case(tokens, 0) if price is not None else 0.0,
-                    user_id=request.user,
-                    project=project,
-                )
-            except BaseException:
-                self._refused += 1
-                raise
+            worst = price.worst_case(tokens, 0) if price is not None else 0.0
+            reservation = await self._reserve(request.model, worst, request.user, project)
         try:
             response = await next(request)
         except BaseException:
-            if reservation is not None:
-                self._released += 1
-                with anyio.CancelScope(shield=True):
-                    await manager.release(reservation)
+            await self._release(reservation)
             raise
         usage = response.usage
         response.cost = cost = manager.pricing.cost(request.model, usage)
@@ -171,6 +153,22 @@ class BudgetMiddleware:
         with anyio.CancelScope(shield=True):
             await manager.settle(reservation, record)
         return response
+
+    async def _reserve(
+        self, model: str, amount: float, user: str | None, project: str | None
+    ) -> Reservation | None:
+        try:
+            return await self._manager.reserve(model, amount, user_id=user, project=project)
+        except BaseException:
+            self._refused += 1
+            raise
+
+    async def _release(self, reservation: Reservation | None) -> None:
+        """The call failed: nothing was spent (finished even if the caller is cancelled)."""
+        if reservation is not None:
+            self._released += 1
+            with anyio.CancelScope(shield=True):
+                await self._manager.release(reservation)
 
     def _record(
         self, request: ChatRequest, response: ChatResponse, usage: Usage, *, estimated: bool

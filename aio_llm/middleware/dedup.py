@@ -43,7 +43,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, overload
 
 import anyio
 import anyio.abc
@@ -122,8 +122,17 @@ class Deduplicator(TaskGroupHost):
         """Whether a call for ``key`` is in flight now."""
         return key in self._flights
 
-    async def deduplicate(self, key: Hashable, executor: Callable[[], Awaitable[T] | T]) -> T:
-        """Run ``executor()`` once for all concurrent callers of ``key``; return its result."""
+    @overload
+    async def deduplicate(self, key: Hashable, executor: Callable[[], Awaitable[T]]) -> T: ...
+
+    @overload
+    async def deduplicate(self, key: Hashable, executor: Callable[[], T]) -> T: ...
+
+    async def deduplicate(self, key: Hashable, executor: Callable[[], Any]) -> Any:
+        """Run ``executor()`` once for all concurrent callers of ``key``; return its result.
+
+        ``executor`` may be a coroutine function or a plain one.
+        """
         deadline = anyio.current_effective_deadline()
         flight = self._flights.get(key)
         if flight is None:
@@ -131,12 +140,12 @@ class Deduplicator(TaskGroupHost):
             self.calls += 1
             self._spawn(self._run(flight, executor))
             await self._wait(flight, deadline)
-            return cast(T, flight.value)
+            return flight.value
         self.hits += 1
         record_event(EVENT_DEDUP_HIT)
         await self._wait(flight, deadline)
         share = self._share
-        return cast(T, flight.value if share is None else share(flight.value))
+        return flight.value if share is None else share(flight.value)
 
     async def join(self, key: Hashable) -> tuple[bool, Any]:
         """Wait for the call in flight for ``key``: ``(True, value)``, or ``(False, None)``.

@@ -1,64 +1,20 @@
-"""HTTP transports. The modules for aiohttp and httpx are imported only when used."""
+"""HTTP transports behind one small interface (``HTTPTransport``), and our SSE parser.
 
-from __future__ import annotations
+The aiohttp and httpx modules load only when their transport is used.
+"""
 
-from typing import TYPE_CHECKING, Any
+import typing
 
-from .base import DEFAULT_MAX_BODY_SIZE, HTTPTransport, StreamingHTTPResponse
-from .sse import SSEDecoder, SSEEvent
+from .._exports import lazy_exports as _lazy_exports
 
-if TYPE_CHECKING:
-    from .aiohttp import AiohttpTransport
-    from .httpx import HttpxTransport
+if typing.TYPE_CHECKING:
+    from ._create import create_transport as create_transport
+    from .aiohttp import AiohttpTransport as AiohttpTransport
+    from .base import DEFAULT_MAX_BODY_SIZE as DEFAULT_MAX_BODY_SIZE
+    from .base import HTTPTransport as HTTPTransport
+    from .base import StreamingHTTPResponse as StreamingHTTPResponse
+    from .httpx import HttpxTransport as HttpxTransport
+    from .sse import SSEDecoder as SSEDecoder
+    from .sse import SSEEvent as SSEEvent
 
-__all__ = [
-    "DEFAULT_MAX_BODY_SIZE",
-    "AiohttpTransport",
-    "HTTPTransport",
-    "HttpxTransport",
-    "SSEDecoder",
-    "SSEEvent",
-    "StreamingHTTPResponse",
-    "create_transport",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "AiohttpTransport":
-        from .aiohttp import AiohttpTransport
-
-        return AiohttpTransport
-    if name == "HttpxTransport":
-        from .httpx import HttpxTransport
-
-        return HttpxTransport
-    raise AttributeError(name)
-
-
-def create_transport(
-    kind: str = "aiohttp", http_client: object = None, **options: Any
-) -> HTTPTransport:
-    """Build the transport named ``kind``, or the one that fits ``http_client``."""
-    if http_client is not None:
-        mod = type(http_client).__module__
-        if mod.startswith("httpx"):
-            from .httpx import HttpxTransport
-
-            return HttpxTransport(http_client, **options)  # type: ignore[arg-type]
-        if mod.startswith("aiohttp"):
-            from .aiohttp import AiohttpTransport
-
-            return AiohttpTransport(http_client, **options)  # type: ignore[arg-type]
-        raise TypeError(
-            "http_client must be an httpx.AsyncClient or an aiohttp.ClientSession, "
-            f"not {type(http_client).__name__}"
-        )
-    if kind == "aiohttp":
-        from .aiohttp import AiohttpTransport
-
-        return AiohttpTransport(**options)
-    if kind == "httpx":
-        from .httpx import HttpxTransport
-
-        return HttpxTransport(**options)
-    raise ValueError(f"unknown transport {kind!r}: expected 'aiohttp' or 'httpx'")
+__all__, __getattr__, __dir__ = _lazy_exports(__name__)

@@ -36,7 +36,7 @@ def make_client(srv: FakeLLMServer, transport: str, **kwargs: Any) -> AsyncLLMCl
         api_key=API_KEY,
         base_url=srv.openai_url,
         model="gpt-4o-mini",
-        config=ClientConfig(transport=transport),  # type: ignore[arg-type]
+        config=ClientConfig(transport=transport),
         **kwargs,
     )
 
@@ -102,7 +102,7 @@ async def test_gather_respects_concurrency_and_order(server: FakeLLMServer, tran
 async def test_gather_fail_fast_cancels_siblings(server: FakeLLMServer, transport: str) -> None:
     server.enqueue(Fault.status(400), *[Fault.latency(5)] * 19)
     reqs = [
-        ChatRequest(model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{i}"}])  # type: ignore[list-item]
+        ChatRequest(model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{i}"}])
         for i in range(20)
     ]
     async with make_client(server, transport) as c:
@@ -149,7 +149,7 @@ async def test_deadline_covers_the_call(server: FakeLLMServer, transport: str) -
             await c.chat(HELLO, timeout=0.2)
         assert anyio.current_time() - start < 2
         with pytest.raises(TimeoutError):  # APITimeoutError is a TimeoutError too
-            await c.chat(request=ChatRequest(model="m", messages=HELLO, timeout=0.1))  # type: ignore[arg-type]
+            await c.chat(request=ChatRequest(model="m", messages=HELLO, timeout=0.1))
 
 
 @pytest.mark.anyio
@@ -246,7 +246,7 @@ async def test_anthropic_round_trip(server: FakeLLMServer, transport: str) -> No
         "anthropic",
         api_key=API_KEY,
         base_url=server.url,
-        config=ClientConfig(transport=transport),  # type: ignore[arg-type]
+        config=ClientConfig(transport=transport),
         middleware=[],
     ) as c:
         r = await c.chat(

@@ -15,7 +15,7 @@ import pytest
 
 from aio_llm import APITimeoutError, AsyncLLMClient, ChatRequest, ChatResponse
 from aio_llm.middleware import Dedup
-from aio_llm.pipeline import Next
+from aio_llm.pipeline import MiddlewareLike, Next
 from aio_llm.providers import MockProvider
 
 pytestmark = pytest.mark.anyio
@@ -47,7 +47,7 @@ class Sleep:
         return await next(request)
 
 
-def make_client(*middleware: object) -> AsyncLLMClient:
+def make_client(*middleware: MiddlewareLike) -> AsyncLLMClient:
     return AsyncLLMClient(MockProvider("hi"), middleware=list(middleware), model="m")
 
 
@@ -79,7 +79,7 @@ async def test_the_request_timeout_and_the_client_default_apply_when_the_call_gi
     client.config = client.config.model_copy(update={"timeout": 40.0})
     async with client as c:
         await c.chat(HELLO)
-        await c.chat(request=ChatRequest(model="m", messages=HELLO, timeout=20))  # type: ignore[arg-type]
+        await c.chat(request=ChatRequest(model="m", messages=HELLO, timeout=20))
     now = anyio.current_time()
     assert now + 30 < probe.deadlines[0] <= now + 40
     assert now + 10 < probe.deadlines[1] <= now + 20

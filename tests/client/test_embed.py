@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from aio_llm import (
+    APITimeoutError,
     AsyncLLMClient,
     BudgetExceededError,
     CircuitOpenError,
@@ -28,7 +29,7 @@ EMBED = "/v1/embeddings"
 def client(srv: FakeLLMServer, transport: str, **kwargs: Any) -> AsyncLLMClient:
     kwargs.setdefault(
         "config",
-        ClientConfig(transport=transport, retry_base_delay=0.001, retry_max_delay=0.002),  # type: ignore[arg-type]
+        ClientConfig(transport=transport, retry_base_delay=0.001, retry_max_delay=0.002),
     )
     return AsyncLLMClient("openai", api_key="sk-embed", base_url=srv.openai_url, **kwargs)
 
@@ -46,7 +47,7 @@ async def test_the_breaker_opens_for_a_failing_embedding_model(
     server: FakeLLMServer, transport: str
 ) -> None:
     server.set_fault(Fault.status(500), path=EMBED)
-    config = ClientConfig(transport=transport, max_retries=0, circuit_failure_threshold=2)  # type: ignore[arg-type]
+    config = ClientConfig(transport=transport, max_retries=0, circuit_failure_threshold=2)
     async with client(server, transport, config=config) as c:
         for _ in range(2):
             with pytest.raises(ServerError):
@@ -73,7 +74,7 @@ async def test_embeddings_are_priced_and_count_against_budgets(
 
 
 async def test_the_rate_limiter_admits_embeddings(server: FakeLLMServer, transport: str) -> None:
-    config = ClientConfig(transport=transport, rpm=6000)  # type: ignore[arg-type]
+    config = ClientConfig(transport=transport, rpm=6000)
     async with client(server, transport, config=config) as c:
         await c.embed("x", model=MODEL)
         assert c.metrics()["ratelimit.requests.admitted"] >= 1
@@ -82,7 +83,7 @@ async def test_the_rate_limiter_admits_embeddings(server: FakeLLMServer, transpo
 async def test_tracing_records_an_embeddings_span(
     server: FakeLLMServer, transport: str, otel: OTel
 ) -> None:
-    config = ClientConfig(transport=transport)  # type: ignore[arg-type]
+    config = ClientConfig(transport=transport)
     probe = AsyncLLMClient("openai", api_key="sk-embed", base_url=server.openai_url, config=config)
     chain = default_middleware(config, providers=probe.providers, default_provider="openai")
     traced = Tracing(
@@ -98,7 +99,8 @@ async def test_tracing_records_an_embeddings_span(
     assert span.name == f"embeddings {MODEL}"
     attrs = dict(span.attributes or {})
     assert attrs["gen_ai.operation.name"] == "embeddings"
-    assert attrs["gen_ai.usage.input_tokens"] > 0
+    tokens = attrs["gen_ai.usage.input_tokens"]
+    assert isinstance(tokens, int) and tokens > 0
 
 
 async def test_invalid_embedding_requests_are_refused_before_sending(
@@ -111,3 +113,11 @@ async def test_invalid_embedding_requests_are_refused_before_sending(
         with pytest.raises(InvalidRequestError):
             await c.embed("x", model=MODEL, provider="nope")
     assert server.request_count == 0
+
+
+@pytest.mark.anyio
+async def test_an_embed_deadline_is_an_api_timeout(server: FakeLLMServer, transport: str) -> None:
+    server.enqueue(Fault.hang(), path="/v1/embeddings")
+    async with client(server, transport) as c:
+        with pytest.raises(APITimeoutError):
+            await c.embed("hello", model="text-embedding-3-small", timeout=0.2)

@@ -147,7 +147,7 @@ def test_keys_include_the_schema() -> None:
 @pytest.mark.anyio
 async def test_cache_semantic_cache_and_dedup_never_share_across_formats() -> None:
     mock = MockProvider()
-    middleware = [Cache(), SemanticCache(threshold=0.5), Dedup()]
+    middleware: list[Any] = [Cache(), SemanticCache(threshold=0.5), Dedup()]
     async with AsyncLLMClient(mock, middleware=middleware, config=ClientConfig()) as c:
         a = await c.chat(ASK, model="m", response_format=City)
         b = await c.chat(ASK, model="m", response_format=Town)
@@ -234,7 +234,8 @@ async def test_each_attempt_is_traced_and_budgeted(server: FakeLLMServer) -> Non
     metrics = manager.get_metrics()
     assert metrics.total_requests == 2
     # the response carries both attempts' cost, as the ledger charged them
-    assert r.cost == pytest.approx(metrics.total_cost) and r.cost > 0
+    assert r.cost is not None and r.cost > 0
+    assert r.cost == pytest.approx(metrics.total_cost)
     tracer.shutdown()
 
 

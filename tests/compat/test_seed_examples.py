@@ -346,7 +346,7 @@ async def test_performance_optimization() -> None:
     async def call_llm() -> dict[str, str]:
         nonlocal llm_calls
         llm_calls += 1
-        await anyio.sleep(0.01)  # let the concurrent callers pile up on the dedup
+        await anyio.lowlevel.checkpoint()
         return {"content": "Paris"}
 
     request_key = request_hash = "capital-of-france"
@@ -378,7 +378,10 @@ async def test_performance_optimization() -> None:
     )
 
     # Deduplication
+    gate = anyio.Event()  # holds the one upstream call until every caller is waiting
+
     async def expensive_call() -> dict[str, str]:
+        await gate.wait()
         return await call_llm()
 
     dedup = get_deduplicator()
@@ -394,6 +397,8 @@ async def test_performance_optimization() -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(5):
             tg.start_soon(one_caller)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
     assert results == [{"content": "Paris"}] * 5
     assert llm_calls == 2  # five concurrent callers, one upstream call
 

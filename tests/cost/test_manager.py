@@ -24,8 +24,8 @@ from aio_llm.testing.clock import FakeClock
 UTC = dt.UTC
 
 
-def at(*args: int) -> float:
-    return dt.datetime(*args, tzinfo=UTC).timestamp()
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> float:
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
 
 
 def clock_at(ts: float) -> FakeClock:

@@ -30,7 +30,7 @@ def request(i: int = 0, **kw: object) -> ChatRequest:
         "max_tokens": 500,
     }
     fields.update(kw)
-    return ChatRequest(**fields)  # type: ignore[arg-type]
+    return ChatRequest(**fields)
 
 
 def real_usage(req: ChatRequest, output: int, cached: int = 0) -> Usage:
@@ -51,7 +51,7 @@ def answer(req: ChatRequest, output: int = 100, **kw: object) -> ChatResponse:
         provider="fake",
         content="ok",
         usage=real_usage(req, output),
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
@@ -142,7 +142,8 @@ async def test_hard_limit_refuses_before_anything_is_sent() -> None:
     with pytest.raises(BudgetExceededError) as err:
         await mw(request(max_tokens=4000), next_)  # worst case $0.04 > $0.001
     assert calls == 0
-    assert err.value.budget == "daily" and err.value.requested > 0.001
+    assert err.value.budget == "daily"
+    assert err.value.requested is not None and err.value.requested > 0.001
     assert (await mw(request(max_tokens=50), next_)).cost is not None  # a small one fits
     assert calls == 1
 

@@ -8,8 +8,7 @@ import pytest
 from aio_llm import AsyncLLMClient, ClientConfig
 from aio_llm.testing import FakeLLMServer
 
-HELLO = [{"role": "user", "content": "the same question"}]
-ONE_ANSWER = {"temperature": 0}  # dedup merges requests meant to give one answer
+HELLO = [{"role": "user", "content": "the same question"}]  # with temperature=0: one answer
 
 
 def client(srv: FakeLLMServer, **kwargs: object) -> AsyncLLMClient:
@@ -29,7 +28,7 @@ async def test_default_chain_sends_one_request_for_1000_identical_chats() -> Non
         answers: list[str] = []
 
         async def ask() -> None:
-            answers.append((await c.chat(HELLO, **ONE_ANSWER)).content)
+            answers.append((await c.chat(HELLO, temperature=0)).content)
 
         async with anyio.create_task_group() as tg:
             for _ in range(1000):
@@ -47,17 +46,18 @@ async def test_cancelling_the_first_caller_still_answers_the_others() -> None:
 
         async def leader() -> None:
             with first:
-                await c.chat(HELLO, **ONE_ANSWER)
+                await c.chat(HELLO, temperature=0)
 
         async def follower() -> None:
-            answers.append((await c.chat(HELLO, **ONE_ANSWER)).content)
+            answers.append((await c.chat(HELLO, temperature=0)).content)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(leader)
             await srv.wait_until(lambda s: s.in_flight == 1, timeout=5)
             for _ in range(999):
                 tg.start_soon(follower)
-            await anyio.sleep(0.05)
+            while c.metrics()["dedup.hits"] < 999:  # every follower is waiting on the call
+                await anyio.lowlevel.checkpoint()
             first.cancel()
         assert answers == ["Echo: the same question"] * 999
         assert srv.request_count == 1  # the shared call outlived the caller that started it

@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from aio_llm.errors import CircuitOpenError, RateLimitExceededError, error_for_status
+from aio_llm.errors import CircuitOpenError, RateLimitExceededError, ServerError, error_for_status
 from aio_llm.middleware import (
     CircuitBreakerConfig,
     CircuitBreakerMiddleware,
@@ -105,7 +105,7 @@ async def test_two_limiters_share_one_limit(redis_url: str) -> None:
         for i in range(16):
             await (a if i % 2 else b)(request(model), answer)
         elapsed = time.monotonic() - start
-        assert 0.9 <= elapsed <= 2.0  # 16 = 6 at once + 10 paced at 10/s, whoever sends
+        assert elapsed >= 0.9  # 16 = 6 at once + 10 paced at 10/s, whoever sends
         delayed = (
             a.metrics()["ratelimit.requests.delayed"],
             b.metrics()["ratelimit.requests.delayed"],
@@ -260,7 +260,7 @@ async def test_an_open_circuit_is_seen_by_other_processes(redis_url: str) -> Non
         raise error_for_status(503, "down")
 
     try:
-        with pytest.raises(Exception):  # noqa: B017
+        with pytest.raises(ServerError):
             await a(request("m"), down)
         with pytest.raises(CircuitOpenError) as info:
             await b(request("m"), down)
@@ -291,7 +291,7 @@ async def test_circuit_with_unreachable_redis_degrades_to_local(
             raise error_for_status(500, "down")
 
         for _ in range(2):
-            with pytest.raises(Exception):  # noqa: B017
+            with pytest.raises(ServerError):
                 await mw(request("m"), down)
         assert mw.breaker(None, "m").state is CircuitState.OPEN  # local state still works
     finally:

@@ -271,7 +271,7 @@ def test_images_and_documents_in_either_shape(kind: str) -> None:
             "file": {"file_data": f"data:application/pdf;base64,{PDF_B64}", "filename": "a.pdf"},
         },
     ]
-    anthropic_parts = [
+    anthropic_parts: list[dict[str, Any]] = [
         {"type": "text", "text": "Look"},
         {
             "type": "image",
@@ -374,7 +374,7 @@ def test_unknown_parts_pass_to_typed_formats_and_are_refused_elsewhere() -> None
 # -- tools, tool_choice, response_format ------------------------------------------------------
 
 SCHEMA = {"type": "object", "properties": {"q": {"type": "string"}}}
-TOOL_SHAPES = {
+TOOL_SHAPES: dict[str, dict[str, Any]] = {
     "openai": {
         "type": "function",
         "function": {"name": "find", "description": "d", "parameters": SCHEMA},
@@ -404,7 +404,7 @@ def test_built_in_tools_pass_through_unchanged() -> None:
     assert wire("openai-responses", [{"role": "user", "content": "q"}], tools=[search])[
         "tools"
     ] == [search]
-    google = {"googleSearch": {}}
+    google: dict[str, Any] = {"googleSearch": {}}
     assert wire("gemini", [{"role": "user", "content": "q"}], tools=[google])["tools"] == [google]
 
 

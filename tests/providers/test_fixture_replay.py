@@ -49,7 +49,7 @@ def client_for(provider: str, srv: FakeLLMServer, transport: str) -> AsyncLLMCli
         provider,
         api_key="sk-replay-key",
         base_url=base,
-        config=ClientConfig(transport=transport),  # type: ignore[arg-type]
+        config=ClientConfig(transport=transport),
         middleware=[],
     )
 
@@ -61,7 +61,9 @@ def sse_events(body: str) -> list[tuple[str, str]]:
 
 
 def expected_openai_stream(body: str) -> dict[str, Any]:
-    text, tools, usage, finish, error = [], {}, None, None, None
+    text: list[str] = []
+    tools: dict[int, dict[str, Any]] = {}
+    usage, finish, error = None, None, None
     for _, data in sse_events(body):
         if data == "[DONE]":
             continue
@@ -142,7 +144,7 @@ def assert_complete(obj: object) -> None:
 
 
 def same_json(a: str, b: str) -> bool:
-    return json.loads(a or "{}") == json.loads(b or "{}")
+    return bool(json.loads(a or "{}") == json.loads(b or "{}"))
 
 
 @pytest.mark.parametrize("name", FIXTURES)

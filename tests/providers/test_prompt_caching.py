@@ -146,7 +146,7 @@ def expected_cost(model: str, fresh: int, read: int, five: int, hour: int, out: 
 @pytest.mark.anyio
 async def test_anthropic_cache_writes_and_reads_are_priced_apart(server: FakeLLMServer) -> None:
     model = "claude-sonnet-4-5"
-    ask = [
+    ask: list[dict[str, Any]] = [
         {"role": "system", "content": [{"type": "text", "text": LONG, "cache_control": HOUR}]},
         {"role": "user", "content": "A question"},
     ]
@@ -184,7 +184,7 @@ async def test_five_minute_and_one_hour_writes_in_one_request(server: FakeLLMSer
 
 @pytest.mark.anyio
 async def test_bedrock_and_openrouter_report_cache_tokens(server: FakeLLMServer) -> None:
-    ask = [
+    ask: list[dict[str, Any]] = [
         {"role": "system", "content": [{"type": "text", "text": LONG, "cache_control": EPHEMERAL}]},
         {"role": "user", "content": "A question"},
     ]

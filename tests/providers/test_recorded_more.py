@@ -38,7 +38,8 @@ ERRORS = {400: BadRequestError, 404: NotFoundError}
 
 
 def load(name: str) -> dict[str, Any]:
-    return json.loads((DIR / name).read_text())
+    data: dict[str, Any] = json.loads((DIR / name).read_text())
+    return data
 
 
 def test_all_47_cases_are_here() -> None:
@@ -72,11 +73,11 @@ def api_of(fx: dict[str, Any]) -> str:
 def model_of(fx: dict[str, Any]) -> str:
     path = fx["request"]["path"].partition("?")[0]
     if fx["provider"] == "gemini":
-        return path.rpartition("/models/")[2].partition(":")[0]
+        return str(path.rpartition("/models/")[2].partition(":")[0])
     if fx["provider"] == "bedrock":
         return unquote(path.split("/")[2])
     if "/deployments/" in path:
-        return path.split("/")[3]
+        return str(path.split("/")[3])
     return str(fx["request"]["body"]["model"])
 
 
@@ -331,7 +332,7 @@ def expected_bedrock_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
         output,
         cached,
         0,
-        FINISH["bedrock"][stop],
+        FINISH["bedrock"][str(stop)],
         thinking=len(reasoning_blocks),
     )
 
@@ -432,7 +433,7 @@ async def test_replay(name: str, server: FakeLLMServer, transport: str) -> None:
     if fmt is not None and api != "anthropic":
         params["response_format"] = fmt
     streamed = fx["kind"] == "stream" or fx["request"]["path"].endswith("converse-stream")
-    config = ClientConfig(transport=transport)  # type: ignore[arg-type]
+    config = ClientConfig(transport=transport)
     async with AsyncLLMClient(provider, config=config, middleware=[]) as client:
         if fx["kind"] == "error":
             status = fx["response"]["status"]

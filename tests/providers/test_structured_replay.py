@@ -48,11 +48,13 @@ class CityLocation(BaseModel):
 
 
 def load(name: str) -> dict[str, Any]:
-    return json.loads((DIR / name).read_text())
+    data: dict[str, Any] = json.loads((DIR / name).read_text())
+    return data
 
 
 def body_of(fx: dict[str, Any]) -> dict[str, Any]:
-    return dict(json.loads(fx["response"]["body_text"]))
+    body: dict[str, Any] = json.loads(fx["response"]["body_text"])
+    return body
 
 
 # -- the recorded answer, read with plain json -------------------------------------------
@@ -87,7 +89,7 @@ def gemini_text(fx: dict[str, Any]) -> str:
 
 
 def gemini_stream_text(fx: dict[str, Any]) -> str:
-    text = []
+    text: list[str] = []
     for block in fx["response"]["body_text"].replace("\r\n", "\n").split("\n\n"):
         if block.startswith("data: "):
             chunk = json.loads(block[6:])
@@ -285,7 +287,7 @@ def model_of(fx: dict[str, Any]) -> str:
 async def test_replayed_and_parsed(case: Case, server: FakeLLMServer, transport: str) -> None:
     fx = load(case.fixture)
     server.enqueue(Fault.from_recording(fx))
-    config = ClientConfig(transport=transport)  # type: ignore[arg-type]
+    config = ClientConfig(transport=transport)
     messages = [{"role": "user", "content": "replayed"}]
     model = model_of(fx)
     async with AsyncLLMClient(

@@ -79,7 +79,7 @@ def client(
     kind: str, srv: FakeLLMServer, transport: str, *, retries: int = 0, **mock: Any
 ) -> AsyncLLMClient:
     config = ClientConfig(
-        transport=transport,  # type: ignore[arg-type]
+        transport=transport,
         retry_base_delay=0.01,
         max_validation_retries=retries,
     )
@@ -203,7 +203,7 @@ async def test_raw_schema_and_json_object_give_decoded_json(
 async def test_a_refusal_is_typed_not_raised(
     kind: str, server: FakeLLMServer, transport: str
 ) -> None:
-    mock = {"refusal": "I can't help with that."} if kind == "mock" else {}
+    mock: dict[str, Any] = {"refusal": "I can't help with that."} if kind == "mock" else {}
     async with client(kind, server, transport, **mock) as c:
         r = await c.chat(ask("REFUSE this"), response_format=City)
         assert r.parsed is None and r.refusal
@@ -222,7 +222,7 @@ async def test_a_refusal_is_typed_not_raised(
 async def test_an_answer_that_does_not_fit_raises_with_raw_and_errors(
     kind: str, server: FakeLLMServer, transport: str
 ) -> None:
-    mock = {"default_response": '{"unexpected": true}'} if kind == "mock" else {}
+    mock: dict[str, Any] = {"default_response": '{"unexpected": true}'} if kind == "mock" else {}
     async with client(kind, server, transport, **mock) as c:
         with pytest.raises(OutputValidationError) as info:
             await c.chat(ask("SCHEMA_MISMATCH please"), response_format=City)

@@ -7,7 +7,9 @@ import json
 import struct
 import uuid
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +19,7 @@ from aio_llm import EventStreamError, StreamError
 from aio_llm.transports.eventstream import (
     MAX_MESSAGE_LENGTH,
     EventStreamDecoder,
+    EventStreamMessage,
     encode_message,
 )
 
@@ -29,11 +32,8 @@ def recorded(name: str) -> tuple[bytes, list[dict[str, object]]]:
     return base64.b64decode(fx["response"]["body_b64"]), fx["response"]["events"]
 
 
-def decoded(messages: list[object]) -> list[dict[str, object]]:
-    return [
-        {"headers": m.headers, "payload": json.loads(m.payload)}  # type: ignore[attr-defined]
-        for m in messages
-    ]
+def decoded(messages: Sequence[EventStreamMessage]) -> list[dict[str, object]]:
+    return [{"headers": m.headers, "payload": json.loads(m.payload)} for m in messages]
 
 
 @pytest.mark.parametrize("name", STREAMS)
@@ -68,7 +68,14 @@ def test_any_split_gives_the_same_events(cuts: list[int]) -> None:
 
 def test_encode_then_decode_every_header_type() -> None:
     ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
-    headers = {"s": "text", "b": b"\x00\x01", "t": True, "f": False, "i": -5, "u": ident}
+    headers: dict[str, Any] = {
+        "s": "text",
+        "b": b"\x00\x01",
+        "t": True,
+        "f": False,
+        "i": -5,
+        "u": ident,
+    }
     frame = encode_message(headers, b'{"x": 1}')
     (message,) = EventStreamDecoder().feed(frame)
     assert message.headers == headers and message.payload == b'{"x": 1}'

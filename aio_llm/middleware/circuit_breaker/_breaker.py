@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+R = TypeVar("R", ChatRequest, EmbeddingRequest)
 P = ParamSpec("P")
 
 
@@ -323,13 +324,7 @@ class CircuitBreakerMiddleware:
         b = self._breakers.get((request.provider or self._default_provider, request.model))
         if b is None:
             b = self.breaker(request.provider, request.model)
-        started = self._clock.now()
-        generation = await self._admit(b, started)
-        try:
-            response = await next(request)
-        except BaseException as exc:
-            await self._failed(b, generation, exc, started)
-            raise
+        response, generation, started = await self._through(b, next, request)
         stream = response.stream
         if stream is None:
             b._record_success(generation, started)
@@ -340,27 +335,28 @@ class CircuitBreakerMiddleware:
     async def embed(self, request: EmbeddingRequest, next: EmbedNext) -> EmbeddingResponse:
         """Embedding requests count toward (and are refused by) the same per-model breaker."""
         b = self.breaker(request.provider, request.model)
+        response, generation, started = await self._through(b, next, request)
+        b._record_success(generation, started)
+        return response
+
+    async def _through(
+        self, b: CircuitBreaker, call: Callable[[R], Awaitable[T]], request: R
+    ) -> tuple[T, int, float]:
+        """``call(request)`` if ``b`` lets it through; a failure is recorded and raised."""
         started = self._clock.now()
         generation = await self._admit(b, started)
         try:
-            response = await next(request)
+            return await call(request), generation, started
         except BaseException as exc:
-            await self._failed(b, generation, exc, started)
+            if b._record_error(generation, exc, started) and self._shared is not None:
+                await self._publish(b.name, b)
             raise
-        b._record_success(generation, started)
-        return response
 
     async def _admit(self, b: CircuitBreaker, now: float) -> int:
         """Let a call through ``b`` or raise ``CircuitOpenError``; its generation."""
         if self._shared is not None:
             await self._check_shared(b, now)
         return b._admit(now)
-
-    async def _failed(
-        self, b: CircuitBreaker, generation: int, exc: BaseException, started: float
-    ) -> None:
-        if b._record_error(generation, exc, started) and self._shared is not None:
-            await self._publish(b.name, b)
 
     async def _check_shared(self, b: CircuitBreaker, now: float) -> None:
         shared = self._shared

@@ -35,7 +35,9 @@ arrival order without a queue of futures.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio
 
@@ -49,6 +51,9 @@ from ..events import EVENT_RATE_LIMITED, record_event
 from ._state import GCRABucket, TargetLimits
 
 __all__ = ["GCRABucket", "RateLimit", "RateLimitConfig", "RateLimitStatistics", "TargetLimits"]
+
+T = TypeVar("T")
+R = TypeVar("R", ChatRequest, EmbeddingRequest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,23 +194,8 @@ class RateLimit:
         t = self._targets.get((request.provider or self._default_provider, request.model))
         if t is None:
             t = self._target((request.provider or self._default_provider, request.model))
-        lim = t.limits
-        clock = self._clock
-        tokens = 0.0
-        if lim.active:
-            if lim.counts_tokens:
-                tokens = float(estimate_request_tokens(request) + (request.max_tokens or 0))
-            await self._admit(t, tokens)
-        else:
-            lim.count(clock.now())
-            t.admitted += 1
-        try:
-            response = await next(request)
-        except RateLimitError as exc:
-            t.throttled += 1
-            if exc.code != "insufficient_quota":  # out of credit: slowing down won't help
-                lim.on_rate_limited(clock.now(), exc.retry_after)
-            raise
+        response, tokens = await self._through(t, _chat_tokens, next, request)
+        lim, clock = t.limits, self._clock
         headers = response.headers
         if headers is not None and self._config.learn_from_headers:
             lim.on_headers(headers, clock.now(), clock.time())
@@ -225,28 +215,39 @@ class RateLimit:
     async def embed(self, request: EmbeddingRequest, next: EmbedNext) -> EmbeddingResponse:
         """Embedding requests take room in the same per-model limits (their texts' tokens)."""
         t = self._target((request.provider or self._default_provider, request.model))
+        response, tokens = await self._through(t, _embed_tokens, next, request)
+        lim = t.limits
+        if lim.factor < 1.0:
+            lim.on_success()
+        if tokens and self._redis is None and response.usage.total_tokens > 0:
+            lim.on_usage(self._clock.now(), tokens, float(response.usage.total_tokens))
+        return response
+
+    async def _through(
+        self,
+        t: _Target,
+        estimate: Callable[[R], float],
+        call: Callable[[R], Awaitable[T]],
+        request: R,
+    ) -> tuple[T, float]:
+        """Wait for room for ``request`` in ``t``, then ``call`` it; (answer, tokens booked)."""
         lim = t.limits
         clock = self._clock
         tokens = 0.0
         if lim.active:
             if lim.counts_tokens:
-                tokens = float(sum(estimate_tokens(text) for text in request.texts))
+                tokens = estimate(request)
             await self._admit(t, tokens)
         else:
             lim.count(clock.now())
             t.admitted += 1
         try:
-            response = await next(request)
+            return await call(request), tokens
         except RateLimitError as exc:
             t.throttled += 1
-            if exc.code != "insufficient_quota":
+            if exc.code != "insufficient_quota":  # out of credit: slowing down won't help
                 lim.on_rate_limited(clock.now(), exc.retry_after)
             raise
-        if lim.factor < 1.0:
-            lim.on_success()
-        if tokens and self._redis is None and response.usage.total_tokens > 0:
-            lim.on_usage(clock.now(), tokens, float(response.usage.total_tokens))
-        return response
 
     async def _admit(self, t: _Target, tokens: float) -> None:
         """Wait for room for one request of ``tokens`` tokens, and book it."""
@@ -375,3 +376,11 @@ class RateLimit:
     def __repr__(self) -> str:
         parts = [f"{t.name}={t.limits.effective()}" for t in self._targets.values()]
         return f"<RateLimit {self._config.backend} {', '.join(parts) or 'no targets yet'}>"
+
+
+def _chat_tokens(request: ChatRequest) -> float:
+    return float(estimate_request_tokens(request) + (request.max_tokens or 0))
+
+
+def _embed_tokens(request: EmbeddingRequest) -> float:
+    return float(sum(estimate_tokens(text) for text in request.texts))

@@ -72,16 +72,22 @@ class Instruments:
         )
 
 
-def request_attributes(request: ChatRequest, ep: Endpoint) -> dict[str, AttributeValue]:
+def operation_attributes(operation: str, model: str, ep: Endpoint) -> dict[str, AttributeValue]:
+    """What every GenAI span starts with: the operation, the model and where it goes."""
     attrs: dict[str, AttributeValue] = {
-        "gen_ai.operation.name": OPERATION,
-        "gen_ai.request.model": request.model,
+        "gen_ai.operation.name": operation,
+        "gen_ai.request.model": model,
     }
     if ep.provider is not None:
         attrs["gen_ai.provider.name"] = ep.provider
     if ep.address is not None and ep.port is not None:
         attrs["server.address"] = ep.address
         attrs["server.port"] = ep.port
+    return attrs
+
+
+def request_attributes(request: ChatRequest, ep: Endpoint) -> dict[str, AttributeValue]:
+    attrs = operation_attributes(OPERATION, request.model, ep)
     if request.stream:
         attrs["gen_ai.request.stream"] = True
     if request.max_tokens is not None:

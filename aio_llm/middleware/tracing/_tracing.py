@@ -49,6 +49,7 @@ from ._genai import (
     endpoint,
     messages_json,
     metric_attributes,
+    operation_attributes,
     output_json,
     request_attributes,
     response_attributes,
@@ -208,16 +209,9 @@ class Tracing:
         tracer = self._tracer
         if tracer is None:
             return await next(request)
-        ep = self._endpoint_for(request.provider)
-        attributes: dict[str, AttributeValue] = {
-            "gen_ai.operation.name": "embeddings",
-            "gen_ai.request.model": request.model,
-        }
-        if ep.provider is not None:
-            attributes["gen_ai.provider.name"] = ep.provider
-        if ep.address is not None and ep.port is not None:
-            attributes["server.address"] = ep.address
-            attributes["server.port"] = ep.port
+        attributes = operation_attributes(
+            "embeddings", request.model, self._endpoint_for(request.provider)
+        )
         span = tracer.start_span(
             f"embeddings {request.model}", kind=SpanKind.CLIENT, attributes=attributes
         )

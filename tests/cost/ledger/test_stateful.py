@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -33,7 +33,7 @@ KEYS = list(LIMITS)
 NOW = 1_767_225_600.0
 
 
-class _Ops:
+class _Ops(Protocol):
     """The sync operations of one ledger backend."""
 
     def reserve(self, res: Reservation) -> Any: ...

@@ -409,7 +409,7 @@ async def test_redis_entries_are_json_without_secrets(redis_url: str) -> None:
         keys = await raw.keys(f"{namespace}:*")
         assert len(keys) == 1 and secret.encode() not in keys[0]
         value = await raw.get(keys[0])
-        assert secret.encode() not in value
+        assert isinstance(value, bytes) and secret.encode() not in value
         entry = json.loads(value)
         assert entry["t"] == "chat" and entry["v"]["content"] == "answer 1" and entry["v"]["cached"]
         hit = await cache(_request("json please"), Upstream())

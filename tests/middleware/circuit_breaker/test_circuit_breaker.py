@@ -13,11 +13,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from aio_llm.errors import (
     APIConnectionError,
+    APIStatusError,
     APITimeoutError,
     BudgetExceededError,
     CircuitBreakerOpenError,
     CircuitOpenError,
     RateLimitExceededError,
+    ServerError,
     StreamError,
     error_for_status,
 )
@@ -297,8 +299,9 @@ async def test_slow_probe_counts_as_a_failed_probe() -> None:
 async def test_caller_errors_do_not_open_the_breaker() -> None:
     breaker = CircuitBreaker("svc", CircuitBreakerConfig(failure_threshold=1), clock=FakeClock())
     for status in (400, 401, 403, 404, 422):
-        with pytest.raises(Exception):  # noqa: B017 - any of the typed errors
+        with pytest.raises(APIStatusError) as info:
             await breaker.call(fail, error_for_status(status, "your fault"))
+        assert info.value.status_code == status
     assert breaker.state is CircuitState.CLOSED
     assert breaker.statistics().ignored == 5
 
@@ -368,7 +371,7 @@ async def test_middleware_keeps_one_breaker_per_provider_and_model() -> None:
     up = Upstream()
     up.errors = [error_for_status(503, "down"), error_for_status(503, "down")]
     for _ in range(2):
-        with pytest.raises(Exception):  # noqa: B017
+        with pytest.raises(ServerError):
             await mw(request("a"), up)
     with pytest.raises(CircuitOpenError) as info:
         await mw(request("a"), up)
@@ -397,7 +400,7 @@ async def test_middleware_bounds_concurrent_probes() -> None:
         CircuitBreakerConfig(failure_threshold=1, half_open_max_calls=2, success_threshold=2),
         clock=clock,
     )
-    with pytest.raises(Exception):  # noqa: B017
+    with pytest.raises(ServerError):
         await mw(request(), _raiser(error_for_status(500, "x")))
     clock.advance(60)
     gate = anyio.Event()
@@ -509,7 +512,7 @@ async def test_stream_closed_early_releases_the_probe() -> None:
     mw = CircuitBreakerMiddleware(
         CircuitBreakerConfig(failure_threshold=1, half_open_max_calls=1), clock=clock
     )
-    with pytest.raises(Exception):  # noqa: B017
+    with pytest.raises(APIConnectionError):
         await mw(request(stream=True), _raiser(APIConnectionError("down")))
     clock.advance(60)
     response = await mw(request(stream=True), streaming_next(ScriptedSource(2)))

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from aio_llm.errors import RateLimitExceededError, error_for_status
+from aio_llm.errors import RateLimitError, RateLimitExceededError, error_for_status
 from aio_llm.middleware import RateLimit, RateLimitConfig
 from aio_llm.middleware.ratelimit._state import GCRABucket, TargetLimits, parse_reset
 from aio_llm.testing.clock import FakeClock
@@ -283,7 +283,7 @@ async def test_429_holds_for_retry_after_and_cuts_the_rate_once_per_volley() -> 
         raise error_for_status(429, "slow down", headers={"retry-after": "3"})
 
     async def one() -> None:
-        with pytest.raises(Exception):  # noqa: B017
+        with pytest.raises(RateLimitError):
             await rl(request(), throttled)
 
     async with anyio.create_task_group() as tg:  # three requests in flight, three 429s
@@ -311,7 +311,7 @@ async def test_429_without_a_known_limit_starts_one_at_the_sent_rate_then_drops_
     for _ in range(40):
         await rl(request(), up)
     up.errors = [error_for_status(429, "slow down")]
-    with pytest.raises(Exception):  # noqa: B017
+    with pytest.raises(RateLimitError):
         await rl(request(), up)
     lim = rl.limits(None, "m")
     assert lim.active
@@ -327,7 +327,7 @@ async def test_insufficient_quota_is_not_a_reason_to_slow_down() -> None:
     rl = limiter(clock, rpm=60)
     up = Upstream()
     up.errors = [error_for_status(429, "pay up", code="insufficient_quota")]
-    with pytest.raises(Exception):  # noqa: B017
+    with pytest.raises(RateLimitError):
         await rl(request(), up)
     assert rl.limits(None, "m").factor == 1.0
 
