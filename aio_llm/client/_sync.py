@@ -13,7 +13,7 @@ import atexit
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -22,6 +22,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ..tokens import TokenCount
 from ..types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput
 from ._client import USE_CLIENT_DEFAULT, AsyncLLMClient, RequestLike, Timeout
+from ._progress import Progress
+
+if TYPE_CHECKING:
+    from ..cost.manager import CostManager
 
 __all__ = ["LLMClient"]
 
@@ -57,7 +61,7 @@ class LLMClient:
         return self._client
 
     @property
-    def cost_manager(self) -> Any:
+    def cost_manager(self) -> CostManager:
         return self._client.cost_manager
 
     def __enter__(self) -> LLMClient:
@@ -167,7 +171,7 @@ class LLMClient:
         *,
         concurrency: int = 16,
         return_exceptions: bool = False,
-        progress: Any = False,
+        progress: Progress = False,
     ) -> list[ChatResponse | BaseException]:
         portal = self._check()
         items = list(requests)

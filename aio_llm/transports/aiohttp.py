@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
@@ -110,7 +111,10 @@ class AiohttpTransport:
     def _timeout_for_call(self) -> aiohttp.ClientTimeout:
         """No read timer when a deadline around the call comes before it could fire."""
         read = self._read_timeout
-        if read is None or anyio.current_effective_deadline() - anyio.current_time() <= read:
+        if read is None:
+            return self._connect_only
+        # anyio's deadlines are on the loop's clock (asyncio: loop.time())
+        if anyio.current_effective_deadline() - asyncio.get_running_loop().time() <= read:
             return self._connect_only
         return self._timeout
 
