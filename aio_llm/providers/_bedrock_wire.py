@@ -5,7 +5,7 @@ Request: system and developer turns become ``system`` blocks; user turns
 calls are ``toolUse`` blocks, tool results ``toolResult`` blocks in a user
 message; images and documents go inline as base64 ``bytes`` (or an
 ``s3://`` location); Anthropic ``cache_control`` becomes a ``cachePoint``
-after the block. Reasoning blocks go back as ``reasoningContent`` with
+after the block (with its ``ttl``, 5m or 1h). Reasoning blocks go back as ``reasoningContent`` with
 their signature. ``response_format`` becomes ``outputConfig.textFormat``.
 
 Answer: ``text`` blocks are the content, ``reasoningContent`` the reasoning
@@ -106,7 +106,7 @@ _DOC_FORMATS = {
     "text/markdown": "md",
 }
 _DOC_NAME = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
-_CACHE_POINT = {"cachePoint": {"type": "default"}}
+_CACHE_TTLS = frozenset({"5m", "1h"})
 
 
 # -- request ----------------------------------------------------------------------------
@@ -220,14 +220,25 @@ def refusal_of(stop: object) -> str | None:
     return None
 
 
+def _cache_point(cache: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``cachePoint`` block for a ``cache_control`` marker, its ``ttl`` (5m or 1h) kept."""
+    point: dict[str, Any] = {"type": "default"}
+    ttl = cache.get("ttl")
+    if ttl is not None:
+        if ttl not in _CACHE_TTLS:
+            raise InvalidRequestError(f"Bedrock takes a cache ttl of '5m' or '1h', not {ttl!r}")
+        point["ttl"] = ttl
+    return {"cachePoint": point}
+
+
 def _with_cache(block: dict[str, Any], cache: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    return [block, dict(_CACHE_POINT)] if cache is not None else [block]
+    return [block, _cache_point(cache)] if cache is not None else [block]
 
 
 def _blocks(part: Part) -> list[dict[str, Any]]:
     if isinstance(part, Text):
         if not part.text:
-            return [dict(_CACHE_POINT)] if part.cache is not None else []
+            return [_cache_point(part.cache)] if part.cache is not None else []
         return _with_cache({"text": part.text}, part.cache)
     if isinstance(part, Opaque):
         raise InvalidRequestError(
@@ -350,7 +361,15 @@ def usage_from_wire(data: object) -> Usage:
     prompt = int_field(data.get("inputTokens")) + read + write
     output = int_field(data.get("outputTokens"))
     total = int_field(data.get("totalTokens")) or prompt + output
-    return make_usage(prompt, output, total, read, write, 0)
+    details = data.get("cacheDetails")  # writes by TTL, when one-hour cache points were set
+    hour = 0
+    if isinstance(details, list):
+        hour = sum(
+            int_field(d.get("inputTokens"))
+            for d in details
+            if isinstance(d, Mapping) and d.get("ttl") == "1h"
+        )
+    return make_usage(prompt, output, total, read, write, 0, cache_creation_1h_input_tokens=hour)
 
 
 def parse_response(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from aio_llm import AsyncLLMClient, ClientConfig
+from aio_llm import AsyncLLMClient, ClientConfig, InvalidRequestError
 from aio_llm.cost import PricingTable
 from aio_llm.testing import FakeLLMServer
 from tests.kinds import make_provider
@@ -200,3 +200,56 @@ async def test_bedrock_and_openrouter_report_cache_tokens(server: FakeLLMServer)
         assert again.usage.cached_input_tokens == prefix, kind
         assert again.cost is not None and first.cost is not None
         assert again.cost < first.cost, kind
+
+
+@pytest.mark.anyio
+async def test_bedrock_cache_points_keep_their_ttl_and_hour_writes_are_priced(
+    server: FakeLLMServer,
+) -> None:
+    model = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    ask: list[dict[str, Any]] = [
+        {"role": "system", "content": [{"type": "text", "text": LONG, "cache_control": HOUR}]},
+        {
+            "role": "user",
+            "content": "A question",
+            "cache_control": {"type": "ephemeral", "ttl": "5m"},
+        },
+    ]
+    async with AsyncLLMClient(make_provider("bedrock", server), config=ClientConfig()) as c:
+        first = await c.chat(ask, model=model)
+        body = server.last_request.json()
+        assert body["system"][1] == {"cachePoint": {"type": "default", "ttl": "1h"}}
+        assert body["messages"][0]["content"][1] == {"cachePoint": {"type": "default", "ttl": "5m"}}
+        again = await c.chat(ask, model=model)
+        ledger = c.cost_manager.get_metrics()
+        with pytest.raises(InvalidRequestError, match="'5m' or '1h'"):
+            bad = [
+                {
+                    "role": "user",
+                    "content": "Q",
+                    "cache_control": {"type": "ephemeral", "ttl": "2h"},
+                }
+            ]
+            await c.chat(bad, model=model)
+    prefix = len(LONG.split())
+    u = first.usage
+    # the fake writes up to the last mark (5m); Converse reports the writes by TTL
+    assert u.cache_creation_input_tokens == prefix + 2
+    assert u.cache_creation_1h_input_tokens == 0
+    assert again.usage.cached_input_tokens == prefix + 2
+    assert ledger.total_cost == pytest.approx((first.cost or 0) + (again.cost or 0))
+    # a one-hour write alone: reported in cacheDetails and priced at the 1h rate
+    hour_only: list[dict[str, Any]] = [
+        {
+            "role": "system",
+            "content": [{"type": "text", "text": LONG + " v2", "cache_control": HOUR}],
+        },
+        {"role": "user", "content": "A question"},
+    ]
+    async with AsyncLLMClient(make_provider("bedrock", server), config=ClientConfig()) as c:
+        r = await c.chat(hour_only, model=model)
+    v = r.usage
+    assert v.cache_creation_input_tokens == v.cache_creation_1h_input_tokens == prefix + 1
+    assert r.cost == pytest.approx(
+        expected_cost(model, v.input_tokens - prefix - 1, 0, 0, prefix + 1, v.output_tokens)
+    )

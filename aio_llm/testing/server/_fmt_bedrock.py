@@ -98,13 +98,17 @@ def _tools(config: object) -> list[dict[str, Any]] | None:
 
 
 def _usage(a: Answer) -> dict[str, Any]:
-    return {
+    usage: dict[str, Any] = {
         "inputTokens": a.input_tokens - a.cache_read - a.cache_write,
         "outputTokens": a.output_tokens,
         "totalTokens": a.input_tokens + a.output_tokens,
         "cacheReadInputTokens": a.cache_read,
         "cacheWriteInputTokens": a.cache_write,
     }
+    if a.cache_write:  # writes by TTL, one hour first, as Converse sorts them
+        details = [("1h", a.cache_write_1h), ("5m", a.cache_write - a.cache_write_1h)]
+        usage["cacheDetails"] = [{"ttl": t, "inputTokens": n} for t, n in details if n]
+    return usage
 
 
 _MEDIA = ("image", "document", "video", "audio")
