@@ -134,6 +134,8 @@ class Turn:
     thinking: tuple[ThinkingBlock, ...] = ()
     results: tuple[ToolResult, ...] = ()
     name: str | None = None
+    calls_cache: JSONDict | None = None
+    """A message-level ``cache_control`` of a turn with tool calls: its last call's block."""
 
     @property
     def text(self) -> str:
@@ -197,8 +199,10 @@ def _mark_last(turn: Turn, cache: JSONDict) -> Turn:
         raw = {**last.raw, "cache_control": dict(cache)} if last.raw is not None else None
         marked = dataclasses.replace(last, cache=cache, raw=raw)
         return dataclasses.replace(turn, results=(*turn.results[:-1], marked))
-    if turn.tool_calls or not turn.parts:
-        return turn  # a call-only turn: Anthropic would take it on the tool_use; rare, skipped
+    if turn.tool_calls:  # the calls come last: the marker goes on the last one's block
+        return dataclasses.replace(turn, calls_cache=cache)
+    if not turn.parts:
+        return turn  # nothing to mark
     return dataclasses.replace(turn, parts=(*turn.parts[:-1], _with_cache(turn.parts[-1], cache)))
 
 
@@ -237,6 +241,7 @@ def _assistant(m: Message, names: dict[str, str]) -> Turn:
     parts: list[Part] = []
     calls: list[ToolCall] = []
     thinking: list[ThinkingBlock] = list(m.thinking or ())
+    calls_cache: JSONDict | None = None
     content = m.content
     if isinstance(content, str):
         if content:
@@ -250,6 +255,8 @@ def _assistant(m: Message, names: dict[str, str]) -> Turn:
                     raise InvalidRequestError("a tool_use block needs an id and a name")
                 args = block.get("input")
                 calls.append(make_tool_call(ident, name, _json.dumps_text(args or {})))
+                if isinstance(block.get("cache_control"), Mapping):
+                    calls_cache = block["cache_control"]  # kept on the turn's last call
             elif kind == "thinking":
                 sig = block.get("signature")
                 thinking.append(
@@ -265,7 +272,14 @@ def _assistant(m: Message, names: dict[str, str]) -> Turn:
     calls.extend(m.tool_calls or ())
     for tc in calls:
         names[tc.id] = tc.name
-    return Turn("assistant", tuple(parts), tuple(calls), tuple(thinking), name=m.name)
+    return Turn(
+        "assistant",
+        tuple(parts),
+        tuple(calls),
+        tuple(thinking),
+        name=m.name,
+        calls_cache=calls_cache if calls else None,
+    )
 
 
 def _tool_result(block: JSONDict, names: Mapping[str, str]) -> ToolResult:

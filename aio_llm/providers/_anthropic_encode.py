@@ -219,6 +219,8 @@ def _assistant_blocks(turn: Turn) -> str | list[dict[str, Any]]:
         {"type": "tool_use", "id": tc.id, "name": tc.name, "input": tool_arguments(tc)}
         for tc in turn.tool_calls
     )
+    if turn.calls_cache is not None:
+        blocks[-1]["cache_control"] = dict(turn.calls_cache)
     return blocks
 
 

@@ -298,6 +298,8 @@ def _assistant(turn: Turn) -> list[dict[str, Any]]:
         {"toolUse": {"toolUseId": tc.id, "name": tc.name, "input": tool_arguments(tc)}}
         for tc in turn.tool_calls
     )
+    if turn.calls_cache is not None:
+        blocks.append(_cache_point(turn.calls_cache))
     return blocks
 
 

@@ -231,7 +231,9 @@ def _turn_to_wire(turn: Turn, markers: bool = False) -> list[dict[str, Any]]:
     plain = turn.plain_text
     if role == "assistant":
         text = turn.text
-        if text or not turn.tool_calls:
+        if markers and any(isinstance(p, Text) and p.cache is not None for p in turn.parts):
+            msg["content"] = [part_to_wire(p, markers) for p in turn.parts if isinstance(p, Text)]
+        elif text or not turn.tool_calls:
             msg["content"] = text
         if turn.tool_calls:
             msg["tool_calls"] = [_call_to_wire(tc) for tc in turn.tool_calls]

@@ -253,3 +253,72 @@ async def test_bedrock_cache_points_keep_their_ttl_and_hour_writes_are_priced(
     assert r.cost == pytest.approx(
         expected_cost(model, v.input_tokens - prefix - 1, 0, 0, prefix + 1, v.output_tokens)
     )
+
+
+def agent_history() -> list[dict[str, Any]]:
+    """A tool loop whose assistant turns are marked: one in OpenAI's shape, one in Anthropic's."""
+    call = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+    return [
+        {"role": "user", "content": "Look two rules up"},
+        {
+            "role": "assistant",
+            "content": "Looking",
+            "tool_calls": [call],
+            "cache_control": EPHEMERAL,
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "rule one"},
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "c2",
+                    "name": "lookup",
+                    "input": {},
+                    "cache_control": HOUR,
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c2", "content": "rule two"},
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_marked_turn_with_tool_calls_marks_its_last_call(server: FakeLLMServer) -> None:
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    async with AsyncLLMClient(make_provider("anthropic", server), config=ClientConfig()) as c:
+        await c.chat(agent_history(), model="claude-sonnet-4-5", tools=[tool])
+        body = server.last_request.json()
+    assert sorted(markers(body)) == [
+        "messages.1.content.1.cache_control",
+        "messages.3.content.0.cache_control",
+    ]
+    assert body["messages"][1]["content"][1]["type"] == "tool_use"
+    assert body["messages"][3]["content"][0]["cache_control"] == HOUR
+    async with AsyncLLMClient(make_provider("bedrock", server), config=ClientConfig()) as c:
+        model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+        await c.chat(agent_history(), model=model, tools=[tool])
+        body = server.last_request.json()
+    assert sorted(markers(body)) == [
+        "messages.1.content.2.cachePoint",
+        "messages.3.content.1.cachePoint",
+    ]
+    assert "toolUse" in body["messages"][1]["content"][1]
+    assert body["messages"][3]["content"][1] == {"cachePoint": {"type": "default", "ttl": "1h"}}
+
+
+@pytest.mark.anyio
+async def test_openrouter_gets_a_marked_assistant_text_as_a_part(server: FakeLLMServer) -> None:
+    history = [
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": "Hi there", "cache_control": EPHEMERAL},
+        {"role": "user", "content": "Go on"},
+    ]
+    async with AsyncLLMClient(make_provider("openrouter", server), config=ClientConfig()) as c:
+        await c.chat(history, model="anthropic/claude-sonnet-4.5")
+        body = server.last_request.json()
+    assert body["messages"][1] == {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "Hi there", "cache_control": EPHEMERAL}],
+    }
+    assert markers(body) == ["messages.1.content.0.cache_control"]
