@@ -309,7 +309,7 @@ async def test_a_marked_turn_with_tool_calls_marks_its_last_call(server: FakeLLM
 
 @pytest.mark.anyio
 async def test_openrouter_gets_a_marked_assistant_text_as_a_part(server: FakeLLMServer) -> None:
-    history = [
+    history: list[dict[str, Any]] = [
         {"role": "user", "content": "Hello"},
         {"role": "assistant", "content": "Hi there", "cache_control": EPHEMERAL},
         {"role": "user", "content": "Go on"},
