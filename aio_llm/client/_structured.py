@@ -19,12 +19,17 @@ from ..errors import OutputValidationError
 from ..pipeline import Next
 from ..types import ChatRequest, ChatResponse, Message
 
-__all__ = ["parse_output", "send_structured"]
+__all__ = ["ATTEMPT_KEY", "parse_output", "send_structured"]
 
 _ERRORS_SHOWN = 20
 
 
-def _reask(request: ChatRequest, error: OutputValidationError) -> ChatRequest:
+ATTEMPT_KEY = "aio_llm.validation_attempt"
+"""The ``metadata`` key a re-ask carries: which attempt it is (2 for the first re-ask).
+Tracing records it as ``aio_llm.validation.attempt``; metadata is never part of a key."""
+
+
+def _reask(request: ChatRequest, error: OutputValidationError, attempt: int) -> ChatRequest:
     """``request`` with the invalid answer and its errors appended, instructor-style."""
     lines = [f"- {where(e)}: {e.get('msg')}" for e in error.errors[:_ERRORS_SHOWN]]
     if len(error.errors) > _ERRORS_SHOWN:
@@ -39,7 +44,8 @@ def _reask(request: ChatRequest, error: OutputValidationError) -> ChatRequest:
         Message(role="assistant", content=error.raw or " "),
         Message(role="user", content=feedback),
     ]
-    return request.model_copy(update={"messages": messages})
+    metadata = {**request.metadata, ATTEMPT_KEY: attempt}
+    return request.model_copy(update={"messages": messages, "metadata": metadata})
 
 
 def _add_cost(response: ChatResponse, spent: float | None) -> None:
@@ -67,6 +73,6 @@ async def send_structured(
             error.attempts = attempt
             raise error
         spent += response.cost or 0.0
-        request = _reask(request, error)
         attempt += 1
+        request = _reask(request, error, attempt)
         response = await handler(request)

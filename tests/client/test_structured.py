@@ -231,6 +231,10 @@ async def test_each_attempt_is_traced_and_budgeted(server: FakeLLMServer) -> Non
     assert r.parsed == City(name="test", population=1)
     spans = exporter.get_finished_spans()
     assert len(spans) == 2  # the invalid answer and the re-ask
+    first, reask = sorted(spans, key=lambda s: s.start_time or 0)
+    assert first.attributes is not None and reask.attributes is not None
+    assert "aio_llm.validation.attempt" not in first.attributes
+    assert reask.attributes["aio_llm.validation.attempt"] == 2
     metrics = manager.get_metrics()
     assert metrics.total_requests == 2
     # the response carries both attempts' cost, as the ledger charged them
