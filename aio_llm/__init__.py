@@ -32,16 +32,18 @@ if typing.TYPE_CHECKING:
     from .errors import APITimeoutError as APITimeoutError
     from .errors import AuthenticationError as AuthenticationError
     from .errors import BadRequestError as BadRequestError
+    from .errors import BatchCancelledError as BatchCancelledError
+    from .errors import BatchError as BatchError
+    from .errors import BatchExpiredError as BatchExpiredError
     from .errors import BudgetExceededError as BudgetExceededError
     from .errors import CircuitOpenError as CircuitOpenError
     from .errors import ConfigurationError as ConfigurationError
     from .errors import ConflictError as ConflictError
     from .errors import ContentFilterError as ContentFilterError
     from .errors import ContextWindowExceededError as ContextWindowExceededError
-    from .errors import EventStreamError as EventStreamError
     from .errors import InvalidRequestError as InvalidRequestError
     from .errors import LLMError as LLMError
-    from .errors import MediaError as MediaError
+    from .errors import MissingExtraError as MissingExtraError
     from .errors import NotFoundError as NotFoundError
     from .errors import OutputValidationError as OutputValidationError
     from .errors import OverloadedError as OverloadedError

@@ -1,4 +1,4 @@
-"""The ``aio-llm`` command (also ``python -m aio_llm``): chat, demo, fake-server."""
+"""The ``aio-llm`` command (also ``python -m aio_llm``): chat, demo, fake-server, batch run."""
 
 from __future__ import annotations
 
@@ -47,8 +47,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     fake.add_argument("--stream-chunks", type=int, default=20)
     fake.add_argument("--fault-rate", type=float, default=0.0, help="share of random faults")
 
+    batch = sub.add_parser("batch", help="durable, resumable JSONL jobs")
+    batch_sub = batch.add_subparsers(dest="batch_command", required=True)
+    run = batch_sub.add_parser(
+        "run",
+        help="answer every line of a JSONL file (rerun the same command to resume)",
+        description="Each input line is an OpenAI batch-input line (custom_id, body) or a plain "
+        "chat request. Results are checkpointed in OUT.checkpoint.sqlite3 as they arrive: "
+        "after a crash or Ctrl-C the same command sends only what has no result yet.",
+    )
+    run.add_argument("input", help="the JSONL file of requests")
+    run.add_argument("--out", "-o", required=True, help="where the JSONL results go")
+    run.add_argument(
+        "--via",
+        choices=["live", "batch"],
+        default="live",
+        help="live fan-out, or the provider's Batch API (half price, <= 24 h)",
+    )
+    run.add_argument("--concurrency", "-c", type=int, default=16)
+    run.add_argument("--budget", type=float, default=None, help="USD cap for the whole job")
+    run.add_argument("--provider", "-p", default=None)
+    run.add_argument("--model", "-m", default=None, help="for lines that name none")
+    run.add_argument("--retry-failed", action="store_true", help="send failed lines again")
+    run.add_argument("--poll-interval", type=float, default=10.0, help="batch polling, seconds")
+    run.add_argument("--no-progress", action="store_true")
+
     args = parser.parse_args(argv)
     try:
+        if args.command == "batch":
+            return anyio.run(_batch_run, args)
         if args.command == "chat":
             return anyio.run(_chat, args)
         if args.command == "demo":
@@ -79,6 +106,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         raise
     return 2
+
+
+async def _batch_run(args: argparse.Namespace) -> int:
+    from .batch import run_jsonl
+    from .client._client import AsyncLLMClient
+
+    async with AsyncLLMClient(args.provider, model=args.model) as client:
+        summary = await run_jsonl(
+            client,
+            args.input,
+            args.out,
+            via=args.via,
+            concurrency=args.concurrency,
+            budget=args.budget,
+            retry_failed=args.retry_failed,
+            progress=not args.no_progress,
+            poll_interval=args.poll_interval,
+            max_poll_interval=max(60.0, args.poll_interval),
+        )
+    print(summary)
+    return 0 if summary.pending == 0 else 3
 
 
 async def _chat(args: argparse.Namespace) -> int:

@@ -100,8 +100,16 @@ class ClientConfig(BaseModel):
     cache_backend: str = "memory"
     """``memory`` or a Redis URL."""
     cache_max_entries: int = Field(default=10_000, gt=0)
+    semantic_cache_max_error: float | None = Field(default=None, gt=0, lt=1)
+    """Turns the semantic cache on, serving hits only while at most this share of them is
+    wrong (learned from observed outcomes, see docs/caching.md); None: off."""
     semantic_cache_threshold: float | None = Field(default=None, gt=0, le=1)
-    """Cosine similarity above which a semantic hit is served; None: off."""
+    """A fixed similarity from which semantic hits are served, with no error bound; None: off."""
+    semantic_cache_embedder: str = "local"
+    """``local`` (offline, lexical), ``minilm`` (offline model, extra ``minilm``) or
+    ``provider:<embedding model>`` (the provider's embeddings through ``client.embed``)."""
+    semantic_cache_backend: str = "memory"
+    """``memory`` or a Redis URL (entries and outcomes shared by every process)."""
     dedup_enabled: bool = True
 
     daily_budget: float | None = Field(default=None, ge=0)

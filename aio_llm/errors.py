@@ -19,6 +19,9 @@ The hierarchy::
         ├── APIResponseError                a 2xx answer that could not be read (bad JSON)
         │   └── StreamError                 a stream that broke off or sent an in-band error
         │       └── EventStreamError        a binary event-stream frame failed a length or CRC check
+        ├── BatchError                      a provider batch refused or did not run a request
+        │   ├── BatchExpiredError           the batch expired before the request ran
+        │   └── BatchCancelledError         the batch was cancelled before the request ran
         └── APIStatusError                  the provider answered with an error status
             ├── BadRequestError             400
             │   ├── ContextWindowExceededError  the prompt does not fit the model
@@ -52,6 +55,9 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchCancelledError",
+    "BatchError",
+    "BatchExpiredError",
     "BudgetExceededError",
     "CircuitBreakerOpenError",
     "CircuitOpenError",
@@ -64,6 +70,7 @@ __all__ = [
     "LLMError",
     "MediaError",
     "MediaTooLargeError",
+    "MissingExtraError",
     "NotFoundError",
     "OutputValidationError",
     "OverloadedError",
@@ -86,6 +93,11 @@ class LLMError(Exception):
 
 class ConfigurationError(LLMError, ValueError):
     """The client's settings are invalid or incomplete (e.g. a missing API key)."""
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names
+    the extra to install (``pip install 'aio-llm[semantic]'``)."""
 
 
 class InvalidRequestError(LLMError, ValueError):
@@ -344,6 +356,26 @@ class ServerError(APIStatusError):
 
 class OverloadedError(ServerError):
     status_code = 529
+
+
+class BatchError(APIError):
+    """A provider batch refused the request or ended without running it (``batch_id``: which)."""
+
+    def __init__(self, message: str, *, batch_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.batch_id = batch_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rebuild, (cls, message, kwargs) = super().__reduce__()
+        return rebuild, (cls, message, {**kwargs, "batch_id": self.batch_id})
+
+
+class BatchExpiredError(BatchError):
+    """The provider batch expired (its completion window passed) before the request ran."""
+
+
+class BatchCancelledError(BatchError):
+    """The provider batch was cancelled before the request ran."""
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

@@ -72,6 +72,7 @@ LINKED_PAGES = [
     "reliability.md",
     "migration.md",
     "troubleshooting.md",
+    "batch.md",
 ]
 
 

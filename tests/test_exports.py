@@ -21,11 +21,13 @@ import aio_llm
 
 DECLARING = [
     "aio_llm",
+    "aio_llm.batch",
     "aio_llm.compat",
     "aio_llm.cost",
     "aio_llm.cost.ledger",
     "aio_llm.embeddings",
     "aio_llm.middleware",
+    "aio_llm.middleware.semantic_cache",
     "aio_llm.providers",
     "aio_llm.testing",
     "aio_llm.transports",

@@ -17,7 +17,7 @@ import inspect
 import itertools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..clock import SYSTEM_CLOCK, Clock
@@ -147,17 +147,25 @@ class CostManager:
     # -- ledger-backed operations (the budget middleware) -------------------------------------
 
     async def reserve(
-        self, model: str, amount: float, *, user_id: str | None = None, project: str | None = None
+        self,
+        model: str,
+        amount: float,
+        *,
+        user_id: str | None = None,
+        project: str | None = None,
+        ttl: float | None = None,
     ) -> Reservation | None:
         """Set ``amount`` USD aside in every budget that applies, or raise ``BudgetExceededError``.
 
-        Returns ``None`` when no budget applies (nothing to settle).
+        Returns ``None`` when no budget applies (nothing to settle). ``ttl``
+        (default ``reservation_ttl``) is how long the reservation counts if
+        it is never settled; a provider batch reserves for its whole window.
         """
         now = self._clock.time()
         claims = self._book.claims(model, user_id, project, now)
         if not claims:
             return None
-        ttl = self.reservation_ttl
+        ttl = self.reservation_ttl if ttl is None else ttl
         rid = f"{self._id_prefix}{next(self._ids)}"
         res = Reservation(rid, claims, to_nanos(amount, ceil=True), now + ttl)
         try:
@@ -191,6 +199,29 @@ class CostManager:
         except LedgerUnavailableError as exc:
             self._stats.ledger_errors += 1
             logger.warning("could not record $%s in the budget ledger: %s", record.cost, exc)
+
+    async def settle_many(
+        self, reservation: Reservation | None, records: Sequence[UsageRecord], summary: UsageRecord
+    ) -> None:
+        """Settle one reservation that covered many requests (a provider batch).
+
+        Each of ``records`` is counted in the metrics; the ledger is charged
+        their total once, with ``summary`` (the batch as one usage row) as
+        its record. Committed on return.
+        """
+        now = self._clock.time()
+        for record in records:
+            self._stats.add(record)
+        actual = sum(record_cost_nanos(r) for r in records)
+        try:
+            if reservation is not None:
+                self._observe(await self._ledger.settle(reservation, actual, now, summary), now)
+            elif self._book.budgets or self._memory is None:
+                claims = self._book.claims(summary.model, summary.user_id, summary.project, now)
+                self._observe(await self._ledger.charge(claims, actual, now, summary), now)
+        except LedgerUnavailableError as exc:
+            self._stats.ledger_errors += 1
+            logger.warning("could not record $%s in the budget ledger: %s", summary.cost, exc)
 
     def record_nowait(self, row: UsageRow) -> None:
         """``settle(None, UsageRecord(*row))`` on the in-process ledger, without an await."""

@@ -22,6 +22,10 @@ How a ``Usage`` is charged: ``input_tokens`` counts every prompt token;
 ``output_tokens`` (reasoning tokens included) at the output price. A cost
 the provider reported itself (``Usage.provider_cost``, OpenRouter) wins
 over the table.
+
+Requests sent through a provider's Batch API are billed at a discount
+(``PricingTable.batch_discount``: 50% at OpenAI and Anthropic); a model
+entry may carry its own ``batch_discount``.
 """
 
 from __future__ import annotations
@@ -223,16 +227,21 @@ def _opt(value: Any) -> float | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _packaged() -> tuple[str, dict[str, ModelPrice], dict[str, str]]:
+def _packaged() -> tuple[str, dict[str, ModelPrice], dict[str, str], dict[str, float]]:
     raw = json.loads(resources.files(__package__).joinpath("pricing.json").read_text("utf-8"))
     prices: dict[str, ModelPrice] = {}
     aliases: dict[str, str] = {}
+    discounts = {
+        k: float(v) for k, v in raw.get("batch_discount", {}).items() if isinstance(v, int | float)
+    }
     for model, data in raw["models"].items():
         key = _canonical(model)
         prices[key] = _price_from(model, data)
         for alias in data.get("aliases", ()):
             aliases[_canonical(alias)] = key
-    return str(raw["checked"]), prices, aliases
+        if "batch_discount" in data:
+            discounts[key] = float(data["batch_discount"])
+    return str(raw["checked"]), prices, aliases, discounts
 
 
 class PricingTable:
@@ -242,10 +251,19 @@ class PricingTable:
     leak into another. Lookups are cached per model name.
     """
 
-    __slots__ = ("_aliases", "_own", "_prices", "_resolved", "_warned", "checked")
+    __slots__ = (
+        "_aliases",
+        "_discounts",
+        "_own",
+        "_prices",
+        "_resolved",
+        "_warned",
+        "checked",
+    )
 
     def __init__(self, *, packaged: bool = True) -> None:
-        checked, prices, aliases = _packaged() if packaged else ("", {}, {})
+        checked, prices, aliases, discounts = _packaged() if packaged else ("", {}, {}, {})
+        self._discounts = dict(discounts)
         self.checked = checked
         """The date (ISO) the packaged prices were checked."""
         self._prices = dict(prices)
@@ -319,6 +337,25 @@ class PricingTable:
                     )
                 return price
         return None
+
+    def batch_discount(self, provider: str, model: str | None = None) -> float:
+        """The fraction taken off the price for requests sent through ``provider``'s Batch API.
+
+        ``provider`` is the provider kind (``"openai"``, ``"anthropic"``); a
+        model's own entry wins. 0.0 when the table knows of no discount.
+        """
+        if model is not None:
+            for key in _candidates(model):
+                found = self._discounts.get(self._aliases.get(key, key))
+                if found is not None:
+                    return found
+        return self._discounts.get(_canonical(provider), 0.0)
+
+    def set_batch_discount(self, provider_or_model: str, discount: float) -> None:
+        """Set the Batch API discount (0.0-1.0) of a provider kind or of one model."""
+        if not 0.0 <= discount <= 1.0:
+            raise ValueError("discount must be between 0.0 and 1.0")
+        self._discounts[_canonical(provider_or_model)] = discount
 
     def __contains__(self, model: object) -> bool:
         return isinstance(model, str) and self.get(model) is not None

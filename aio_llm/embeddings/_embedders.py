@@ -17,26 +17,25 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import anyio.abc
-import numpy as np
-import numpy.typing as npt
 
+from .._extras import require_numpy
 from .._task_host import TaskGroupHost
 from ..clock import SYSTEM_CLOCK, Clock
 from ..types import EmbeddingResponse, Usage
-from ._index import VectorIndex
-from ._local import LocalEmbedder
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "BatcherStatistics",
     "ClientEmbedder",
     "Embedder",
     "EmbeddingBatcher",
-    "LocalEmbedder",
-    "VectorIndex",
 ]
 
 SendFn = Callable[[list[str], str], Awaitable[EmbeddingResponse]]
@@ -68,8 +67,10 @@ class ClientEmbedder:
         self.model = model
 
     async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        numpy = require_numpy("ClientEmbedder")
         response = await self.client.embed(list(texts), model=self.model)
-        return np.asarray(response.vectors, dtype=np.float32)
+        vectors: npt.NDArray[np.float32] = numpy.asarray(response.vectors, dtype=numpy.float32)
+        return vectors
 
     def __repr__(self) -> str:
         return f"ClientEmbedder(model={self.model!r})"

@@ -29,9 +29,16 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+from .._extras import missing
+
+try:
+    import numpy as np
+except ImportError as exc:
+    raise missing("numpy", "semantic", "LocalEmbedder") from exc
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = ["LocalEmbedder"]
 

@@ -56,6 +56,11 @@ if typing.TYPE_CHECKING:
     from .retry._retry import RetryStrategy as RetryStrategy
     from .retry._retry import is_retryable as is_retryable
     from .retry._retry import is_transient as is_transient
+    from .semantic_cache import ErrorBound as ErrorBound
+    from .semantic_cache import LexicalVerifier as LexicalVerifier
+    from .semantic_cache import LLMJudge as LLMJudge
+    from .semantic_cache import RedisStore as RedisStore
+    from .semantic_cache import SameAnswer as SameAnswer
     from .semantic_cache import SemanticCache as SemanticCache
     from .semantic_cache import SemanticCacheStatistics as SemanticCacheStatistics
     from .tracing._observability import Observability as Observability

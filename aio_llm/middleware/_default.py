@@ -24,6 +24,7 @@ def default_middleware(
     default_provider: str | None = None,
     tenant: Any = None,
     observability: Any = None,
+    client: Any = None,
 ) -> list[MiddlewareLike]:
     """A fresh default chain for ``config``, outermost first (see the module docstring)."""
     from ._keys import RequestKeyer
@@ -49,18 +50,10 @@ def default_middleware(
         from .cache._cache import Cache
 
         chain.append(Cache.from_config(config, keyer=keyer, clock=clock))
-    if config.semantic_cache_threshold is not None:
+    if config.semantic_cache_max_error is not None or config.semantic_cache_threshold is not None:
         from .semantic_cache import SemanticCache
 
-        chain.append(
-            SemanticCache(
-                threshold=config.semantic_cache_threshold,
-                ttl=config.cache_ttl,
-                max_entries=config.cache_max_entries,
-                keyer=keyer,
-                clock=clock,
-            )
-        )
+        chain.append(SemanticCache.from_config(config, keyer=keyer, clock=clock, client=client))
     if config.dedup_enabled:
         chain.append(Dedup(keyer=keyer))
     chain.append(BudgetMiddleware(cost_manager))

@@ -128,6 +128,8 @@ class AiohttpTransport:
                 data=content,
                 headers=headers,
                 timeout=self._timeout_for_call(),
+                # never follow: aiohttp would carry x-api-key (and the body) to any host
+                allow_redirects=False,
             )
         except TimeoutError as exc:
             raise APITimeoutError("timed out connecting or waiting for the response") from exc
@@ -167,10 +169,17 @@ class AiohttpTransport:
         return resp.status, resp.headers, body
 
     async def stream(
-        self, method: str, url: str, headers: Mapping[str, str], content: bytes
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes,
+        *,
+        max_body_size: int | None = None,
     ) -> _AiohttpStream:
         resp = await self._send(method, url, headers, content)
-        return _AiohttpStream(resp, self._max_body_size)
+        limit = self._max_body_size if max_body_size is None else max_body_size
+        return _AiohttpStream(resp, limit)
 
     async def aclose(self) -> None:
         if self._owned and self._session is not None:

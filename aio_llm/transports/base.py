@@ -3,6 +3,8 @@
 Two implementations: ``AiohttpTransport`` (the default) and ``HttpxTransport``.
 Both raise only aio_llm errors: ``APIConnectionError`` / ``APITimeoutError`` for
 network failures, ``APIResponseError`` for an answer over the size limit.
+Neither follows redirects: a 3xx is returned as it is, so no header (an API
+key) ever travels to the host a ``Location`` names.
 """
 
 from __future__ import annotations
@@ -45,9 +47,19 @@ class HTTPTransport(Protocol):
         ...
 
     async def stream(
-        self, method: str, url: str, headers: Mapping[str, str], content: bytes
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes,
+        *,
+        max_body_size: int | None = None,
     ) -> StreamingHTTPResponse:
-        """Send and return once the status line and headers have arrived."""
+        """Send and return once the status line and headers have arrived.
+
+        ``max_body_size`` replaces the transport's limit for this response (a
+        caller that writes the body to disk as it comes needs none).
+        """
         ...
 
     async def aclose(self) -> None:

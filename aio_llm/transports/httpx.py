@@ -113,10 +113,17 @@ class HttpxTransport:
         return resp.status_code, resp.headers, body
 
     async def stream(
-        self, method: str, url: str, headers: Mapping[str, str], content: bytes
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes,
+        *,
+        max_body_size: int | None = None,
     ) -> _HttpxStream:
         resp = await self._send(method, url, headers, content)
-        return _HttpxStream(resp, self._max_body_size)
+        limit = self._max_body_size if max_body_size is None else max_body_size
+        return _HttpxStream(resp, limit)
 
     async def aclose(self) -> None:
         if self._owned:

@@ -170,8 +170,10 @@ def test_forecast_extrapolates_the_current_rate() -> None:
     assert m.get_budget_status("daily")["forecast_exceeds"] is True
 
 
-async def _reserve(m: CostManager, amount: float, **kw: str | None) -> object:
-    return await m.reserve("gpt-4o", amount, **kw)
+async def _reserve(
+    m: CostManager, amount: float, *, user_id: str | None = None, project: str | None = None
+) -> object:
+    return await m.reserve("gpt-4o", amount, user_id=user_id, project=project)
 
 
 @pytest.mark.anyio

@@ -852,7 +852,13 @@ class _Transport:
         return self.answer.status, self.answer.headers, await self.answer.aread()
 
     async def stream(
-        self, method: str, url: str, headers: Mapping[str, str], content: bytes
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes,
+        *,
+        max_body_size: int | None = None,
     ) -> _Body:
         self.sent.append((method, url, headers, content))
         return self.answer

@@ -831,7 +831,13 @@ class RecordedTransport:
         return self.status, self.headers, self.body
 
     async def stream(
-        self, method: str, url: str, headers: Mapping[str, str], content: bytes
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes,
+        *,
+        max_body_size: int | None = None,
     ) -> _Body:
         self.sent.append((method, url, headers, content))
         b = self.body

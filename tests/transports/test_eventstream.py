@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aio_llm import EventStreamError, StreamError
+from aio_llm import StreamError
+from aio_llm.errors import EventStreamError
 from aio_llm.transports.eventstream import (
     MAX_MESSAGE_LENGTH,
     EventStreamDecoder,

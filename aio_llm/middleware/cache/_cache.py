@@ -134,6 +134,25 @@ class Cache:
             await self._store(key, response, ttl)
         return response
 
+    async def lookup(self, request: ChatRequest) -> ChatResponse | None:
+        """The cached answer to ``request`` (counted as a hit or miss), or ``None``.
+
+        For callers that answer requests outside the chain (provider batches).
+        """
+        if not request.cache:
+            return None
+        hit = await self.backend.get(self._key(request))
+        if hit is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return hit.model_copy()  # type: ignore[no-any-return]
+
+    async def store(self, request: ChatRequest, response: ChatResponse) -> None:
+        """Keep ``response`` as the answer to ``request`` (skipped with ``cache=False``)."""
+        if request.cache and not response.cached:
+            await self._store(self._key(request), response, request.cache_ttl or self.ttl)
+
     async def _store(self, key: str, response: ChatResponse, ttl: float) -> None:
         entry = response.model_copy(update={"cached": True, "cost": 0.0})
         self.stores += 1

@@ -155,6 +155,11 @@ class Tracing:
     def capture_content(self) -> bool:
         return self._capture
 
+    @property
+    def tracer_provider(self) -> TracerProvider:
+        """The tracer provider spans go to (the global one unless one was given)."""
+        return self._tracer_provider or trace.get_tracer_provider()
+
     def statistics(self) -> StatsSnapshot:
         """A ``StatsSnapshot`` of the requests seen so far."""
         return self._stats.snapshot()

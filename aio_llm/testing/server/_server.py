@@ -6,7 +6,9 @@ of CPU per request and is never the bottleneck of a test or a benchmark.
 Routes: ``POST /v1/chat/completions`` (also ``/chat/completions`` and
 ``/api/v1/chat/completions``), ``POST /v1/messages``, ``POST /v1/embeddings``
 (also ``/embeddings``, ``/api/v1/embeddings``), ``GET /health``; control
-routes ``GET /_fake/stats`` and ``POST /_fake/reset`` (not counted). Faults
+routes ``GET /_fake/stats`` and ``POST /_fake/reset`` (not counted); the
+OpenAI files/batches and Anthropic message-batches routes (``srv.batches``,
+see ``_batches``). Faults
 (``Fault``) script how the next requests fail; ``requests`` logs what came in.
 """
 
@@ -25,6 +27,7 @@ import anyio
 from ..._json import dumps
 from ...clock import SYSTEM_CLOCK, Clock
 from . import _formats
+from ._batches import FakeBatches
 from ._conn import Connection, Reply
 from ._dialects import Route, route_of
 from ._faults import Fault, FaultSchedule
@@ -68,6 +71,9 @@ class FakeLLMServer:
     time a marked prefix is seen and cache reads after (``prompt_cache``).
     ``POST /v1/messages/count_tokens`` and Gemini's ``:countTokens`` count
     a prompt the same way its answer's usage would.
+
+    ``batches`` configures the batch APIs (``FakeBatches`` keyword arguments:
+    processing time on ``clock``, expiry, 404s just after creation).
     """
 
     def __init__(
@@ -85,6 +91,7 @@ class FakeLLMServer:
         record_limit: int | None = None,
         clock: Clock | None = None,
         structured: str = "valid",
+        batches: dict[str, float] | None = None,
     ) -> None:
         if latency < 0 or chunk_delay < 0:
             raise ValueError("latency and chunk_delay must not be negative")
@@ -120,6 +127,8 @@ class FakeLLMServer:
         self._prefix = os.urandom(3).hex()
         self._ids = 0
         self.errors: list[BaseException] = []  # bugs met while answering (each gave a 500)
+        self.batches = FakeBatches(**(batches or {}))
+        """The OpenAI and Anthropic batch APIs (``FakeBatches`` options in ``batches``)."""
         self.reset_stats()
 
     # -- lifecycle --------------------------------------------------------------
@@ -456,6 +465,9 @@ class FakeLLMServer:
         return f"{self._prefix}{self._ids:08d}"
 
     def _other_route(self, req: ParsedRequest, path: str, kind: Route | None) -> Reply:
+        batch_reply = self.batches.route(self, req, path)
+        if batch_reply is not None:
+            return batch_reply
         if path == "/health" and req.method == "GET":
             return Reply(200, [JSON], b'{"status":"ok"}')
         if path == "/_fake/stats" and req.method == "GET":

@@ -1,0 +1,1 @@
+"""Adapters to other engines; each one needs its optional extra (``aio_llm.integrations.ray``)."""
