@@ -200,9 +200,11 @@ async def test_dedup_merges_equal_formats_only() -> None:
 
 
 @pytest.mark.anyio
-async def test_an_answer_that_does_not_validate_is_not_cached() -> None:
+@pytest.mark.parametrize("cache", ["exact", "semantic"])
+async def test_an_answer_that_does_not_validate_is_not_cached(cache: str) -> None:
     mock = MockProvider(responses=["not json", '{"name": "Oslo", "population": 7}'])
-    async with AsyncLLMClient(mock, middleware=[Cache()], config=ClientConfig()) as c:
+    layer: Any = Cache() if cache == "exact" else SemanticCache(threshold=0.5)
+    async with AsyncLLMClient(mock, middleware=[layer], config=ClientConfig()) as c:
         with pytest.raises(OutputValidationError):
             await c.chat(ASK, model="m", response_format=City)
         r = await c.chat(ASK, model="m", response_format=City)  # asked again, not replayed
