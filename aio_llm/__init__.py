@@ -22,6 +22,7 @@ if typing.TYPE_CHECKING:
     from .client._client import UseClientDefault as UseClientDefault
     from .client._stream import ChatStream as ChatStream
     from .client._sync import LLMClient as LLMClient
+    from .client._timeout import Timeout as Timeout
     from .clock import Clock as Clock
     from .config import ClientConfig as ClientConfig
     from .config import FallbackTarget as FallbackTarget
@@ -37,10 +38,13 @@ if typing.TYPE_CHECKING:
     from .errors import BatchExpiredError as BatchExpiredError
     from .errors import BudgetExceededError as BudgetExceededError
     from .errors import CircuitOpenError as CircuitOpenError
+    from .errors import ClientStateError as ClientStateError
     from .errors import ConfigurationError as ConfigurationError
     from .errors import ConflictError as ConflictError
     from .errors import ContentFilterError as ContentFilterError
     from .errors import ContextWindowExceededError as ContextWindowExceededError
+    from .errors import EventStreamError as EventStreamError
+    from .errors import InternalServerError as InternalServerError
     from .errors import InvalidRequestError as InvalidRequestError
     from .errors import LLMError as LLMError
     from .errors import MissingExtraError as MissingExtraError
@@ -54,18 +58,22 @@ if typing.TYPE_CHECKING:
     from .errors import ServerError as ServerError
     from .errors import StreamError as StreamError
     from .errors import UnprocessableEntityError as UnprocessableEntityError
+    from .errors import UnsupportedParameterError as UnsupportedParameterError
     from .pipeline import Middleware as Middleware
     from .pipeline import Next as Next
     from .types import ChatChunk as ChatChunk
     from .types import ChatRequest as ChatRequest
     from .types import ChatResponse as ChatResponse
+    from .types import Choice as Choice
     from .types import ChunkStream as ChunkStream
     from .types import EmbeddingRequest as EmbeddingRequest
     from .types import EmbeddingResponse as EmbeddingResponse
     from .types import Message as Message
     from .types import ThinkingBlock as ThinkingBlock
+    from .types import TokenLogprob as TokenLogprob
     from .types import ToolCall as ToolCall
     from .types import ToolCallDelta as ToolCallDelta
+    from .types import TopLogprob as TopLogprob
     from .types import Usage as Usage
 
 __version__ = "0.1.0"

@@ -49,9 +49,10 @@ class ClientConfig(BaseModel):
 
     model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid", validate_default=True)
 
-    provider: str = "openrouter"
+    provider: str | None = None
     """Default provider kind: openrouter, openai, openai-responses, anthropic, gemini,
-    azure-openai, azure-openai-responses, bedrock, openai-compatible or mock."""
+    azure-openai, azure-openai-responses, bedrock, openai-compatible or mock; None: the
+    one whose key the environment sets (docs/configuration.md, "The default provider")."""
     force_mock: bool = False
     """Use the in-process mock provider whatever ``provider`` says (``LLM_FORCE_MOCK=1``)."""
     model: str | None = None
@@ -60,6 +61,10 @@ class ClientConfig(BaseModel):
     """Base URL of the default provider (else the provider's own variable or default)."""
     timeout: float | None = Field(default=600.0, gt=0)
     """Total deadline of one call in seconds, every retry and backoff included; None: none."""
+    connect_timeout: float | None = Field(default=10.0, gt=0)
+    """Seconds to open a connection; None: no limit."""
+    read_timeout: float | None = Field(default=600.0, gt=0)
+    """Longest wait in seconds for the next bytes of an answer; None: no limit."""
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
     """HTTP library (``LLM_HTTP_TRANSPORT``)."""
     max_connections: int = Field(default=512, gt=0)
@@ -111,6 +116,9 @@ class ClientConfig(BaseModel):
     semantic_cache_backend: str = "memory"
     """``memory`` or a Redis URL (entries and outcomes shared by every process)."""
     dedup_enabled: bool = True
+    dedup_sampling: bool = False
+    """Also merge identical requests that sample (temperature above 0 or the provider's
+    sampling default, no ``seed``, ``n`` > 1): they then share one answer."""
 
     daily_budget: float | None = Field(default=None, ge=0)
     monthly_budget: float | None = Field(default=None, ge=0)
@@ -142,8 +150,8 @@ class ClientConfig(BaseModel):
 
     @field_validator("provider")
     @classmethod
-    def _known_provider(cls, value: str) -> str:
-        return value.strip().lower()
+    def _known_provider(cls, value: str | None) -> str | None:
+        return value.strip().lower() or None if value is not None else None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:

@@ -4,7 +4,9 @@ The hierarchy::
 
     LLMError
     ├── ConfigurationError (+ ValueError)   bad settings, a missing API key: before any request
+    ├── ClientStateError (+ RuntimeError)   a client or stream used outside its lifetime
     ├── InvalidRequestError (+ ValueError)  the caller's input is invalid: nothing was sent
+    │   ├── UnsupportedParameterError       the provider cannot honour a parameter
     │   └── MediaError                      an image, document or audio part the provider refuses
     │       ├── UnsupportedMediaTypeError   a media type the provider does not take
     │       └── MediaTooLargeError          over the provider's size, pixel or count limit
@@ -33,19 +35,29 @@ The hierarchy::
             ├── ConflictError               409
             ├── UnprocessableEntityError    422
             ├── RateLimitError              429
-            └── ServerError                 5xx
+            └── InternalServerError         5xx (alias ServerError)
                 └── OverloadedError         529 (and Anthropic's overloaded_error)
 
 ``APIError`` carries ``status_code``, ``provider``, ``request_id`` and
 ``retry_after`` (seconds, from ``Retry-After``/``retry-after-ms``), plus
 ``should_retry`` when the provider sent ``x-should-retry``. Messages never
 contain API keys: providers' error bodies are quoted, request headers never.
+
+A status error has what the official SDKs' errors have: ``status_code``,
+``request_id``, ``headers`` (the response's), ``body`` (the parsed error as
+the provider's own SDK presents it: OpenAI's ``error`` object, Anthropic's
+whole body, or the raw text when it is not JSON) and ``response`` (an
+``httpx.Response`` rebuilt from them). Its message stays short: a page of
+HTML or a long text is summarised, and the whole of it is on ``body``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "APIConnectionError",
@@ -61,11 +73,13 @@ __all__ = [
     "BudgetExceededError",
     "CircuitBreakerOpenError",
     "CircuitOpenError",
+    "ClientStateError",
     "ConfigurationError",
     "ConflictError",
     "ContentFilterError",
     "ContextWindowExceededError",
     "EventStreamError",
+    "InternalServerError",
     "InvalidRequestError",
     "LLMError",
     "MediaError",
@@ -82,6 +96,7 @@ __all__ = [
     "StreamError",
     "UnprocessableEntityError",
     "UnsupportedMediaTypeError",
+    "UnsupportedParameterError",
     "error_for_status",
     "parse_retry_after",
 ]
@@ -98,6 +113,15 @@ class ConfigurationError(LLMError, ValueError):
 class MissingExtraError(ConfigurationError, ImportError):
     """A feature needs an optional dependency that is not installed; the message names
     the extra to install (``pip install 'aio-llm[semantic]'``)."""
+
+
+class ClientStateError(LLMError, RuntimeError):
+    """A client or a stream was used outside its lifetime; the message says what to do.
+
+    A client not opened yet (``async with AsyncLLMClient() as c`` or ``await
+    c.open()``), one already closed (make a new one), a stream iterated
+    without ``async with client.stream(...) as s``.
+    """
 
 
 class InvalidRequestError(LLMError, ValueError):
@@ -181,6 +205,32 @@ class OutputValidationError(LLMError):
         self.attempts = attempts
 
 
+class UnsupportedParameterError(InvalidRequestError):
+    """The chosen provider cannot honour a parameter of the request; nothing was sent.
+
+    ``parameter`` names it and ``provider`` is the provider's label. Drop the
+    parameter, pick a provider that has it, or send it unchecked in
+    ``extra_body``.
+    """
+
+    def __init__(self, message: str, *, parameter: str = "", provider: str = "") -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.provider = provider
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_unsupported,
+            (type(self), str(self), self.parameter, self.provider),
+        )
+
+
+def _rebuild_unsupported(
+    cls: type[UnsupportedParameterError], message: str, parameter: str, provider: str
+) -> UnsupportedParameterError:
+    return cls(message, parameter=parameter, provider=provider)
+
+
 class BudgetExceededError(LLMError):
     """Sending the request could exceed a hard budget; nothing was sent."""
 
@@ -238,6 +288,8 @@ class APIError(LLMError):
         should_retry: bool | None = None,
         code: str | None = None,
         body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        raw: bytes | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -249,6 +301,10 @@ class APIError(LLMError):
         self.should_retry = should_retry
         self.code = code
         self.body = body
+        self.headers: dict[str, str] = {k.lower(): v for k, v in headers.items()} if headers else {}
+        """The provider's response headers, names in lower case (empty without a response)."""
+        self.raw = raw
+        """The response body as received (``None`` when there was no response)."""
 
     def __str__(self) -> str:
         parts = [self.message]
@@ -269,6 +325,8 @@ class APIError(LLMError):
             "should_retry": self.should_retry,
             "code": self.code,
             "body": self.body,
+            "headers": self.headers,
+            "raw": self.raw,
         }
         return (_rebuild_api_error, (type(self), self.message, kwargs))
 
@@ -302,7 +360,22 @@ class EventStreamError(StreamError):
 
 
 class APIStatusError(APIError):
-    """The provider answered with an error status code."""
+    """The provider answered with an error status code.
+
+    ``response`` is that answer as an ``httpx.Response`` (status, headers and
+    body; no request), as the official SDKs' errors carry it.
+    """
+
+    @property
+    def response(self) -> httpx.Response:
+        import httpx
+
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _NOT_REPLAYED}
+        return httpx.Response(self.status_code or 0, headers=headers, content=self.raw or b"")
+
+
+_NOT_REPLAYED = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+"""Headers that describe the wire encoding of a body ``raw`` already holds decoded."""
 
 
 class BadRequestError(APIStatusError):
@@ -350,11 +423,16 @@ class RateLimitError(APIStatusError):
     status_code = 429
 
 
-class ServerError(APIStatusError):
+class InternalServerError(APIStatusError):
+    """The provider failed (5xx); the official SDKs' name. ``ServerError`` is the same class."""
+
     status_code = 500
 
 
-class OverloadedError(ServerError):
+ServerError = InternalServerError
+
+
+class OverloadedError(InternalServerError):
     status_code = 529
 
 
@@ -411,11 +489,12 @@ def error_for_status(
     code: str | None = None,
     error_type: str | None = None,
     body: Any = None,
+    raw: bytes | None = None,
 ) -> APIStatusError:
-    """Build the typed error for an HTTP error status."""
+    """Build the typed error for an HTTP error status (``raw``: the body as received)."""
     cls = _BY_STATUS.get(status)
     if cls is None:
-        cls = ServerError if status >= 500 else APIStatusError
+        cls = InternalServerError if status >= 500 else APIStatusError
     if error_type == "overloaded_error":
         cls = OverloadedError
     if cls is BadRequestError and code == "content_filter":
@@ -440,6 +519,8 @@ def error_for_status(
         should_retry=should_retry,
         code=code,
         body=body,
+        headers=headers,
+        raw=raw,
     )
 
 

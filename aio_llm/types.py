@@ -20,7 +20,9 @@ from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import anyio
 from pydantic import (
+    AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_serializer,
@@ -33,6 +35,7 @@ __all__ = [
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
+    "Choice",
     "ChunkSource",
     "ChunkStream",
     "CloseCallback",
@@ -43,13 +46,37 @@ __all__ = [
     "MessageInput",
     "Role",
     "ThinkingBlock",
+    "TokenLogprob",
     "ToolCall",
     "ToolCallDelta",
+    "TopLogprob",
     "Usage",
 ]
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+def _seconds(value: Any) -> Any:
+    """A number of seconds as given: a string or a bool is refused, not converted."""
+    if isinstance(value, str | bool):
+        raise ValueError(f"must be a number of seconds, not {type(value).__name__} {value!r}")
+    return value
+
+
+def _token_bias(value: Any) -> Any:
+    """``logit_bias`` keys as token id strings (the SDKs take ints too); values -100..100."""
+    if not isinstance(value, Mapping):
+        return value
+    out = {}
+    for key, bias in value.items():
+        token = str(key).strip()
+        if isinstance(key, bool) or not token.isdigit():
+            raise ValueError(f"logit_bias keys are token ids, not {key!r}")
+        if isinstance(bias, int | float) and not -100 <= bias <= 100:
+            raise ValueError(f"logit_bias values go from -100 to 100, not {bias!r}")
+        out[token] = bias
+    return out
 
 
 # Every model here says ``defer_build=True``: pydantic builds its validator and
@@ -253,17 +280,41 @@ class ChatRequest(BaseModel):
     messages: list[Message] = Field(min_length=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(
+        default=None, gt=0, validation_alias=AliasChoices("max_tokens", "max_completion_tokens")
+    )
     stop: str | list[str] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | type[BaseModel] | None = None
     seed: int | None = None
+    n: int | None = Field(default=None, ge=1, le=128)
+    """How many answers to generate (OpenAI-style providers); see ``ChatResponse.choices``."""
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    logit_bias: Annotated[dict[str, float], BeforeValidator(_token_bias)] | None = None
+    """Token id -> bias from -100 to 100."""
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    parallel_tool_calls: bool | None = None
+    service_tier: str | None = None
+    """OpenAI's ``auto``/``default``/``flex``/``scale``/``priority`` or Anthropic's
+    ``auto``/``standard_only`` (``default`` and ``standard_only`` map onto each other)."""
+    top_k: int | None = Field(default=None, ge=1)
+    extra_headers: dict[str, str] = Field(default_factory=dict)
+    """HTTP headers added to this request (they win over the provider's)."""
+    extra_query: dict[str, str] = Field(default_factory=dict)
+    """Query parameters added to this request's URL."""
+    dedup: bool | None = None
+    """Share an identical request's call in flight: None, only when the answer is meant to
+    be the same (no sampling); True, even when sampling; False, never."""
     stream: bool = False
     user: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-    extra: dict[str, Any] = Field(default_factory=dict)
-    timeout: float | None = Field(default=None, gt=0)
+    extra: dict[str, Any] = Field(
+        default_factory=dict, validation_alias=AliasChoices("extra", "extra_body")
+    )
+    timeout: Annotated[float | None, BeforeValidator(_seconds)] = Field(default=None, gt=0)
     provider: str | None = None
     cache: bool = True
     cache_ttl: float | None = Field(default=None, gt=0)
@@ -358,6 +409,24 @@ class ChatResponse(BaseModel):
     ``stream`` and ``headers`` belong to this process: they are never dumped,
     serialised or cached.
     """
+    all_choices: list[Choice] | None = Field(default=None, repr=False)
+    """Every answer, when there is more than ``message`` to tell: the request asked for
+    ``n`` > 1 or for logprobs (else ``None``). Read them as ``choices``."""
+
+    @property
+    def choices(self) -> list[Choice]:
+        """Every answer: ``n`` of them when the request asked for ``n`` (else one).
+
+        The first is this response's own ``message`` and ``finish_reason``.
+        """
+        if self.all_choices is not None:
+            return list(self.all_choices)
+        return [Choice(index=0, message=self.message, finish_reason=self.finish_reason)]
+
+    @property
+    def logprobs(self) -> list[TokenLogprob] | None:
+        """Log probabilities of the first answer's tokens, when the request asked for them."""
+        return self.choices[0].logprobs
 
 
 class ChatChunk(BaseModel):
@@ -404,6 +473,34 @@ class EmbeddingResponse(BaseModel):
     provider: str = ""
     cost: float | None = None
     """USD, priced by the ``Budget`` middleware (``None``: not priced, or no price known)."""
+
+
+class TopLogprob(BaseModel):
+    """One of the most likely tokens at a position, with its log probability."""
+
+    model_config = ConfigDict(defer_build=True, frozen=True)
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class TokenLogprob(TopLogprob):
+    """A token of an answer with its log probability and the likeliest alternatives."""
+
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
+
+
+class Choice(BaseModel):
+    """One answer of a response (``ChatResponse.choices``), as the SDKs' ``choices[i]``."""
+
+    model_config = ConfigDict(defer_build=True, frozen=True)
+
+    index: int = 0
+    message: Message
+    finish_reason: FinishReason | None = None
+    logprobs: list[TokenLogprob] | None = None
+    """The answer's tokens with their log probabilities (the SDKs' ``logprobs.content``)."""
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -491,6 +588,7 @@ def make_response(
         refusal=refusal,
         stream=None,
         headers=None,
+        all_choices=None,
     )
 
 

@@ -97,6 +97,19 @@ def fresh_defaults() -> Iterator[None]:
         reset_defaults()
 
 
+PROVIDER_VARIABLES: tuple[str, ...] = ("LLM_", "OPENAI_", "ANTHROPIC_", "OPENROUTER_", "GEMINI_")
+PROVIDER_VARIABLES += ("GOOGLE_", "AZURE_", "AWS_")
+
+
+@pytest.fixture
+def bare_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No ``LLM_*`` or provider variable set: a test sets what its users would set."""
+    for name in list(os.environ):
+        if name.startswith(PROVIDER_VARIABLES):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
 HI = [{"role": "user", "content": "hi"}]
 OPENAI_ANSWER = {
     "id": "x",

@@ -233,14 +233,14 @@ async def test_users_never_share_cache_semantic_hits_or_dedup() -> None:
             same = [_ask("What is the capital of France?", user=u) for u in ("alice", "bob")]
             first = await client.gather(same)
             assert srv.request_count == 2
-            assert [r.content for r in first] == ["for alice", "for bob"]  # type: ignore[union-attr]
+            assert [r.content for r in first] == ["for alice", "for bob"]
             # dedup does join one user's identical requests (the control)
             twice = [_ask("Dedup me", user="alice", temperature=0)] * 2
             await client.gather(twice)
             assert srv.request_count == 3
             # exact cache: each user gets only their own entry
             again = await client.gather(same)
-            assert [(r.cached, r.content) for r in again] == [  # type: ignore[union-attr]
+            assert [(r.cached, r.content) for r in again] == [
                 (True, "for alice"),
                 (True, "for bob"),
             ]
@@ -275,7 +275,7 @@ async def test_api_keys_never_share_dedup_or_cache() -> None:
             keys = {r.headers["authorization"] for r in srv.requests}
             assert keys == {f"Bearer {SECRET}", f"Bearer {OTHER_SECRET}"}
             again = await client.gather(reqs)
-            assert all(r.cached for r in again)  # type: ignore[union-attr]
+            assert all(r.cached for r in again)
             assert srv.request_count == 3
 
 

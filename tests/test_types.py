@@ -70,6 +70,7 @@ EXAMPLES: list[tuple[type[BaseModel], dict[str, Any]]] = [
             "refusal": None,
             "stream": None,
             "headers": None,
+            "all_choices": None,
         },
     ),
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 import anyio
 import anyio.abc
@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import ClientConfig
-from ..errors import APITimeoutError, InvalidRequestError
+from ..errors import APITimeoutError, ClientStateError, InvalidRequestError
 from ..pipeline import (
     MiddlewareLike,
     NeedsTaskGroup,
@@ -23,14 +23,24 @@ from ..pipeline import (
     build_embed_chain,
 )
 from ..providers import Provider, create_provider
+from ..providers._detect import detect_provider
 from ..tokens import TokenCount, count_request_tokens
 from ..transports._create import create_transport
 from ..transports.base import HTTPTransport
 from ..types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, MessageInput
 from . import _fanout
+from ._host import Host
+from ._options import check_headers, sdk_options
 from ._progress import Progress
 from ._session import Session
 from ._stream import ChatStream
+from ._timeout import (
+    USE_CLIENT_DEFAULT,
+    Timeout,
+    TimeoutArg,
+    UseClientDefault,
+    call_timeout,
+)
 
 if TYPE_CHECKING:
     from ..batch import BatchJob, BatchStore
@@ -40,20 +50,15 @@ if TYPE_CHECKING:
 
 __all__ = ["USE_CLIENT_DEFAULT", "AsyncLLMClient", "ChatStream", "UseClientDefault"]
 
+if TYPE_CHECKING:
+    from typing import TypeAlias
 
-class UseClientDefault(enum.Enum):
-    """The type of ``USE_CLIENT_DEFAULT``: "not given", as opposed to ``None``."""
+    import httpx
 
-    USE_CLIENT_DEFAULT = enum.auto()
-
-    def __repr__(self) -> str:
-        return "USE_CLIENT_DEFAULT"
+    ClientTimeout: TypeAlias = float | Timeout | httpx.Timeout | None | UseClientDefault
+    """The constructor's ``timeout=``: seconds, ``Timeout``, ``httpx.Timeout``, None."""
 
 
-USE_CLIENT_DEFAULT = UseClientDefault.USE_CLIENT_DEFAULT
-"""Pass nothing: use the client's default (``None`` means "no timeout")."""
-
-Timeout = float | None | UseClientDefault
 RequestLike = ChatRequest | Mapping[str, Any]
 
 
@@ -64,14 +69,21 @@ class _State(enum.Enum):
 
 
 class AsyncLLMClient:
-    """An asyncio-native LLM client; use it as ``async with AsyncLLMClient() as c``.
+    """An asyncio-native LLM client: ``async with AsyncLLMClient() as c`` (or ``open``/``aclose``).
 
-    ``provider`` is the default provider kind (``LLM_PROVIDER``, default
-    ``openrouter``; ``LLM_FORCE_MOCK=1`` forces ``mock``). ``providers`` adds
-    more by name, as instances or settings dicts (``{"api_key", "base_url",
-    "kind"}``), so one client can route and fall back across providers.
-    ``middleware=None`` builds the default chain from ``config``; a list
-    replaces it (first entry outermost).
+    ``provider`` is the default provider kind: ``LLM_PROVIDER``, else the
+    provider whose API key the environment sets (``LLM_FORCE_MOCK=1`` forces
+    ``mock``; see docs/configuration.md). ``providers`` adds more by name, as
+    instances or settings dicts (``{"api_key", "base_url", "kind"}``), so one
+    client can route and fall back across providers. ``middleware=None``
+    builds the default chain from ``config``; a list replaces it (first
+    entry outermost).
+
+    The official SDKs' constructor arguments work too: ``max_retries``
+    (retries after the first attempt), ``timeout`` (seconds for the whole
+    call, or a ``Timeout`` / ``httpx.Timeout`` with connect and read
+    timeouts) and ``default_headers`` (sent with every request of the
+    providers this client builds). They override ``config``.
     """
 
     def __init__(
@@ -88,8 +100,13 @@ class AsyncLLMClient:
         cost_manager: CostManager | None = None,
         clock: Clock | None = None,
         observability: Observability | None = None,
+        max_retries: int | UseClientDefault = USE_CLIENT_DEFAULT,
+        timeout: ClientTimeout = USE_CLIENT_DEFAULT,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.config = config = config if config is not None else ClientConfig.from_env()
+        config = config if config is not None else ClientConfig.from_env()
+        self.config = config = sdk_options(config, max_retries, timeout)
+        headers = check_headers(default_headers, "default_headers")
         self.clock = clock or SYSTEM_CLOCK
         self.model = model or config.model
         self._providers: dict[str, Provider] = {}
@@ -97,7 +114,11 @@ class AsyncLLMClient:
             default = provider
         else:
             kind = "mock" if config.force_mock else (provider or config.provider)
-            default = create_provider(kind, api_key=api_key, base_url=base_url or config.base_url)
+            if kind is None:
+                kind = detect_provider()
+            default = create_provider(
+                kind, api_key=api_key, base_url=base_url or config.base_url, headers=headers
+            )
         self._default_provider = default.label
         self._providers[default.label] = default
         for name, spec in (providers or {}).items():
@@ -109,6 +130,8 @@ class AsyncLLMClient:
                 kind = str(settings.pop("kind", name))
                 if config.force_mock:
                     kind = "mock"
+                if headers:
+                    settings["headers"] = {**headers, **settings.get("headers", {})}
                 self._providers[name] = create_provider(kind, label=name, **settings)
         self._http_client = http_client
         self._user_middleware = list(middleware) if middleware is not None else None
@@ -120,59 +143,85 @@ class AsyncLLMClient:
         self.cost_manager: CostManager = cost_manager
         self.observability = observability
         self._state = _State.UNOPENED
+        self._host: Host | None = None
+        self._exit_stack: AsyncExitStack | None = None
+        """The host's stack while the client is open (batch jobs leave their clean-up on it)."""
         self._transport: HTTPTransport | None = None
         self._session: Session | None = None
         self._middleware: list[MiddlewareLike] = []
         self._metric_sources: list[SupportsMetrics] = []
-        self._exit_stack: AsyncExitStack | None = None
         self._batchers: dict[str, EmbeddingBatcher] = {}
         self._key_digests: dict[str, tuple[str | None, str]] = {}
 
     # -- lifecycle -------------------------------------------------------------
-    async def __aenter__(self) -> AsyncLLMClient:
+    async def open(self) -> Self:
+        """Open the client; it serves any task of this event loop until ``aclose()``.
+
+        ``async with client:`` does this and ``aclose()``. Open and close
+        explicitly when they happen in different places, such as a web app's
+        startup and shutdown (a FastAPI lifespan): the client's resources
+        live in a task of their own, so any task may close it.
+        """
         if self._state is not _State.UNOPENED:
-            raise RuntimeError("an AsyncLLMClient can be opened once; create a new one")
-        stack = AsyncExitStack()
-        await stack.__aenter__()
-        try:
-            self._transport = create_transport(
-                self.config.transport,
-                self._http_client,
-                max_connections=self.config.max_connections,
-                max_body_size=self.config.max_response_bytes,
+            raise ClientStateError(
+                "this AsyncLLMClient is already open"
+                if self._state is _State.OPENED
+                else "this AsyncLLMClient is closed; create a new one"
             )
-            stack.push_async_callback(self._transport.aclose)
-            task_group = await stack.enter_async_context(anyio.create_task_group())
-            stack.callback(task_group.cancel_scope.cancel)
-            if self._owns_cost_manager:
-                stack.push_async_callback(self.cost_manager.aclose)
-            self._middleware = self._build_middleware()
-            # the lifecycle each middleware declares by its shape (see aio_llm.pipeline)
-            observability = self.observability if self._user_middleware is None else None
-            for mw in self._middleware:
-                if isinstance(mw, SupportsMetrics):
-                    self._metric_sources.append(mw)
-                    if observability is not None:
-                        unregister = observability.register_source(type(mw).__name__, mw.metrics)
-                        stack.callback(unregister)
-                if isinstance(mw, AbstractAsyncContextManager):
-                    await stack.enter_async_context(mw)
-                if isinstance(mw, NeedsTaskGroup):
-                    mw.bind(task_group)
-            self._session = Session(
-                build_chain(self._middleware, self._dispatch),
-                build_embed_chain(self._middleware, self._dispatch_embed),
-                task_group,
-                default_timeout=self.config.timeout,
-                now=_event_loop_clock(),
-                validation_retries=self.config.max_validation_retries,
-            )
-        except BaseException:
-            await stack.aclose()
-            raise
-        self._exit_stack = stack
         self._state = _State.OPENED
+        self._host = host = Host(self._setup, on_end=self._ended)
+        try:
+            await host.start()
+        except BaseException:
+            self._state = _State.CLOSED
+            raise
         return self
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def _setup(self, stack: AsyncExitStack) -> None:
+        """Open the transport, the task group and the middleware into ``stack`` (in the host)."""
+        self._exit_stack = stack
+        self._transport = create_transport(
+            self.config.transport,
+            self._http_client,
+            max_connections=self.config.max_connections,
+            max_body_size=self.config.max_response_bytes,
+            connect_timeout=self.config.connect_timeout,
+            read_timeout=self.config.read_timeout,
+        )
+        stack.push_async_callback(self._transport.aclose)
+        task_group = await stack.enter_async_context(anyio.create_task_group())
+        stack.callback(task_group.cancel_scope.cancel)
+        if self._owns_cost_manager:
+            stack.push_async_callback(self.cost_manager.aclose)
+        self._middleware = self._build_middleware()
+        # the lifecycle each middleware declares by its shape (see aio_llm.pipeline)
+        observability = self.observability if self._user_middleware is None else None
+        for mw in self._middleware:
+            if isinstance(mw, SupportsMetrics):
+                self._metric_sources.append(mw)
+                if observability is not None:
+                    unregister = observability.register_source(type(mw).__name__, mw.metrics)
+                    stack.callback(unregister)
+            if isinstance(mw, AbstractAsyncContextManager):
+                await stack.enter_async_context(mw)
+            if isinstance(mw, NeedsTaskGroup):
+                mw.bind(task_group)
+        self._session = Session(
+            build_chain(self._middleware, self._dispatch),
+            build_embed_chain(self._middleware, self._dispatch_embed),
+            task_group,
+            default_timeout=self.config.timeout,
+            now=_event_loop_clock(),
+            validation_retries=self.config.max_validation_retries,
+        )
+
+    def _ended(self) -> None:
+        """The host ended (closed, or its background work failed): no more calls."""
+        self._session = None
+        self._exit_stack = None
 
     def _build_middleware(self) -> list[MiddlewareLike]:
         """The user's chain, or the default chain for ``config`` (first entry outermost)."""
@@ -199,14 +248,24 @@ class AsyncLLMClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Cancel background work and close every connection."""
-        if self._state is _State.CLOSED:
-            return
+        """Cancel background work and close every connection; from any task, idempotent.
+
+        Returns once everything the client held is closed, even if the
+        calling task is cancelled meanwhile. Raises what made the client's
+        background work fail, if anything did.
+        """
         self._state = _State.CLOSED
         self._session = None
-        stack, self._exit_stack = self._exit_stack, None
-        if stack is not None:
-            await stack.aclose()
+        host, self._host = self._host, None
+        if host is not None:
+            await host.stop()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``aclose()`` was called (or the client's background work failed)."""
+        return self._state is _State.CLOSED or (
+            self._state is _State.OPENED and self._session is None
+        )
 
     @property
     def middleware(self) -> tuple[MiddlewareLike, ...]:
@@ -241,10 +300,21 @@ class AsyncLLMClient:
     def _require_open(self) -> Session:
         session = self._session
         if session is None:
-            if self._state is _State.UNOPENED:
-                raise RuntimeError("use the client as `async with AsyncLLMClient() as client:`")
-            raise RuntimeError("the client is closed")
+            raise self._state_error()
         return session
+
+    def _state_error(self) -> ClientStateError:
+        if self._state is _State.UNOPENED:
+            return ClientStateError(
+                "the client is not open: use `async with AsyncLLMClient() as client:`, "
+                "or `await client.open()` first (and `await client.aclose()` at the end)"
+            )
+        host = self._host
+        if self._state is _State.OPENED and host is not None and host.error is not None:
+            return ClientStateError(
+                f"the client's background work failed ({host.error!r}): close it and open a new one"
+            )
+        return ClientStateError("the client is closed: create a new AsyncLLMClient")
 
     # -- building requests ----------------------------------------------------
     def build_request(
@@ -298,10 +368,12 @@ class AsyncLLMClient:
 
     @staticmethod
     def _timeout(
-        session: Session, request: ChatRequest | EmbeddingRequest, timeout: Timeout
+        session: Session, request: ChatRequest | EmbeddingRequest, timeout: TimeoutArg
     ) -> float | None:
         """Seconds the call may take (``None``: no deadline)."""
-        return session.timeout_for(request) if timeout is USE_CLIENT_DEFAULT else timeout
+        if timeout is USE_CLIENT_DEFAULT:
+            return session.timeout_for(request)
+        return call_timeout(timeout)
 
     # -- chat -----------------------------------------------------------------
     async def chat(
@@ -310,7 +382,7 @@ class AsyncLLMClient:
         *,
         model: str | None = None,
         request: RequestLike | None = None,
-        timeout: Timeout = USE_CLIENT_DEFAULT,
+        timeout: TimeoutArg = USE_CLIENT_DEFAULT,
         **params: Any,
     ) -> ChatResponse:
         """One chat completion through the whole chain.
@@ -322,7 +394,10 @@ class AsyncLLMClient:
         session = self._require_open()
         req = self.build_request(messages, model=model, request=request, **params)
         if req.stream:
-            req = req.model_copy(update={"stream": False})
+            raise InvalidRequestError(
+                "chat() returns the whole answer and cannot stream: use "
+                "`async with client.stream(...) as s: async for chunk in s: ...`"
+            )
         return await session.call(req, self._timeout(session, req, timeout))
 
     def stream(
@@ -331,7 +406,7 @@ class AsyncLLMClient:
         *,
         model: str | None = None,
         request: RequestLike | None = None,
-        timeout: Timeout = USE_CLIENT_DEFAULT,
+        timeout: TimeoutArg = USE_CLIENT_DEFAULT,
         **params: Any,
     ) -> ChatStream:
         """A streamed chat: ``async with client.stream(...) as s: async for chunk in s``.
@@ -352,7 +427,7 @@ class AsyncLLMClient:
         *,
         model: str | None = None,
         provider: str | None = None,
-        timeout: Timeout = USE_CLIENT_DEFAULT,
+        timeout: TimeoutArg = USE_CLIENT_DEFAULT,
         **params: Any,
     ) -> EmbeddingResponse:
         """Embed ``texts`` (one string or a list) with an OpenAI-compatible provider.
@@ -397,7 +472,7 @@ class AsyncLLMClient:
         *,
         model: str | None = None,
         request: RequestLike | None = None,
-        timeout: Timeout = USE_CLIENT_DEFAULT,
+        timeout: TimeoutArg = USE_CLIENT_DEFAULT,
         local: bool = False,
         **params: Any,
     ) -> TokenCount:
@@ -451,6 +526,28 @@ class AsyncLLMClient:
         return batcher
 
     # -- fan-out --------------------------------------------------------------
+    @overload
+    async def gather(
+        self,
+        requests: Iterable[RequestLike],
+        *,
+        concurrency: int = ...,
+        return_exceptions: Literal[False] = ...,
+        progress: Progress = ...,
+        via: str = ...,
+    ) -> list[ChatResponse]: ...
+
+    @overload
+    async def gather(
+        self,
+        requests: Iterable[RequestLike],
+        *,
+        concurrency: int = ...,
+        return_exceptions: bool,
+        progress: Progress = ...,
+        via: str = ...,
+    ) -> list[ChatResponse | BaseException]: ...
+
     async def gather(
         self,
         requests: Iterable[RequestLike],
@@ -459,7 +556,7 @@ class AsyncLLMClient:
         return_exceptions: bool = False,
         progress: Progress = False,
         via: str = "live",
-    ) -> list[ChatResponse | BaseException]:
+    ) -> list[ChatResponse] | list[ChatResponse | BaseException]:
         """Run ``requests`` with at most ``concurrency`` in flight; results in input order.
 
         Every request is validated before the first is sent. With
@@ -537,7 +634,7 @@ class AsyncLLMClient:
         requests: Iterable[RequestLike],
         *,
         concurrency: int = 16,
-    ) -> AsyncIterator[tuple[int, ChatResponse | BaseException]]:
+    ) -> AsyncGenerator[tuple[int, ChatResponse | BaseException], None]:
         """Yield ``(index, response or exception)`` as each request finishes.
 
         The requests run in the client's task group; leaving the loop early
@@ -553,12 +650,15 @@ class AsyncLLMClient:
     def _prepare(
         self, session: Session, requests: Iterable[RequestLike]
     ) -> list[tuple[ChatRequest, float | None]]:
-        """Every request validated (non-streaming) with its timeout, before any is sent."""
+        """Every request validated with its timeout, before any is sent."""
         out = []
-        for item in requests:
+        for i, item in enumerate(requests):
             req = self._coerce(item)
             if req.stream:
-                req = req.model_copy(update={"stream": False})
+                raise InvalidRequestError(
+                    f"request {i} asks to stream, but gather() and as_completed() return "
+                    "whole answers: stream it with client.stream(...)"
+                )
             out.append((req, session.timeout_for(req)))
         return out
 

@@ -91,7 +91,12 @@ async def as_completed(
                     out: ChatResponse | BaseException = await session.call(request, timeout)
                 except Exception as exc:
                     out = exc
-                send.send_nowait((i, out))
+                try:
+                    send.send_nowait((i, out))
+                except anyio.ClosedResourceError:
+                    # the caller left the loop while this call was finishing: a
+                    # worker that raised here would fail the client's task group
+                    return
 
     for _ in range(min(concurrency, total)):
         session.task_group.start_soon(worker)

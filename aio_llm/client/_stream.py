@@ -7,7 +7,7 @@ from types import TracebackType
 
 import anyio
 
-from ..errors import APITimeoutError, OutputValidationError
+from ..errors import APITimeoutError, ClientStateError, OutputValidationError
 from ..streaming import replay_as_stream
 from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream
 from ._session import Session, deadline_message
@@ -50,6 +50,8 @@ class ChatStream:
         self._error: OutputValidationError | None = None
 
     async def __aenter__(self) -> ChatStream:
+        if self._stream is not None or self._scope is not None:
+            raise ClientStateError("a stream can be entered once; call client.stream() again")
         scope = self._scope = self._session.deadline_scope(self._timeout)
         if scope is not None:
             scope.__enter__()
@@ -91,7 +93,7 @@ class ChatStream:
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
         stream = self._stream
         if stream is None:
-            raise RuntimeError("use the stream as `async with client.stream(...) as s:`")
+            raise _not_entered()
         if self._request.response_format is not None:
             return self  # validated at the end: through __anext__
         return stream  # iterate the ChunkStream itself: one call per chunk instead of two
@@ -99,7 +101,7 @@ class ChatStream:
     async def __anext__(self) -> ChatChunk:
         stream = self._stream
         if stream is None:
-            raise RuntimeError("use the stream as `async with client.stream(...) as s:`")
+            raise _not_entered()
         try:
             return await stream.__anext__()
         except StopAsyncIteration:
@@ -137,3 +139,10 @@ class ChatStream:
     @property
     def completed(self) -> bool:
         return self._stream is not None and self._stream.completed
+
+
+def _not_entered() -> ClientStateError:
+    return ClientStateError(
+        "a stream is read inside its block: "
+        "`async with client.stream(...) as s: async for chunk in s: ...`"
+    )

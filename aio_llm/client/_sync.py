@@ -4,30 +4,48 @@ One anyio blocking portal (an event loop in a worker thread) per client runs
 the real ``AsyncLLMClient``; every method is ``portal.call`` of the async one,
 so the logic never drifts. Because the loop lives in its own thread, the sync
 API also works when called from inside a running event loop (Jupyter, an
-async framework's sync callback).
+async framework's sync callback). Streams and ``as_completed`` are read by a
+``Relay`` (see ``_relay``): one task in the loop, items handed over one by one.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, aclosing
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
-import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from anyio.streams.memory import MemoryObjectReceiveStream
 
+from ..errors import ClientStateError
 from ..tokens import TokenCount
-from ..types import ChatChunk, ChatResponse, EmbeddingResponse, MessageInput
-from ._client import USE_CLIENT_DEFAULT, AsyncLLMClient, RequestLike, Timeout
+from ..types import ChatResponse, EmbeddingResponse, MessageInput
+from ._client import USE_CLIENT_DEFAULT, AsyncLLMClient, RequestLike
 from ._progress import Progress
+from ._relay import Relay, SyncChatStream
+from ._timeout import TimeoutArg
 
 if TYPE_CHECKING:
-    from ..cost.manager import CostManager
+    from ..cost import CostManager
 
 __all__ = ["LLMClient"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+S = TypeVar("S")
+
+
+def _same_arguments_as(
+    _: Callable[Concatenate[Any, P], None],
+) -> Callable[[Callable[Concatenate[S, ...], None]], Callable[Concatenate[S, P], None]]:
+    """Give the decorated ``__init__`` the signature of another (for type checkers only)."""
+
+    def apply(init: Callable[Concatenate[S, ...], None]) -> Callable[Concatenate[S, P], None]:
+        return init
+
+    return apply
 
 
 class LLMClient:
@@ -37,6 +55,7 @@ class LLMClient:
     interpreter exit are closed then.
     """
 
+    @_same_arguments_as(AsyncLLMClient.__init__)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = start_blocking_portal(
             "asyncio"
@@ -62,6 +81,7 @@ class LLMClient:
 
     @property
     def cost_manager(self) -> CostManager:
+        """The client's cost manager: its spend, budgets and usage records."""
         return self._client.cost_manager
 
     def __enter__(self) -> LLMClient:
@@ -82,10 +102,27 @@ class LLMClient:
         finally:
             cm.__exit__(None, None, None)
 
+    @property
+    def closed(self) -> bool:
+        return self._portal_cm is None
+
     def _check(self) -> BlockingPortal:
         if self._portal_cm is None:
-            raise RuntimeError("the client is closed")
+            raise ClientStateError("the client is closed: create a new LLMClient")
         return self._portal
+
+    def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn()`` in the client's loop and wait; an interrupt cancels it there too.
+
+        ``portal.call`` leaves the task running when the waiting thread is
+        interrupted (Ctrl-C): the HTTP request would go on until its deadline.
+        """
+        future = self._check().start_task_soon(fn)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # KeyboardInterrupt, SystemExit...: cancels the task's scope
+            raise
 
     def chat(
         self,
@@ -93,17 +130,17 @@ class LLMClient:
         *,
         model: str | None = None,
         request: RequestLike | None = None,
-        timeout: Timeout = USE_CLIENT_DEFAULT,
+        timeout: TimeoutArg = USE_CLIENT_DEFAULT,
         **params: Any,
     ) -> ChatResponse:
-        portal = self._check()
+        """One chat completion (see ``AsyncLLMClient.chat``)."""
 
         async def run() -> ChatResponse:
             return await self._client.chat(
                 messages, model=model, request=request, timeout=timeout, **params
             )
 
-        return portal.call(run)
+        return self._call(run)
 
     def stream(
         self,
@@ -111,59 +148,82 @@ class LLMClient:
         *,
         model: str | None = None,
         request: RequestLike | None = None,
-        timeout: Timeout = USE_CLIENT_DEFAULT,
+        timeout: TimeoutArg = USE_CLIENT_DEFAULT,
         **params: Any,
-    ) -> Iterator[ChatChunk]:
-        """Iterate the chunks of a streamed answer (the connection closes when done).
+    ) -> SyncChatStream:
+        """A streamed chat: ``with client.stream(...) as s: for chunk in s: ...``.
 
-        The stream is read by one task in the client's event loop (so its
-        deadline scope stays in one task) and handed over chunk by chunk.
+        ``s.response`` is the whole answer once the stream ended; leaving the
+        block early closes the connection. The request is checked here, and
+        sent when the block is entered (or the stream first iterated).
         """
         portal = self._check()
+        make = functools.partial(
+            self._client.stream, messages, model=model, request=request, timeout=timeout, **params
+        )
+        return SyncChatStream(portal, portal.call(make))
+
+    def as_completed(
+        self, requests: Iterable[RequestLike], *, concurrency: int = 16
+    ) -> Iterator[tuple[int, ChatResponse | BaseException]]:
+        """Yield ``(index, response or exception)`` as each request finishes.
+
+        Leaving the loop early cancels the requests still running.
+        """
+        portal = self._check()
+        items = list(requests)
         client = self._client
-        send, receive = anyio.create_memory_object_stream[ChatChunk](0)
 
-        async def produce() -> None:
-            async with send:
-                async with client.stream(
-                    messages, model=model, request=request, timeout=timeout, **params
-                ) as s:
-                    async for chunk in s:
-                        await send.send(chunk)
-
-        future = portal.start_task_soon(produce)
+        relay: Relay[tuple[int, ChatResponse | BaseException]] = Relay(
+            portal, lambda: aclosing(client.as_completed(items, concurrency=concurrency))
+        )
         try:
             while True:
                 try:
-                    chunk = portal.call(receive.receive)
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    break
-                yield chunk
+                    item = relay.next()
+                except StopIteration:
+                    return
+                yield item
         finally:
-            if not future.done():
-                future.cancel()
-            portal.call(_aclose_receiver, receive)
-            if not future.cancelled():
-                future.result()
+            relay.close()
 
     def count_tokens(
         self, messages: Sequence[MessageInput] | None = None, **kwargs: Any
     ) -> TokenCount:
         """``AsyncLLMClient.count_tokens``, blocking."""
-        portal = self._check()
 
         async def run() -> TokenCount:
             return await self._client.count_tokens(messages, **kwargs)
 
-        return portal.call(run)
+        return self._call(run)
 
     def embed(self, texts: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
-        portal = self._check()
+        """Embed ``texts`` (see ``AsyncLLMClient.embed``)."""
 
         async def run() -> EmbeddingResponse:
             return await self._client.embed(texts, **kwargs)
 
-        return portal.call(run)
+        return self._call(run)
+
+    @overload
+    def gather(
+        self,
+        requests: Iterable[RequestLike],
+        *,
+        concurrency: int = ...,
+        return_exceptions: Literal[False] = ...,
+        progress: Progress = ...,
+    ) -> list[ChatResponse]: ...
+
+    @overload
+    def gather(
+        self,
+        requests: Iterable[RequestLike],
+        *,
+        concurrency: int = ...,
+        return_exceptions: bool,
+        progress: Progress = ...,
+    ) -> list[ChatResponse | BaseException]: ...
 
     def gather(
         self,
@@ -172,11 +232,11 @@ class LLMClient:
         concurrency: int = 16,
         return_exceptions: bool = False,
         progress: Progress = False,
-    ) -> list[ChatResponse | BaseException]:
-        portal = self._check()
+    ) -> list[ChatResponse] | list[ChatResponse | BaseException]:
+        """Run ``requests`` concurrently; results in input order (see ``AsyncLLMClient.gather``)."""
         items = list(requests)
 
-        async def run() -> list[ChatResponse | BaseException]:
+        async def run() -> list[ChatResponse] | list[ChatResponse | BaseException]:
             return await self._client.gather(
                 items,
                 concurrency=concurrency,
@@ -184,7 +244,7 @@ class LLMClient:
                 progress=progress,
             )
 
-        return portal.call(run)
+        return self._call(run)
 
     def metrics(self) -> dict[str, Any]:
         return self._check().call(_metrics, self._client)
@@ -192,10 +252,6 @@ class LLMClient:
     def __repr__(self) -> str:
         state = "closed" if self._portal_cm is None else "open"
         return f"<LLMClient {state} {self._client!r}>"
-
-
-async def _aclose_receiver(receive: MemoryObjectReceiveStream[ChatChunk]) -> None:
-    receive.close()
 
 
 async def _make_client(args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncLLMClient:

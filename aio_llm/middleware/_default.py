@@ -55,7 +55,15 @@ def default_middleware(
 
         chain.append(SemanticCache.from_config(config, keyer=keyer, clock=clock, client=client))
     if config.dedup_enabled:
-        chain.append(Dedup(keyer=keyer))
+        chain.append(
+            Dedup(
+                keyer=keyer,
+                merge_samples=config.dedup_sampling,
+                deterministic_providers=[
+                    label for label, p in (providers or {}).items() if not p.samples_by_default
+                ],
+            )
+        )
     chain.append(BudgetMiddleware(cost_manager))
     if config.fallbacks:
         chain.append(Fallback(config.fallbacks))

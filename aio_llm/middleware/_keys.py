@@ -8,9 +8,11 @@ default), the model, the messages, ``temperature``, ``top_p``,
 ``max_tokens``, ``stop``, ``tools``, ``tool_choice``, ``response_format`` (a
 pydantic class as its name and JSON schema, so two classes that ask for the
 same thing share answers and a changed class does not),
-``seed``, ``extra`` and the tenant (``user`` plus whatever the ``tenant``
-callable says, e.g. a hash of the API key). What does not: ``timeout``,
-``metadata``, ``cache``, ``cache_ttl`` and ``stream`` (a streamed and a
+``seed``, ``extra``, the SDK parameters (``n``, penalties, ``logit_bias``,
+``logprobs``, ``top_k``, ``service_tier``, ``extra_headers``, ``extra_query``,
+...) and the tenant (``user`` plus whatever the ``tenant`` callable says,
+e.g. a hash of the API key). What does not: ``timeout``, ``metadata``,
+``cache``, ``cache_ttl``, ``dedup`` and ``stream`` (a streamed and a
 non-streamed request share one answer: that is how a cached response
 replays as a stream).
 
@@ -31,6 +33,7 @@ from typing import Any
 
 from .._conversation import output_format
 from ..errors import InvalidRequestError
+from ..providers._params import SDK_PARAMETERS
 from ..types import ChatRequest, Message
 
 __all__ = ["RequestKeyer", "TenantFn", "api_key_fingerprint", "request_key"]
@@ -127,7 +130,29 @@ def _canonical(
         tenant,
         request.extra,
         drop_last,
+        *_sdk_part(request),
     ]
+
+
+_SET_ONLY = tuple(p for p in SDK_PARAMETERS if p != "seed") + ("extra_headers", "extra_query")
+_SET_ONLY_FIELDS = frozenset(_SET_ONLY)
+
+
+def _sdk_part(request: ChatRequest) -> list[dict[str, Any]]:
+    """The SDK parameters a request sets, as one more key element (none: the key is unchanged).
+
+    Keys of requests that set none of them stay what they were before these
+    parameters existed, so a shared cache keeps its entries.
+    """
+    named = request.model_fields_set & _SET_ONLY_FIELDS  # most requests name none
+    if not named:
+        return []
+    given = {}
+    for name in _SET_ONLY:
+        value = getattr(request, name) if name in named else None
+        if value is not None and value != {}:
+            given[name] = value
+    return [given] if given else []
 
 
 def request_key(

@@ -22,17 +22,24 @@ runs in the task group the client binds (``bind``) or one opened by
 ``async with``.
 
 Only requests meant to give one answer are merged: a request that samples
-(a ``temperature`` other than 0, the provider's default included, with no
-``seed``; or ``n`` above 1 in ``extra``) asks for an answer of its own, so
-it goes upstream alone unless the middleware is built with
-``merge_samples=True``.
+(``n`` above 1, or a ``temperature`` other than 0 with no ``seed``, where
+no temperature means the provider's default, which samples unless the
+provider is deterministic like the mock) asks for an answer of its own, so
+it goes upstream alone unless the caller opts in: ``request.dedup=True``
+for one call, ``merge_samples=True`` (``ClientConfig.dedup_sampling``) for
+all. ``request.dedup=False`` or ``request.cache=False`` never merges.
+
+Who pays. The shared answer itself goes to the first caller that takes it
+(the one that started the call, or a follower if that one left); every
+other caller gets a copy marked ``cached=True`` (served without a call of
+its own) with ``cost=0.0``. So exactly one response carries the call's
+cost, and the costs of all responses add up to what the ledger charged.
 
 Errors reach every waiter. Streams: a streaming request never leads a
 shared call (its caller wants tokens as they arrive, and other callers must
 not depend on how fast it reads); it joins a non-streaming call in flight
 for the same key and gets that answer replayed as a stream, else it goes
-upstream on its own. ``request.cache=False`` opts a request out (use it to
-draw independent samples of the same prompt).
+upstream on its own.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Hashable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -61,10 +68,22 @@ T = TypeVar("T")
 
 
 class _Flight:
-    __slots__ = ("deadline", "done", "error", "key", "ok", "scope", "tb", "value", "waiters")
+    __slots__ = (
+        "deadline",
+        "done",
+        "error",
+        "key",
+        "ok",
+        "scope",
+        "taken",
+        "tb",
+        "value",
+        "waiters",
+    )
 
     def __init__(self, key: Hashable, deadline: float) -> None:
         self.key = key
+        self.taken = False  # the value itself went to a caller; the others get copies
         self.done = asyncio.Event()
         self.ok = False
         self.value: Any = None
@@ -97,8 +116,9 @@ class DedupStatistics:
 class Deduplicator(TaskGroupHost):
     """Runs one call per key at a time; concurrent callers of a key share its outcome.
 
-    ``share(value)`` (optional) gives each follower its own copy of the
-    value; the leader gets the original.
+    ``share(value)`` (optional) gives each caller but one its own copy of
+    the value; the first to take it (the leader, unless it left) gets the
+    original.
     """
 
     __slots__ = ("_flights", "_share", "_tasks", "calls", "hits")
@@ -139,13 +159,11 @@ class Deduplicator(TaskGroupHost):
             flight = self._flights[key] = _Flight(key, deadline)
             self.calls += 1
             self._spawn(self._run(flight, executor))
-            await self._wait(flight, deadline)
-            return flight.value
-        self.hits += 1
-        record_event(EVENT_DEDUP_HIT)
+        else:
+            self.hits += 1
+            record_event(EVENT_DEDUP_HIT)
         await self._wait(flight, deadline)
-        share = self._share
-        return flight.value if share is None else share(flight.value)
+        return self._take(flight)
 
     async def join(self, key: Hashable) -> tuple[bool, Any]:
         """Wait for the call in flight for ``key``: ``(True, value)``, or ``(False, None)``.
@@ -158,7 +176,15 @@ class Deduplicator(TaskGroupHost):
         self.hits += 1
         record_event(EVENT_DEDUP_HIT)
         await self._wait(flight, anyio.current_effective_deadline())
-        return True, flight.value if self._share is None else self._share(flight.value)
+        return True, self._take(flight)
+
+    def _take(self, flight: _Flight) -> Any:
+        """The value for one caller: the first to take it gets it, the others ``share(value)``."""
+        share = self._share
+        if share is None or not flight.taken:
+            flight.taken = True
+            return flight.value
+        return share(flight.value)
 
     async def _wait(self, flight: _Flight, deadline: float) -> None:
         flight.wait_until(deadline)
@@ -249,7 +275,7 @@ class Dedup:
     are merged only with ``merge_samples=True``.
     """
 
-    __slots__ = ("_flights", "_key", "merge_samples")
+    __slots__ = ("_deterministic", "_flights", "_key", "merge_samples")
 
     def __init__(
         self,
@@ -258,11 +284,14 @@ class Dedup:
         provider: str | None = None,
         tenant: str | TenantFn | None = None,
         merge_samples: bool = False,
+        deterministic_providers: Collection[str] = (),
     ) -> None:
         self._key = keyer if keyer is not None else RequestKeyer(provider=provider, tenant=tenant)
-        self._flights = Deduplicator(share=ChatResponse.model_copy)
+        self._flights = Deduplicator(share=_follower_copy)
         self.merge_samples = merge_samples
         """Merge requests that sample too (every caller then gets the same sample)."""
+        self._deterministic = frozenset(deterministic_providers)
+        """Providers whose default temperature does not sample (the mock)."""
 
     def bind(self, task_group: anyio.abc.TaskGroup) -> None:
         """Where shared calls run on backends other than asyncio."""
@@ -281,7 +310,13 @@ class Dedup:
         return await self._flights.__aexit__(exc_type, exc, tb)
 
     async def __call__(self, request: ChatRequest, next: Next) -> ChatResponse:
-        if not request.cache or (not self.merge_samples and samples(request)):
+        merge = request.dedup
+        if merge is None:
+            merge = self.merge_samples or not samples(
+                request,
+                default_samples=(request.provider or self._key.provider) not in self._deterministic,
+            )
+        if not merge or not request.cache:
             return await next(request)
         key = self._key(request)
         if request.stream:
@@ -311,9 +346,26 @@ class Dedup:
         return f"Dedup(inflight={s.inflight}, calls={s.calls}, hits={s.hits})"
 
 
-def samples(request: ChatRequest) -> bool:
-    """Whether ``request`` asks for a sample: two sends may rightly answer differently."""
-    if request.seed is None and request.temperature != 0:
-        return True  # None is the provider's default temperature, which samples
-    n = request.extra.get("n")
-    return isinstance(n, int) and n > 1
+def samples(request: ChatRequest, *, default_samples: bool = True) -> bool:
+    """Whether ``request`` asks for a sample: two sends may rightly answer differently.
+
+    ``default_samples`` says whether the provider samples when no
+    temperature is given (every real model does; the mock does not).
+    """
+    n = request.n if request.n is not None else request.extra.get("n")
+    if isinstance(n, int) and n > 1:
+        return True
+    if request.seed is not None:
+        return False
+    if request.temperature is None:
+        return default_samples
+    return request.temperature != 0
+
+
+def _follower_copy(response: ChatResponse) -> ChatResponse:
+    """A follower's own copy of the shared answer: served by another call, it cost nothing.
+
+    So the costs of all responses add up to what the budget ledger charged.
+    """
+    cost = 0.0 if response.cost is not None else None
+    return response.model_copy(update={"cached": True, "cost": cost})

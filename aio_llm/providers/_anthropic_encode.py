@@ -27,6 +27,7 @@ from .._conversation import (
 )
 from ..errors import InvalidRequestError
 from ..types import ChatRequest, ThinkingBlock
+from ._params import anthropic_service_tier
 
 __all__ = [
     "encode_body",
@@ -106,6 +107,7 @@ def encode_body(
         body["metadata"] = {"user_id": request.user}
     if request.stream:
         body["stream"] = True
+    _sdk_parameters(body, request)
     if request.extra:
         extra = request.extra
         config = extra.get("output_config")
@@ -191,6 +193,18 @@ def _structured(body: dict[str, Any], request: ChatRequest, structured: str) -> 
         body["tool_choice"] = {"type": "tool", "name": name}
     else:  # extended thinking refuses a forced tool
         body["tool_choice"] = {"type": "auto"}
+
+
+def _sdk_parameters(body: dict[str, Any], request: ChatRequest) -> None:
+    """``top_k``, ``service_tier`` and ``parallel_tool_calls`` in Anthropic's terms."""
+    if request.top_k is not None:
+        body["top_k"] = request.top_k
+    if request.service_tier is not None:
+        body["service_tier"] = anthropic_service_tier(request.service_tier, "anthropic")
+    if request.parallel_tool_calls is False and request.tools:
+        choice = body.get("tool_choice") or {"type": "auto"}
+        if choice.get("type") != "none":
+            body["tool_choice"] = {**choice, "disable_parallel_tool_use": True}
 
 
 def _system(parts: list[str | list[dict[str, Any]]]) -> str | list[dict[str, Any]]:

@@ -121,6 +121,12 @@ def encode_body(request: ChatRequest) -> dict[str, Any]:
         config["stopSequences"] = [request.stop] if isinstance(request.stop, str) else request.stop
     if request.seed is not None:
         config["seed"] = request.seed
+    if request.top_k is not None:
+        config["topK"] = request.top_k
+    if request.presence_penalty is not None:
+        config["presencePenalty"] = request.presence_penalty
+    if request.frequency_penalty is not None:
+        config["frequencyPenalty"] = request.frequency_penalty
     fmt = output_format(request.response_format)
     if fmt is not None and fmt.kind != "text":
         _json_output(config, fmt)

@@ -12,7 +12,16 @@ from __future__ import annotations
 from ..errors import StreamError
 from ..streaming import ChunkAccumulator
 from ..transports.sse import SSEEvent
-from ..types import ChatChunk, ChatResponse, FinishReason, ToolCallDelta, fast_construct
+from ..types import (
+    ChatChunk,
+    ChatResponse,
+    Choice,
+    FinishReason,
+    TokenLogprob,
+    ToolCallDelta,
+    fast_construct,
+)
+from ._choices import logprobs_from_wire
 from ._common import json_event
 from ._openai_wire import (
     FILTERED,
@@ -35,11 +44,12 @@ class OpenAIStreamDecoder:
     recorded, so the rebuilt response still counts the tokens spent.
     """
 
-    __slots__ = ("_done", "_label", "accumulator")
+    __slots__ = ("_done", "_label", "_logprobs", "accumulator")
 
     def __init__(self, label: str) -> None:
         self._label = label
         self._done = False
+        self._logprobs: list[TokenLogprob] | None = None  # when the request asked for them
         self.accumulator = ChunkAccumulator()
 
     @property
@@ -73,6 +83,9 @@ class OpenAIStreamDecoder:
         if choices and isinstance(choices, list):
             choice = choices[0]
             if isinstance(choice, dict):
+                lp = choice.get("logprobs")
+                if isinstance(lp, dict) and lp.get("content"):
+                    self._logprobs = (self._logprobs or []) + logprobs_from_wire(lp["content"])
                 reason = finish_reason(choice.get("finish_reason"))
                 if reason == "content_filter" and acc.refusal is None:
                     acc.refusal = FILTERED
@@ -130,7 +143,15 @@ class OpenAIStreamDecoder:
         return out
 
     def build_response(self) -> ChatResponse:
-        return self.accumulator.build(provider=self._label)
+        response = self.accumulator.build(provider=self._label)
+        if self._logprobs is not None:
+            choice = Choice(
+                message=response.message,
+                finish_reason=response.finish_reason,
+                logprobs=self._logprobs,
+            )
+            response.all_choices = [choice]
+        return response
 
     def __repr__(self) -> str:
         state = "done" if self._done else "open"

@@ -41,6 +41,7 @@ from ..types import (
     make_usage,
 )
 from ._common import int_field
+from ._error_text import describe_text_body
 
 __all__ = [
     "FILTERED",
@@ -409,6 +410,7 @@ def error_from_payload(
     provider: str,
     headers: Mapping[str, str] | None,
     body: object = None,
+    raw: bytes | None = None,
 ) -> APIError:
     """The typed error for an ``error`` object (OpenAI or OpenRouter shape, or a bare string)."""
     code: object = None
@@ -445,6 +447,7 @@ def error_from_payload(
         code=code_text,
         error_type=error_type,
         body=body,
+        raw=raw,
     )
 
 
@@ -461,9 +464,9 @@ def error_from_body(
         data = None
     if isinstance(data, dict):
         err = data.get("error")
-        if err:
+        if err:  # ``body`` is the error object, as the openai SDK's errors carry it
             return error_from_payload(
-                err, status=status, provider=provider, headers=headers, body=data
+                err, status=status, provider=provider, headers=headers, body=err, raw=text.encode()
             )
         # vLLM-style {"object": "error", "message": ...} or FastAPI {"detail": ...}
         msg = data.get("message") or data.get("detail")
@@ -478,9 +481,12 @@ def error_from_body(
                 provider=provider,
                 headers=headers,
                 body=data,
+                raw=text.encode(),
             )
-    message = shorten(text) or f"HTTP {status}"
-    return error_for_status(status, message, provider=provider, headers=headers, body=text)
+    message = describe_text_body(status, headers, text)
+    return error_for_status(
+        status, message, provider=provider, headers=headers, body=text, raw=text.encode()
+    )
 
 
 def decode_embeddings(data: object) -> tuple[list[list[float]], str, Usage]:

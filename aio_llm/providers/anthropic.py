@@ -42,6 +42,7 @@ from ._anthropic_stream import (
     str_field,
     usage_from_wire,
 )
+from ._error_text import describe_text_body
 from .base import HTTPRequest, Provider, StreamDecoder, redact
 
 __all__ = ["AnthropicProvider"]
@@ -98,6 +99,7 @@ class AnthropicProvider(Provider):
     """
 
     name = "anthropic"
+    supported_parameters = frozenset({"top_k", "parallel_tool_calls", "service_tier"})
     api_key_env = "ANTHROPIC_API_KEY"
     base_url_env = "ANTHROPIC_BASE_URL"
     default_base_url = "https://api.anthropic.com"
@@ -272,10 +274,10 @@ class AnthropicProvider(Provider):
             body_request_id = parsed.get("request_id") or None
             if not isinstance(body_request_id, str):
                 body_request_id = None
-        else:
-            parsed = _clip(body)
+        else:  # the whole text, as the anthropic SDK keeps it
+            parsed = redact(body.decode("utf-8", errors="replace"), self.api_key)
         if not message:
-            message = _clip(body, 500).strip() or f"{self.label} answered HTTP {status}"
+            message = describe_text_body(status, headers, _clip(body))
         message = redact(message, self.api_key)
         exc = error_for_status(
             status,
@@ -285,6 +287,7 @@ class AnthropicProvider(Provider):
             error_type=error_type,
             code=error_type,
             body=parsed,
+            raw=parsed.encode() if isinstance(parsed, str) else _redact_bytes(body, self.api_key),
         )
         if exc.request_id is None:
             exc.request_id = body_request_id
@@ -331,6 +334,12 @@ class AnthropicProvider(Provider):
         if exc.request_id is None:
             exc.request_id = request_id
         return exc
+
+
+def _redact_bytes(body: bytes, secret: str | None) -> bytes:
+    if secret and secret.encode() in body:
+        return body.replace(secret.encode(), b"[REDACTED]")
+    return body
 
 
 def _clip(body: bytes, limit: int = 2000) -> str:

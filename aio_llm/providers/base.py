@@ -22,6 +22,7 @@ from ..streaming import ChunkAccumulator
 from ..transports.base import HTTPTransport, StreamingHTTPResponse
 from ..transports.sse import SSEDecoder
 from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, EmbeddingResponse
+from ._params import check_parameters, with_query
 
 __all__ = ["Framing", "HTTPRequest", "Provider", "StreamDecoder", "redact"]
 
@@ -120,6 +121,10 @@ class Provider:
     """
 
     name: ClassVar[str] = "base"
+    supported_parameters: ClassVar[frozenset[str]] = frozenset()
+    """Which of the SDK parameters (``_params.SDK_PARAMETERS``) this provider honours."""
+    samples_by_default: ClassVar[bool] = True
+    """Whether a request without a temperature draws a sample (every real model does)."""
     api_key_env: ClassVar[str | None] = None
     api_key_alt_envs: ClassVar[tuple[str, ...]] = ()
     """More variables the key is read from when ``api_key_env`` is unset."""
@@ -220,12 +225,26 @@ class Provider:
                 _check_media(request, self.name)
                 return
 
+    def _encode(self, request: ChatRequest) -> HTTPRequest:
+        """``encode_chat`` after checking the parameters and the media, plus the request's own
+        headers and query."""
+        check_parameters(request, self.label, self.supported_parameters)
+        self.check_media(request)
+        http = self.encode_chat(request)
+        if request.extra_headers or request.extra_query:
+            http = HTTPRequest(
+                http.method,
+                with_query(http.url, request.extra_query),
+                {**http.headers, **request.extra_headers},
+                http.content,
+            )
+        return http
+
     async def send(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
         """Send ``request``; a streaming one returns at its first chunk with ``.stream`` set."""
         if request.stream:
             return await self.open_stream(request, transport)
-        self.check_media(request)
-        http = self.encode_chat(request)
+        http = self._encode(request)
         start = time.perf_counter()
         status, headers, body = await self._exchange(http, transport)
         response = self.decode_chat(request, status, headers, body)
@@ -234,8 +253,7 @@ class Provider:
         return response
 
     async def open_stream(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
-        self.check_media(request)
-        http = self.encode_chat(request)
+        http = self._encode(request)
         start = time.perf_counter()
         try:
             resp = await transport.stream(http.method, http.url, http.headers, http.content)

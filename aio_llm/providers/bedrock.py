@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from .. import _json
 from ..clock import SYSTEM_CLOCK, Clock
@@ -51,6 +51,7 @@ from ._bedrock_wire import (
     refusal_of,
     usage_from_wire,
 )
+from ._params import check_parameters
 from ._responses_decode import bad_body
 from ._sigv4 import AWSCredentials, SigV4Signer
 from .base import Framing, HTTPRequest, Provider
@@ -76,6 +77,10 @@ class BedrockProvider(Provider):
     """
 
     name: ClassVar[str] = "bedrock"
+    # Converse's inferenceConfig has none of the SDK parameters (only maxTokens, stopSequences,
+    # temperature, topP): each is refused; a model's own go in extra_body
+    # (additionalModelRequestFields)
+    supported_parameters: ClassVar[frozenset[str]] = frozenset()
     genai_system: ClassVar[str | None] = "aws.bedrock"
     api_key_env: ClassVar[str | None] = "AWS_BEARER_TOKEN_BEDROCK"
     base_url_env: ClassVar[str | None] = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
@@ -154,6 +159,10 @@ class BedrockProvider(Provider):
             ) from None
         url = self._url(request.model, request.stream)
         headers = self._stream_headers if request.stream else self._headers
+        if request.extra_query:  # in the URL before signing: SigV4 signs the query too
+            url += "?" + urlencode(request.extra_query, quote_via=quote)
+        if request.extra_headers:
+            headers = {**headers, **request.extra_headers}
         return HTTPRequest("POST", url, self._authorize(url, headers, content), content)
 
     def encode_count(self, request: ChatRequest) -> HTTPRequest:
@@ -169,6 +178,13 @@ class BedrockProvider(Provider):
         if not isinstance(value, int):
             raise TypeError("inputTokens is not an integer")
         return value
+
+    def _encode(self, request: ChatRequest) -> HTTPRequest:
+        """The checked, signed request: ``encode_chat`` has put the extra headers and query
+        in before signing, so nothing is added after it (that would void the signature)."""
+        check_parameters(request, self.label, self.supported_parameters)
+        self.check_media(request)
+        return self.encode_chat(request)
 
     def _authorize(self, url: str, headers: dict[str, str], content: bytes) -> dict[str, str]:
         if self.api_key is not None:

@@ -57,6 +57,11 @@ class GeminiProvider(Provider):
     base_url_env: ClassVar[str | None] = "GOOGLE_GEMINI_BASE_URL"
     default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com/v1beta"
     api_key_alt_envs: ClassVar[tuple[str, ...]] = ("GOOGLE_API_KEY",)
+    # generationConfig's seed, topK, presencePenalty, frequencyPenalty; n (candidateCount)
+    # and logprobs stay refused until the decoder reads every candidate and logprobsResult
+    supported_parameters: ClassVar[frozenset[str]] = frozenset(
+        {"seed", "top_k", "presence_penalty", "frequency_penalty"}
+    )
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ from ..types import (
     make_response,
     make_usage,
 )
+from ._params import SDK_PARAMETERS
 from .base import Provider
 
 __all__ = ["MockProvider"]
@@ -47,6 +48,9 @@ class MockProvider(Provider):
     """
 
     name: ClassVar[str] = "mock"
+    supported_parameters: ClassVar[frozenset[str]] = frozenset(SDK_PARAMETERS)
+    """All of them: the mock answers the same text whatever they say."""
+    samples_by_default: ClassVar[bool] = False
     default_base_url: ClassVar[str] = "http://mock.invalid"
 
     def __init__(

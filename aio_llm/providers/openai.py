@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from .. import _json
 from ..errors import APIError, APIResponseError, ConfigurationError, InvalidRequestError
 from ..types import ChatRequest, ChatResponse, EmbeddingResponse
+from ._choices import attach_choices
 from ._openai_stream import OpenAIStreamDecoder
 from ._openai_wire import (
     decode_embeddings,
@@ -30,6 +31,7 @@ from ._openai_wire import (
     tool_choice_to_wire,
     tools_to_wire,
 )
+from ._params import OPENAI_PARAMETERS, SDK_PARAMETERS, openai_parameters
 from .base import HTTPRequest, Provider, StreamDecoder
 
 __all__ = ["OpenAICompatibleProvider", "OpenAIProvider"]
@@ -53,6 +55,7 @@ class OpenAIProvider(Provider):
     """
 
     name: ClassVar[str] = "openai"
+    supported_parameters: ClassVar[frozenset[str]] = OPENAI_PARAMETERS
     cache_markers: ClassVar[bool] = False
     """Whether the server reads Anthropic-style ``cache_control`` markers in messages."""
     api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
@@ -129,6 +132,7 @@ class OpenAIProvider(Provider):
         if request.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
+        openai_parameters(body, request, self.label)
         self._extend_body(body, request)
         if request.extra:
             body.update(request.extra)
@@ -164,8 +168,16 @@ class OpenAIProvider(Provider):
     def _parse(
         self, request: ChatRequest, data: object, headers: Mapping[str, str], status: int
     ) -> ChatResponse:
-        """A ``ChatResponse`` from a parsed answer (a wrong shape raises ``KeyError``...)."""
-        return parse_chat(data, provider=self.label, headers=headers, status=status)
+        """A ``ChatResponse`` from a parsed answer (a wrong shape raises ``KeyError``...).
+
+        Every choice beyond the first, and logprobs, go to ``response.choices``.
+        """
+        response = parse_chat(data, provider=self.label, headers=headers, status=status)
+        if not isinstance(data, dict):
+            return response
+        return attach_choices(
+            response, data, parse_chat, provider=self.label, headers=headers, status=status
+        )
 
     def _bad_body(
         self, status: int, headers: Mapping[str, str], body: bytes, why: str
@@ -226,6 +238,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
     """
 
     name: ClassVar[str] = "openai-compatible"
+    supported_parameters: ClassVar[frozenset[str]] = frozenset(SDK_PARAMETERS)
+    """Everything: the server decides (vLLM and Ollama take ``top_k``, for one)."""
     cache_markers: ClassVar[bool] = True
     api_key_env: ClassVar[str | None] = None
     base_url_env: ClassVar[str | None] = None

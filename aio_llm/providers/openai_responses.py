@@ -38,6 +38,7 @@ from .._conversation import (
 )
 from ..errors import InvalidRequestError
 from ..types import ChatRequest, ChatResponse
+from ._params import openai_service_tier
 from ._responses_decode import ResponsesStreamDecoder, parse_response
 from .base import HTTPRequest, StreamDecoder
 from .openai import OpenAIProvider
@@ -55,6 +56,11 @@ class OpenAIResponsesProvider(OpenAIProvider):
 
     name: ClassVar[str] = "openai-responses"
     genai_system: ClassVar[str | None] = "openai"
+    # what the Responses API takes of the SDK parameters; no n, penalties, logit_bias or seed,
+    # and top_logprobs stays refused until the decoder reads logprobs back
+    supported_parameters: ClassVar[frozenset[str]] = frozenset(
+        {"parallel_tool_calls", "service_tier"}
+    )
 
     def _responses_url(self) -> str:
         return self.base_url + "/responses"
@@ -142,6 +148,10 @@ def encode_responses_body(request: ChatRequest, kind: str) -> dict[str, Any]:
         body["text"] = {"format": spec}
     if request.user is not None:
         body["user"] = request.user
+    if request.parallel_tool_calls is not None and request.tools:
+        body["parallel_tool_calls"] = request.parallel_tool_calls
+    if request.service_tier is not None:
+        body["service_tier"] = openai_service_tier(request.service_tier, kind)
     if request.prompt_cache_key is not None:
         body["prompt_cache_key"] = request.prompt_cache_key
     if request.stream:

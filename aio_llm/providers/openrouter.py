@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..types import ChatRequest
+from ._params import OPENAI_PARAMETERS
 from .openai import OpenAIProvider
 
 __all__ = ["OpenRouterProvider"]
@@ -30,6 +31,10 @@ class OpenRouterProvider(OpenAIProvider):
     """
 
     name: ClassVar[str] = "openrouter"
+    supported_parameters: ClassVar[frozenset[str]] = OPENAI_PARAMETERS - {"n", "service_tier"} | {
+        "top_k"
+    }
+    """OpenRouter's documented parameters: ``top_k`` yes; ``n`` and ``service_tier`` no."""
     cache_markers: ClassVar[bool] = True
     api_key_env: ClassVar[str | None] = "OPENROUTER_API_KEY"
     base_url_env: ClassVar[str | None] = "OPENROUTER_BASE_URL"

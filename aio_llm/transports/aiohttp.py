@@ -10,6 +10,7 @@ import anyio
 from yarl import URL
 
 from ..errors import APIConnectionError, APIResponseError, APITimeoutError, InvalidRequestError
+from ._connect import connect_error
 from .base import DEFAULT_MAX_BODY_SIZE
 
 __all__ = ["AiohttpTransport"]
@@ -133,6 +134,8 @@ class AiohttpTransport:
             )
         except TimeoutError as exc:
             raise APITimeoutError("timed out connecting or waiting for the response") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise connect_error(url, exc) from None  # its text repeats the address: say it once
         except aiohttp.ClientError as exc:
             raise APIConnectionError(f"connection failed: {type(exc).__name__}: {exc}") from exc
         except ValueError:  # an illegal header value or URL; its text may quote a header

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 import httpx
 
 from ..errors import APIConnectionError, APIResponseError, APITimeoutError
+from ._connect import connect_error
 from .base import DEFAULT_MAX_BODY_SIZE
 
 __all__ = ["HttpxTransport"]
@@ -88,6 +89,8 @@ class HttpxTransport:
         req = client.build_request(method, url, headers=headers, content=content)
         try:
             return await client.send(req, stream=True)
+        except httpx.ConnectError as exc:
+            raise connect_error(url, exc) from None
         except httpx.TransportError as exc:
             raise _map(exc) from exc
 

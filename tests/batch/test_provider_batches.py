@@ -76,7 +76,7 @@ async def test_results_in_order_at_the_batch_price(
     async with client_for(server, kind, clock) as c:
         results = await c.gather(reqs(30, kind), via="batch")
         live = await c.chat([{"role": "user", "content": "q0"}], max_tokens=50)
-    assert [r.content for r in results] == [f"Echo: q{i}" for i in range(30)]  # type: ignore[union-attr]
+    assert [r.content for r in results] == [f"Echo: q{i}" for i in range(30)]
     assert len(server.batches.batches) == 1
     assert sorted(server.batches.submitted) == sorted(f"r{i}" for i in range(30))
     assert set(server.batches.submitted.values()) == {1}
@@ -195,13 +195,13 @@ async def test_the_cache_answers_first(server: FakeLLMServer, kind: str, clock: 
             await c.chat(request=r)
         before = server.request_count
         results = await c.gather(reqs(10, kind), via="batch")
-        assert [r.cached for r in results] == [True] * 4 + [False] * 6  # type: ignore[union-attr]
+        assert [r.cached for r in results] == [True] * 4 + [False] * 6
         assert sorted(server.batches.submitted) == sorted(f"r{i}" for i in range(4, 10))
         assert server.request_count > before
         # the batch's answers went into the cache: nothing is sent the second time
         before = server.request_count
         again = await c.gather(reqs(10, kind), via="batch")
-        assert all(r.cached for r in again)  # type: ignore[union-attr]
+        assert all(r.cached for r in again)
         assert server.request_count == before
         assert len(server.batches.batches) == 1
 

@@ -92,7 +92,7 @@ async def test_gather_respects_concurrency_and_order(server: FakeLLMServer, tran
         results = await c.gather(
             reqs, concurrency=5, progress=lambda done, total: seen.append((done, total))
         )
-    assert [r.content for r in results] == [f"Echo: q{i}" for i in range(30)]  # type: ignore[union-attr]
+    assert [r.content for r in results] == [f"Echo: q{i}" for i in range(30)]
     assert server.max_in_flight <= 5
     assert server.max_in_flight >= 2
     assert seen[-1] == (30, 30)

@@ -92,10 +92,12 @@ def test_sync_client_parses_chat_stream_and_gather(served: str) -> None:
         "openai", api_key="sk-x", base_url=served + "/v1", model="gpt-4o", config=ClientConfig()
     ) as c:
         assert c.chat(ASK, response_format=City).parsed == City(name="test", population=1)
-        chunks = list(c.stream(ASK, response_format=City))
+        with c.stream(ASK, response_format=City) as s:
+            chunks = list(s)
         assert json.loads("".join(ch.delta for ch in chunks)) == {"name": "test", "population": 1}
+        assert s.response is not None and s.response.parsed == City(name="test", population=1)
         (r,) = c.gather([{"messages": ASK, "response_format": Town}])
-        assert r.parsed == Town(name="test", mayor="test")  # type: ignore[union-attr]
+        assert r.parsed == Town(name="test", mayor="test")
         with pytest.raises(OutputValidationError):
             c.chat([{"role": "user", "content": "INVALID_JSON"}], response_format=City)
         with pytest.raises(OutputValidationError):

@@ -211,7 +211,7 @@ async def test_outage_is_contained_by_budget_and_breaker_then_recovers(
     assert f.first_tries >= 2 * f.callers
     assert f.upstream_attempts <= 1.2 * f.callers, f
     # only the two typed errors (a deadline would have raised APITimeoutError)
-    assert set(f.outcomes) == {"CircuitOpenError", "ServerError"}, f
+    assert set(f.outcomes) == {"CircuitOpenError", "InternalServerError"}, f
     # after the recovery the open breaker sends nothing until its timeout ...
     assert f.held_outcomes == {"CircuitOpenError": f.held_outcomes["CircuitOpenError"]}, f
     assert f.held_outcomes["CircuitOpenError"] >= f.callers

@@ -192,7 +192,7 @@ async def test_all_failing_raises_the_last_error_with_notes() -> None:
     assert info.value is last
     notes = notes_of(info.value)
     assert len(notes) == 2
-    assert "openai:gpt-4o failed: ServerError: primary down" in notes[0]
+    assert "openai:gpt-4o failed: InternalServerError: primary down" in notes[0]
     assert "anthropic:claude failed: CircuitOpenError" in notes[1]
     assert fb.statistics().failed == 1 and fb.statistics().successful == 0
 

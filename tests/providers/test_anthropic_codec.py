@@ -289,9 +289,11 @@ def test_non_json_and_empty_error_bodies() -> None:
     exc = provider().decode_error(502, {}, b"<html>Bad Gateway</html>")
     assert isinstance(exc, ServerError)
     assert "Bad Gateway" in exc.message
+    assert exc.raw == b"<html>Bad Gateway</html>" and exc.body == "<html>Bad Gateway</html>"
     exc = provider().decode_error(429, {}, b"")
     assert isinstance(exc, RateLimitError)
-    assert exc.message == "anthropic answered HTTP 429"
+    assert exc.message == "HTTP 429 Too Many Requests with an empty body"
+    assert exc.provider == "anthropic" and "provider=anthropic" in str(exc)
     exc = provider().decode_error(401, {}, b'{"error": "nope"}')
     assert isinstance(exc, AuthenticationError)
     assert exc.message == "nope"

@@ -370,7 +370,8 @@ def test_azure_content_filter_is_a_typed_outcome() -> None:
     }
     err = p.decode_error(400, {"apim-request-id": "a-1"}, json.dumps(refused).encode())
     assert isinstance(err, ContentFilterError) and isinstance(err, BadRequestError)
-    assert err.body["error"]["innererror"]["content_filter_result"]["hate"]["filtered"] is True
+    # ``body`` is the error object, as the openai SDK's errors carry it
+    assert err.body["innererror"]["content_filter_result"]["hate"]["filtered"] is True
     cut = {
         "id": "c",
         "model": "gpt-4o-2024-11-20",

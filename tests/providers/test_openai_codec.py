@@ -288,7 +288,8 @@ def test_recorded_error_details() -> None:
     err = check_error_fixture("openai-error-400-unsupported-developer-role.json")
     assert err.code == "unsupported_value"
     assert "messages[0].role" in err.message
-    assert isinstance(err.body, dict) and err.body["error"]["param"] == "messages[0].role"
+    # ``body`` is the error object, as the openai SDK's errors carry it
+    assert isinstance(err.body, dict) and err.body["param"] == "messages[0].role"
     err = check_error_fixture("openai-error-400-null-code.json")
     assert err.code is None and "(param: web_search_options)" in err.message
     err = check_error_fixture("openai-error-404-embeddings-model-not-found.json")
@@ -517,11 +518,14 @@ def test_context_window_error_detected() -> None:
 
 def test_non_json_error_bodies() -> None:
     provider = OpenAIProvider(api_key=KEY)
-    err = provider.decode_error(502, {}, b"<html>Bad gateway</html>" + b"x" * 2000)
+    page = b"<html>Bad gateway</html>" + b"x" * 2000
+    err = provider.decode_error(502, {}, page)
     assert isinstance(err, ServerError) and err.status_code == 502
-    assert err.message.startswith("<html>Bad gateway</html>") and len(err.message) <= 510
+    assert "HTML page" in err.message and "<html>" not in err.message and len(err.message) < 200
+    assert err.raw == page and err.body == page.decode()
     err = provider.decode_error(503, {}, b"")
-    assert isinstance(err, ServerError) and err.message == "HTTP 503"
+    assert isinstance(err, ServerError)
+    assert err.message == "HTTP 503 Service Unavailable with an empty body"
     err = provider.decode_error(404, {}, b'{"detail": "Not Found"}')
     assert isinstance(err, NotFoundError) and err.message == "Not Found"
     err = provider.decode_error(404, {}, b'{"error": "model \'llama9\' not found"}')

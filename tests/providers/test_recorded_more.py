@@ -38,8 +38,8 @@ ERRORS = {400: BadRequestError, 404: NotFoundError}
 
 
 def load(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((DIR / name).read_text())
-    return data
+    fixture: dict[str, Any] = json.loads((DIR / name).read_text())
+    return fixture
 
 
 def test_all_47_cases_are_here() -> None:
@@ -303,7 +303,7 @@ def expected_bedrock(body: dict[str, Any]) -> dict[str, Any]:
 def expected_bedrock_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
     text, thoughts, tools, reasoning_blocks = [], [], {}, set()
     usage: dict[str, Any] = {}
-    stop = None
+    stop = ""
     for ev in events:
         kind, payload = ev["headers"][":event-type"], ev["payload"]
         if kind == "contentBlockStart" and "toolUse" in payload["start"]:

@@ -7,20 +7,18 @@ import json
 import struct
 import uuid
 import zlib
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aio_llm import StreamError
-from aio_llm.errors import EventStreamError
+from aio_llm import EventStreamError, StreamError
 from aio_llm.transports.eventstream import (
     MAX_MESSAGE_LENGTH,
     EventStreamDecoder,
     EventStreamMessage,
+    HeaderValue,
     encode_message,
 )
 
@@ -33,7 +31,7 @@ def recorded(name: str) -> tuple[bytes, list[dict[str, object]]]:
     return base64.b64decode(fx["response"]["body_b64"]), fx["response"]["events"]
 
 
-def decoded(messages: Sequence[EventStreamMessage]) -> list[dict[str, object]]:
+def decoded(messages: list[EventStreamMessage]) -> list[dict[str, object]]:
     return [{"headers": m.headers, "payload": json.loads(m.payload)} for m in messages]
 
 
@@ -49,7 +47,7 @@ def test_recorded_bytes_decode_to_the_recorded_events(name: str) -> None:
 def test_byte_by_byte_gives_the_same_events(name: str) -> None:
     raw, events = recorded(name)
     d = EventStreamDecoder()
-    out = []
+    out: list[EventStreamMessage] = []
     for i in range(len(raw)):
         out += d.feed(raw[i : i + 1])
     assert decoded(out) == events
@@ -61,7 +59,7 @@ def test_any_split_gives_the_same_events(cuts: list[int]) -> None:
     raw, events = recorded(STREAMS[0])
     points = sorted({c % (len(raw) + 1) for c in cuts} | {0, len(raw)})
     d = EventStreamDecoder()
-    out = []
+    out: list[EventStreamMessage] = []
     for a, b in zip(points, points[1:], strict=False):
         out += d.feed(raw[a:b])
     assert decoded(out) == events
@@ -69,7 +67,7 @@ def test_any_split_gives_the_same_events(cuts: list[int]) -> None:
 
 def test_encode_then_decode_every_header_type() -> None:
     ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
-    headers: dict[str, Any] = {
+    headers: dict[str, HeaderValue] = {
         "s": "text",
         "b": b"\x00\x01",
         "t": True,

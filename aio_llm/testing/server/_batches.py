@@ -52,7 +52,7 @@ from ._batch_objects import (
     rfc3339,
 )
 from ._conn import Reply
-from ._dialects import route_of
+from ._dialects import ANTHROPIC, CHAT, MESSAGES, OPENAI, Route, route_of
 from ._replies import JSON, build_reply, fault_reply
 
 if TYPE_CHECKING:
@@ -131,8 +131,7 @@ class FakeBatches:
             if fault is not None and fault.kind in ("status", "raw"):
                 server.faults += 1
                 headers = [JSON]
-                route = route_of("/v1/messages" if anthropic else "/v1/chat/completions")
-                assert route is not None
+                route = Route(MESSAGES, ANTHROPIC) if anthropic else Route(CHAT, OPENAI)
                 return fault_reply(fault, headers, route, self._next("req"))
         parts = path.strip("/").split("/")
         method = req.method
@@ -444,7 +443,7 @@ class FakeBatches:
         path: str,
     ) -> list[Line]:
         route = route_of(path)
-        assert route is not None
+        assert route is not None, path  # the batch endpoints are API routes
         lines = []
         for cid, body in entries:
             self.submitted[cid] += 1

@@ -17,10 +17,25 @@ from typing import Any
 from urllib.parse import unquote
 
 from . import _formats as fmt
+from ._dialect import (
+    BEDROCK,
+    CHAT,
+    COUNT,
+    EMBED,
+    GEMINI,
+    JSON,
+    MESSAGES,
+    RESPONSES,
+    SSE_HEADERS,
+    STREAMED,
+    Dialect,
+    Events,
+    Header,
+    Route,
+)
 from ._fmt_bedrock import BEDROCK_DIALECT
 from ._fmt_gemini import GEMINI_DIALECT
 from ._fmt_responses import RESPONSES_DIALECT
-from ._protocol import Dialect, Events, Header, Route
 from ._wire import Answer, message_marks
 
 __all__ = [
@@ -41,15 +56,6 @@ __all__ = [
     "Route",
     "route_of",
 ]
-
-JSON: Header = ("content-type", "application/json")
-SSE_HEADERS: list[Header] = [
-    ("content-type", "text/event-stream; charset=utf-8"),
-    ("cache-control", "no-cache"),
-]
-
-CHAT, MESSAGES, EMBED, RESPONSES, GEMINI, BEDROCK, COUNT = 1, 2, 3, 4, 5, 6, 7
-STREAMED = (CHAT, MESSAGES, RESPONSES, GEMINI, BEDROCK)
 
 
 class _OpenAI:

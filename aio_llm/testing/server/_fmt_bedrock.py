@@ -16,7 +16,7 @@ from ...transports.eventstream import encode_message
 from ._wire import MEDIA_TOKENS, Answer, cache_marks, pieces
 
 if TYPE_CHECKING:
-    from ._protocol import Events, Header, Route
+    from ._dialect import Events, Header, Route
 
 __all__ = ["BEDROCK_DIALECT", "EVENTSTREAM", "event_frame"]
 

@@ -13,7 +13,7 @@ from ..._json import dumps, loads
 from ._wire import Answer, pieces
 
 if TYPE_CHECKING:
-    from ._protocol import Events, Header, Route
+    from ._dialect import Events, Header, Route
 
 __all__ = ["GEMINI_DIALECT"]
 

@@ -9,7 +9,7 @@ from . import _formats as fmt
 from ._wire import Answer, pieces, text_of
 
 if TYPE_CHECKING:
-    from ._protocol import Events, Header, Route
+    from ._dialect import Events, Header, Route
 
 __all__ = ["RESPONSES_DIALECT"]
 

@@ -1,21 +1,45 @@
-"""The shapes the fake server's formats share: events, headers, a ``Dialect`` and a ``Route``.
+"""What every wire format of ``FakeLLMServer`` shares: the ``Dialect`` protocol, ``Route``.
 
-Its own module so that each format module (``_fmt_*``) and the routing table
-(``_dialects``) can name them without importing each other.
+Apart from ``_dialects`` (which holds the formats and the path table) so the
+formats in ``_fmt_*`` can name these types without importing the table that
+imports them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from ._wire import Answer
+from ._wire import Answer
 
-__all__ = ["Dialect", "Events", "Header", "Route"]
+__all__ = [
+    "BEDROCK",
+    "CHAT",
+    "COUNT",
+    "EMBED",
+    "GEMINI",
+    "JSON",
+    "MESSAGES",
+    "RESPONSES",
+    "SSE_HEADERS",
+    "STREAMED",
+    "Dialect",
+    "Events",
+    "Header",
+    "Route",
+]
 
 Events = list[bytes]
 Header = tuple[str, str]
+
+JSON: Header = ("content-type", "application/json")
+SSE_HEADERS: list[Header] = [
+    ("content-type", "text/event-stream; charset=utf-8"),
+    ("cache-control", "no-cache"),
+]
+
+CHAT, MESSAGES, EMBED, RESPONSES, GEMINI, BEDROCK, COUNT = 1, 2, 3, 4, 5, 6, 7
+STREAMED = (CHAT, MESSAGES, RESPONSES, GEMINI, BEDROCK)
 
 
 class Dialect(Protocol):
