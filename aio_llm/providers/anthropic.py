@@ -99,7 +99,9 @@ class AnthropicProvider(Provider):
     """
 
     name = "anthropic"
-    supported_parameters = frozenset({"top_k", "parallel_tool_calls", "service_tier"})
+    supported_parameters = frozenset(
+        {"top_k", "parallel_tool_calls", "service_tier", "response_format"}
+    )
     api_key_env = "ANTHROPIC_API_KEY"
     base_url_env = "ANTHROPIC_BASE_URL"
     default_base_url = "https://api.anthropic.com"

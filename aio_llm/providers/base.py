@@ -122,7 +122,8 @@ class Provider:
 
     name: ClassVar[str] = "base"
     supported_parameters: ClassVar[frozenset[str]] = frozenset()
-    """Which of the SDK parameters (``_params.SDK_PARAMETERS``) this provider honours."""
+    """Which of the checked parameters (``_params.CHECKED_PARAMETERS``: the SDK parameters,
+    ``response_format``, ``prompt_cache_key``) this provider honours."""
     samples_by_default: ClassVar[bool] = True
     """Whether a request without a temperature draws a sample (every real model does)."""
     api_key_env: ClassVar[str | None] = None

@@ -79,8 +79,8 @@ class BedrockProvider(Provider):
     name: ClassVar[str] = "bedrock"
     # Converse's inferenceConfig has none of the SDK parameters (only maxTokens, stopSequences,
     # temperature, topP): each is refused; a model's own go in extra_body
-    # (additionalModelRequestFields)
-    supported_parameters: ClassVar[frozenset[str]] = frozenset()
+    # (additionalModelRequestFields). response_format is outputConfig (or a forced tool).
+    supported_parameters: ClassVar[frozenset[str]] = frozenset({"response_format"})
     genai_system: ClassVar[str | None] = "aws.bedrock"
     api_key_env: ClassVar[str | None] = "AWS_BEARER_TOKEN_BEDROCK"
     base_url_env: ClassVar[str | None] = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"

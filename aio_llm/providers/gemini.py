@@ -60,7 +60,7 @@ class GeminiProvider(Provider):
     # generationConfig's seed, topK, presencePenalty, frequencyPenalty; n (candidateCount)
     # and logprobs stay refused until the decoder reads every candidate and logprobsResult
     supported_parameters: ClassVar[frozenset[str]] = frozenset(
-        {"seed", "top_k", "presence_penalty", "frequency_penalty"}
+        {"seed", "top_k", "presence_penalty", "frequency_penalty", "response_format"}
     )
 
     def __init__(

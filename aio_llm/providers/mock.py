@@ -27,7 +27,7 @@ from ..types import (
     make_response,
     make_usage,
 )
-from ._params import SDK_PARAMETERS
+from ._params import CHECKED_PARAMETERS
 from .base import Provider
 
 __all__ = ["MockProvider"]
@@ -48,7 +48,7 @@ class MockProvider(Provider):
     """
 
     name: ClassVar[str] = "mock"
-    supported_parameters: ClassVar[frozenset[str]] = frozenset(SDK_PARAMETERS)
+    supported_parameters: ClassVar[frozenset[str]] = frozenset(CHECKED_PARAMETERS)
     """All of them: the mock answers the same text whatever they say."""
     samples_by_default: ClassVar[bool] = False
     default_base_url: ClassVar[str] = "http://mock.invalid"

@@ -31,7 +31,7 @@ from ._openai_wire import (
     tool_choice_to_wire,
     tools_to_wire,
 )
-from ._params import OPENAI_PARAMETERS, SDK_PARAMETERS, openai_parameters
+from ._params import CHECKED_PARAMETERS, OPENAI_PARAMETERS, openai_parameters
 from .base import HTTPRequest, Provider, StreamDecoder
 
 __all__ = ["OpenAICompatibleProvider", "OpenAIProvider"]
@@ -238,7 +238,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
     """
 
     name: ClassVar[str] = "openai-compatible"
-    supported_parameters: ClassVar[frozenset[str]] = frozenset(SDK_PARAMETERS)
+    supported_parameters: ClassVar[frozenset[str]] = frozenset(CHECKED_PARAMETERS)
     """Everything: the server decides (vLLM and Ollama take ``top_k``, for one)."""
     cache_markers: ClassVar[bool] = True
     api_key_env: ClassVar[str | None] = None

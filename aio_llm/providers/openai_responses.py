@@ -59,7 +59,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
     # what the Responses API takes of the SDK parameters; no n, penalties, logit_bias or seed,
     # and top_logprobs stays refused until the decoder reads logprobs back
     supported_parameters: ClassVar[frozenset[str]] = frozenset(
-        {"parallel_tool_calls", "service_tier"}
+        {"parallel_tool_calls", "service_tier", "response_format", "prompt_cache_key"}
     )
 
     def _responses_url(self) -> str:

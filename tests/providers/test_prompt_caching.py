@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from aio_llm import AsyncLLMClient, ClientConfig, InvalidRequestError
+from aio_llm import AsyncLLMClient, ClientConfig, InvalidRequestError, UnsupportedParameterError
 from aio_llm.cost import PricingTable
 from aio_llm.testing import FakeLLMServer
 from tests.kinds import make_provider
@@ -79,9 +79,7 @@ async def test_anthropic_markers_land_exactly_where_set(server: FakeLLMServer) -
         ]
         assert body["messages"][1] == {"role": "assistant", "content": "First answer"}
         # nothing marked: nothing on the wire
-        await c.chat(
-            [{"role": "user", "content": "Plain"}], model="claude-sonnet-4-5", prompt_cache_key="k"
-        )
+        await c.chat([{"role": "user", "content": "Plain"}], model="claude-sonnet-4-5")
         assert markers(server.last_request.json()) == []
 
 
@@ -124,13 +122,31 @@ async def test_openai_wire_servers_that_read_markers_get_them(
 async def test_apis_that_cache_on_their_own_never_see_markers(
     kind: str, server: FakeLLMServer
 ) -> None:
+    key = None if kind == "gemini" else "tenant-7"
     async with AsyncLLMClient(make_provider(kind, server), config=ClientConfig()) as c:
-        await c.chat(marked_conversation(), model="gpt-4o", prompt_cache_key="tenant-7")
+        await c.chat(marked_conversation(), model="gpt-4o", prompt_cache_key=key)
         body = server.last_request.json()
     if kind == "gemini":
         assert markers(body) == []  # Gemini caches by cachedContents, not markers
     else:
         assert markers(body) == ["prompt_cache_key"] and body["prompt_cache_key"] == "tenant-7"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["anthropic", "gemini", "bedrock"])
+async def test_prompt_cache_key_is_refused_where_it_is_not_taken(
+    kind: str, server: FakeLLMServer
+) -> None:
+    async with AsyncLLMClient(make_provider(kind, server), config=ClientConfig()) as c:
+        with pytest.raises(UnsupportedParameterError, match="prompt_cache_key") as info:
+            await c.chat([{"role": "user", "content": "Hi"}], model="m", prompt_cache_key="t")
+        with pytest.raises(UnsupportedParameterError):
+            async with c.stream(
+                [{"role": "user", "content": "Hi"}], model="m", prompt_cache_key="t"
+            ):
+                pass
+    assert info.value.parameter == "prompt_cache_key" and info.value.provider == kind
+    assert server.request_count == 0  # refused before sending
 
 
 # -- cache tokens and their price -----------------------------------------------------------

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel, Field
 
-from aio_llm import AsyncLLMClient, ClientConfig, OutputValidationError
-from aio_llm.providers import Provider
+from aio_llm import AsyncLLMClient, ClientConfig, OutputValidationError, UnsupportedParameterError
+from aio_llm.providers import OpenAICompatibleProvider, Provider
 from aio_llm.testing import FakeLLMServer
 from tests.kinds import make_provider
 
@@ -282,3 +282,27 @@ async def test_retries_run_out_and_every_attempt_is_charged(transport: str) -> N
     assert error.errors[0]["type"] == "json_invalid"
     # the error's response carries what all three attempts cost, as the ledger charged
     assert error.response.cost == pytest.approx(ledger.total_cost) and ledger.total_requests == 3
+
+
+@pytest.mark.anyio
+async def test_every_provider_declares_response_format(kind: str, server: FakeLLMServer) -> None:
+    """``response_format`` is checked like the SDK parameters: every kind declares it."""
+    declared = provider(kind, server).supported_parameters
+    assert "response_format" in declared
+    openai_style = kind.startswith(("openai", "azure")) or kind in ("openrouter", "mock")
+    assert ("prompt_cache_key" in declared) is openai_style
+
+
+@pytest.mark.anyio
+async def test_a_provider_that_does_not_declare_response_format_refuses_it(
+    server: FakeLLMServer,
+) -> None:
+    class Plain(OpenAICompatibleProvider):
+        supported_parameters: ClassVar[frozenset[str]] = frozenset()
+
+    plain = Plain(api_key="sk-x", base_url=server.openai_url)
+    async with AsyncLLMClient(plain, model="m", config=ClientConfig()) as c:
+        with pytest.raises(UnsupportedParameterError, match="response_format") as info:
+            await c.chat(ask("Largest city?"), response_format=City)
+    assert "<class" not in str(info.value)  # the class is named by the parameter, not shown
+    assert server.request_count == 0
