@@ -54,6 +54,7 @@ if typing.TYPE_CHECKING:
     from .errors import PermissionDeniedError as PermissionDeniedError
     from .errors import RateLimitError as RateLimitError
     from .errors import RateLimitExceededError as RateLimitExceededError
+    from .errors import RedirectError as RedirectError
     from .errors import RequestTimeoutError as RequestTimeoutError
     from .errors import ServerError as ServerError
     from .errors import StreamError as StreamError

@@ -80,7 +80,8 @@ class ClientConfig(BaseModel):
     retry_max_delay: float = Field(default=30.0, ge=0)
     retry_backoff_base: float = Field(default=2.0, ge=1.0)
     retry_after_cap: float = Field(default=60.0, ge=0)
-    """The longest ``Retry-After`` honoured; a longer one fails at once."""
+    """The longest ``Retry-After`` honoured: Retry fails at once on a longer one, and
+    RateLimit never holds a model longer than this on any server-given wait."""
     max_validation_retries: int = Field(default=0, ge=0, le=100)
     """Re-asks when an answer does not fit its ``response_format`` (0: raise at once)."""
 

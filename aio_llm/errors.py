@@ -25,6 +25,7 @@ The hierarchy::
         │   ├── BatchExpiredError           the batch expired before the request ran
         │   └── BatchCancelledError         the batch was cancelled before the request ran
         └── APIStatusError                  the provider answered with an error status
+            ├── RedirectError               3xx: never followed (see its docstring)
             ├── BadRequestError             400
             │   ├── ContextWindowExceededError  the prompt does not fit the model
             │   └── ContentFilterError      the provider's content filter refused the prompt
@@ -91,6 +92,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RateLimitExceededError",
+    "RedirectError",
     "RequestTimeoutError",
     "ServerError",
     "StreamError",
@@ -99,6 +101,7 @@ __all__ = [
     "UnsupportedParameterError",
     "error_for_status",
     "parse_retry_after",
+    "redirect_error",
 ]
 
 
@@ -272,6 +275,10 @@ class RateLimitExceededError(LLMError):
         self.retry_after = retry_after
 
 
+MAX_MESSAGE = 1000
+"""Characters of a provider's message an ``APIError`` quotes; ``exc.body`` keeps the rest."""
+
+
 class APIError(LLMError):
     """A failure while talking to a provider."""
 
@@ -291,6 +298,10 @@ class APIError(LLMError):
         headers: Mapping[str, str] | None = None,
         raw: bytes | None = None,
     ) -> None:
+        if len(message) > MAX_MESSAGE:  # a server's page or a megabyte of text: quote the start
+            # the result is at most MAX_MESSAGE long, so a pickled error comes back unchanged
+            keep = MAX_MESSAGE - 40
+            message = f"{message[:keep]}... ({len(message) - keep} more characters)"
         super().__init__(message)
         self.message = message
         self.provider = provider
@@ -376,6 +387,52 @@ class APIStatusError(APIError):
 
 _NOT_REPLAYED = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 """Headers that describe the wire encoding of a body ``raw`` already holds decoded."""
+
+
+class RedirectError(APIStatusError):
+    """The provider answered with a redirect (3xx); aio_llm does not follow it.
+
+    Following it would send the API key and the prompt to wherever
+    ``Location`` points, and re-send a paid POST; a base URL that redirects
+    is a configuration to fix (often ``http://`` for ``https://`` or a
+    missing ``/v1``). ``location_origin`` is the origin
+    (``scheme://host:port``) the provider pointed at, or ``None``.
+    """
+
+    def __init__(self, message: str, *, location_origin: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.location_origin = location_origin
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rebuild, (cls, message, kwargs) = super().__reduce__()
+        return (rebuild, (cls, message, {**kwargs, "location_origin": self.location_origin}))
+
+
+def redirect_error(
+    status: int, headers: Mapping[str, str], *, provider: str, request_url: str
+) -> RedirectError:
+    """The error for a 3xx answer to ``request_url``: names the ``Location``'s origin only."""
+    from urllib.parse import urljoin, urlsplit
+
+    location = headers.get("location") or headers.get("Location")
+    origin: str | None = None
+    if location:
+        try:
+            parts = urlsplit(urljoin(request_url, location.strip()))
+            host = parts.netloc.rpartition("@")[2]  # never userinfo
+            origin = f"{parts.scheme}://{host}" if parts.scheme and host else None
+        except ValueError:
+            origin = None
+    where = f"to {origin}" if origin else "without a usable Location"
+    return RedirectError(
+        f"{provider} answered HTTP {status}, a redirect {where}; aio_llm does not follow "
+        "redirects (the API key and the prompt stay with the configured base_url): "
+        "check base_url",
+        provider=provider,
+        status_code=status,
+        request_id=headers.get("x-request-id") or headers.get("request-id"),
+        location_origin=origin,
+    )
 
 
 class BadRequestError(APIStatusError):
@@ -525,31 +582,36 @@ def error_for_status(
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date).
+
+    Always finite and not negative (``None`` when absent or unusable): see
+    ``aio_llm._waits.server_wait``; callers apply their own cap.
+    """
+    from ._waits import server_wait
+
     value = headers.get("retry-after-ms")
     if value is not None:
         try:
-            ms = float(value)
+            wait = server_wait(float(value) / 1000.0)
         except ValueError:
-            pass
-        else:
-            if ms >= 0:
-                return ms / 1000.0
+            wait = None
+        if wait is not None:
+            return wait
     value = headers.get("retry-after")
     if value is None:
         return None
     try:
-        seconds = float(value)
+        return server_wait(float(value))
     except ValueError:
-        from email.utils import parsedate_to_datetime
+        pass
+    from email.utils import parsedate_to_datetime
 
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        import datetime as _dt
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    import datetime as _dt
 
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=_dt.UTC)
-        return max(0.0, (when - _dt.datetime.now(_dt.UTC)).total_seconds())
-    return seconds if seconds >= 0 else None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.UTC)
+    return server_wait(max(0.0, (when - _dt.datetime.now(_dt.UTC)).total_seconds()))

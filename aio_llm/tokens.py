@@ -18,6 +18,18 @@ whether it is ``exact`` and where it came from (``source``).
 count (Anthropic, Gemini, the Responses API, Bedrock) and otherwise returns
 this local count. How far the estimate is from the real count is measured on
 the recorded provider answers (docs/token-counting.md).
+
+The estimate is close for English prose, but a prompt of digits or CJK text
+has twice that or more. Rate limits use the best count above.
+
+A hard budget needs a bound instead: ``max_request_tokens`` is one no real
+tokenizer exceeds. Every token of a byte-level BPE or a byte-fallback
+SentencePiece vocabulary (OpenAI, Anthropic, Gemini, Llama, Mistral...)
+stands for at least one byte of text, so a text costs at most its UTF-8
+length; to that come generous allowances for each message's template, tool
+definitions (with the system prompt a provider adds for them) and every
+part that is not text (an image costs a fixed number of tokens whatever its
+bytes: up to ~48,000 on some models).
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ __all__ = [
     "estimate_message_tokens",
     "estimate_request_tokens",
     "estimate_tokens",
+    "max_request_tokens",
     "register_tokenizer",
 ]
 
@@ -233,3 +246,67 @@ def count_request_tokens(request: ChatRequest) -> TokenCount:
     if counted:
         return TokenCount(value, exact=plain, source="tokenizer")
     return TokenCount(value, exact=False, source="estimate")
+
+
+_BOUND_PER_REQUEST = 64
+_BOUND_PER_MESSAGE = 16
+_BOUND_TOOLS = 2048
+"""The tool-use system prompt a provider adds (Anthropic documents up to ~900 tokens)."""
+_BOUND_NON_TEXT_PART = 50_000
+"""An image, audio clip or document part: more than any provider charges for one image."""
+
+
+def _bytes(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    import json
+
+    return len(json.dumps(value, separators=(",", ":"), default=str).encode("utf-8"))
+
+
+def _part_bound(part: Any, model: str) -> int:
+    """The most one non-text part can cost: an image, document or audio clip by the model's
+    own formula's bound (its base64 is not text: its length says nothing), anything else
+    ``_BOUND_NON_TEXT_PART`` plus its bytes."""
+    from ._media import media_tokens, part_media
+
+    if isinstance(part, dict) and part.get("type") != "tool_result":
+        media = list(part_media(part))
+        if media:
+            return sum(media_tokens(m, model)[1] for m in media)
+    return _BOUND_NON_TEXT_PART + _bytes(part)
+
+
+def max_request_tokens(request: ChatRequest) -> int:
+    """An upper bound on the prompt tokens of ``request`` (see the module docstring)."""
+    total = _BOUND_PER_REQUEST
+    for m in request.messages:
+        total += _BOUND_PER_MESSAGE + _bytes(m.name or "")
+        content = m.content
+        if isinstance(content, str):
+            total += _bytes(content)
+        elif content is not None:
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "text":
+                    total += _bytes(str(part.get("text", ""))) + _BOUND_PER_MESSAGE
+                else:
+                    total += _part_bound(part, request.model) + _BOUND_PER_MESSAGE
+        if m.tool_calls:
+            for tc in m.tool_calls:
+                total += _BOUND_PER_MESSAGE + _bytes(tc.id) + _bytes(tc.name) + _bytes(tc.arguments)
+        if m.tool_call_id:
+            total += _bytes(m.tool_call_id)
+    if request.tools:
+        total += _BOUND_TOOLS + _bytes(request.tools)
+    if request.tool_choice is not None:
+        total += _bytes(request.tool_choice)
+    fmt = request.response_format
+    if fmt is not None:  # a pydantic class is sent as its JSON schema
+        total += _BOUND_PER_MESSAGE + _bytes(
+            fmt.model_json_schema() if isinstance(fmt, type) else fmt
+        )
+    if request.stop is not None:
+        total += _bytes(request.stop)
+    if request.extra:  # e.g. Anthropic's ``system`` or a prediction passed through
+        total += _bytes(request.extra)
+    return total

@@ -23,6 +23,7 @@ from aio_llm.tokens import (
     TokenCount,
     count_request_tokens,
     estimate_request_tokens,
+    max_request_tokens,
     register_tokenizer,
 )
 from aio_llm.types import make_response, make_usage
@@ -156,6 +157,16 @@ async def test_the_budget_reserves_image_tokens(word_tokenizer: None) -> None:
     manager.pricing.register("gpt-4o", input=1.0, output=1.0, max_output=10)
     worst_text = budget.worst_case(text_only)
     worst_image = budget.worst_case(with_image)
-    # the tokenizer counted "Describe" as one token; the image adds OpenAI's 765
-    assert worst_text == pytest.approx((count_request_tokens(text_only) + 10) / 1e6)
-    assert worst_image * 1e6 >= 765 + 10
+    # a hard budget reserves a bound (max_request_tokens), never less than the best count
+    assert worst_text * 1e6 == pytest.approx(max_request_tokens(text_only) + 10)
+    assert max_request_tokens(text_only) >= count_request_tokens(text_only)
+    # the image is bounded by OpenAI's formula for its size (765 at 1024 px), not by the
+    # length of its base64
+    bound = max_request_tokens(with_image)
+    assert worst_image * 1e6 == pytest.approx(bound + 10)
+    text_bound = max_request_tokens(text_only.model_copy(update={"model": "gpt-4o"}))
+    assert 765 <= bound - text_bound < 1000
+    padded = f"data:image/png;base64,{b64(png(1024, 1024) + bytes(400_000))}"  # 400 kB more
+    part = {"type": "image_url", "image_url": {"url": padded}}
+    heavy = ChatRequest(model="gpt-4o", messages=[{"role": "user", "content": [part]}])
+    assert max_request_tokens(heavy) < 1000

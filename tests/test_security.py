@@ -35,6 +35,8 @@ from aio_llm.middleware import Cache, Tracing, default_middleware
 from aio_llm.providers import create_provider
 from aio_llm.testing import FakeLLMServer, Fault
 
+from .adversarial.leakcheck import exception_texts
+
 SECRET = "sk-live-SECRET-" + uuid.uuid4().hex
 OTHER_SECRET = "sk-live-OTHER-" + uuid.uuid4().hex
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -76,28 +78,6 @@ def traced_client(
     )
     chain = [tracing if isinstance(mw, Tracing) else mw for mw in chain]
     return AsyncLLMClient(provider, config=config, cost_manager=costs, middleware=chain)
-
-
-def exception_texts(exc: BaseException) -> Iterator[str]:
-    """str/repr of ``exc``, its attributes and notes, then of its causes and contexts."""
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        e = todo.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield str(e)
-        yield repr(e)
-        yield repr(getattr(e, "__notes__", None))
-        yield repr(vars(e)) if hasattr(e, "__dict__") else ""
-        yield repr(e.args)
-        for nxt in (e.__cause__, e.__context__):
-            if nxt is not None:
-                todo.append(nxt)
-        group = getattr(e, "exceptions", None)  # an ExceptionGroup's members
-        if isinstance(group, tuple):
-            todo.extend(x for x in group if isinstance(x, BaseException))
 
 
 def span_texts(exporter: InMemorySpanExporter) -> Iterator[str]:

@@ -14,10 +14,12 @@ import atexit
 import functools
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, aclosing
+from concurrent.futures import Future
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+import anyio
+from anyio.from_thread import BlockingPortal
 
 from ..errors import ClientStateError
 from ..tokens import TokenCount
@@ -48,6 +50,55 @@ def _same_arguments_as(
     return apply
 
 
+class _LoopThread:
+    """An event loop in a daemon thread, reached through a blocking portal.
+
+    Not ``anyio.from_thread.start_blocking_portal``: that is a generator, and a
+    generator left open is closed when it is garbage-collected, which waits
+    for the loop thread. During interpreter finalization no other thread can
+    run any more, so a client never closed (one made in an ``atexit``
+    handler: it registers its ``close`` too late to be called) hung the
+    process at exit. Here nothing runs on collection: ``close()`` stops the
+    loop, and a loop never stopped ends with the process.
+    """
+
+    __slots__ = ("_thread", "portal")
+
+    def __init__(self) -> None:
+        ready: Future[BlockingPortal] = Future()
+
+        async def serve() -> None:
+            async with BlockingPortal() as portal:
+                ready.set_result(portal)
+                await portal.sleep_until_stopped()
+
+        def run() -> None:
+            try:
+                anyio.run(serve, backend="asyncio")
+            except BaseException as exc:
+                if not ready.done():
+                    ready.set_exception(exc)
+
+        self._thread = threading.Thread(target=run, name="aio_llm-sync-loop", daemon=True)
+        self._thread.start()
+        self.portal = ready.result()
+
+    def close(self) -> None:
+        """Stop the loop (cancelling what still runs in it) and wait for its thread."""
+        try:
+            self.portal.call(self.portal.stop, True)
+        except RuntimeError:  # already stopped
+            pass
+        self._thread.join()
+
+
+def _at_exit() -> bool:
+    """Whether the interpreter is shutting down (atexit handlers run after the main thread
+    is marked stopped): a client made now is never closed by ``atexit``, and must not
+    outlive the call that made it."""
+    return not threading.main_thread().is_alive()
+
+
 class LLMClient:
     """A blocking LLM client; same arguments as ``AsyncLLMClient``.
 
@@ -57,10 +108,8 @@ class LLMClient:
 
     @_same_arguments_as(AsyncLLMClient.__init__)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._portal_cm: AbstractContextManager[BlockingPortal] | None = start_blocking_portal(
-            "asyncio"
-        )
-        self._portal = self._portal_cm.__enter__()
+        self._loop: _LoopThread | None = _LoopThread()
+        self._portal = self._loop.portal
         try:
             self._client: AsyncLLMClient = self._portal.call(_make_client, args, kwargs)
             # entered and exited in one task of the portal: the client's task
@@ -68,8 +117,8 @@ class LLMClient:
             self._client_cm = self._portal.wrap_async_context_manager(self._client)
             self._client_cm.__enter__()
         except BaseException:
-            self._portal_cm.__exit__(None, None, None)
-            self._portal_cm = None
+            self._loop.close()
+            self._loop = None
             raise
         self._lock = threading.Lock()
         atexit.register(self.close)
@@ -93,21 +142,21 @@ class LLMClient:
     def close(self) -> None:
         """Close the client and stop its event-loop thread (idempotent)."""
         with self._lock:
-            cm, self._portal_cm = self._portal_cm, None
-        if cm is None:
+            loop, self._loop = self._loop, None
+        if loop is None:
             return
         atexit.unregister(self.close)
         try:
             self._client_cm.__exit__(None, None, None)
         finally:
-            cm.__exit__(None, None, None)
+            loop.close()
 
     @property
     def closed(self) -> bool:
-        return self._portal_cm is None
+        return self._loop is None
 
     def _check(self) -> BlockingPortal:
-        if self._portal_cm is None:
+        if self._loop is None:
             raise ClientStateError("the client is closed: create a new LLMClient")
         return self._portal
 
@@ -250,7 +299,7 @@ class LLMClient:
         return self._check().call(_metrics, self._client)
 
     def __repr__(self) -> str:
-        state = "closed" if self._portal_cm is None else "open"
+        state = "closed" if self._loop is None else "open"
         return f"<LLMClient {state} {self._client!r}>"
 
 

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..client._client import AsyncLLMClient
-from ..client._sync import LLMClient
+from ..client._sync import LLMClient, _at_exit
 from ..config import ClientConfig
 from ..cost import (
     BudgetConfig,
@@ -340,5 +340,12 @@ def invoke_chat(
     messages: Sequence[MessageInput] | None = None,
     **params: Any,
 ) -> ChatResponse:
-    """One blocking chat call on ``get_llm_client_service()``."""
+    """One blocking chat call on ``get_llm_client_service()``.
+
+    From an ``atexit`` handler it uses a service of its own, closed before it
+    returns: a client made during shutdown is never closed by ``atexit``.
+    """
+    if _at_exit():
+        with LLMClientService() as service:
+            return service.invoke_chat(model, messages, **params)
     return get_llm_client_service().invoke_chat(model, messages, **params)

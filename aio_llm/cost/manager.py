@@ -13,6 +13,7 @@ this process last saw of the shared ledger.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import logging
@@ -20,6 +21,9 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import anyio
+
+from .._to_the_end import to_the_end
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import ClientConfig
 from ..errors import BudgetExceededError
@@ -149,7 +153,7 @@ class CostManager:
     async def reserve(
         self,
         model: str,
-        amount: float,
+        amount: float | None,
         *,
         user_id: str | None = None,
         project: str | None = None,
@@ -157,7 +161,9 @@ class CostManager:
     ) -> Reservation | None:
         """Set ``amount`` USD aside in every budget that applies, or raise ``BudgetExceededError``.
 
-        Returns ``None`` when no budget applies (nothing to settle). ``ttl``
+        Returns ``None`` when no budget applies (nothing to settle). ``amount``
+        ``None`` means the cost has no known bound (the model has no price):
+        a hard budget refuses it, soft budgets let it through. ``ttl``
         (default ``reservation_ttl``) is how long the reservation counts if
         it is never settled; a provider batch reserves for its whole window.
         """
@@ -165,11 +171,25 @@ class CostManager:
         claims = self._book.claims(model, user_id, project, now)
         if not claims:
             return None
+        if amount is None:
+            hard = next((c for c in claims if c.limit is not None), None)
+            if hard is not None:
+                self._stats.refused += 1
+                raise BudgetExceededError(
+                    f"no price is known for model {model!r}, so the hard budget "
+                    f"{hard.key.partition('|')[0]!r} cannot bound what the request may cost; "
+                    "register its price (PricingTable.register) or make the budget soft",
+                    budget=hard.key,
+                )
+            amount = 0.0
         ttl = self.reservation_ttl if ttl is None else ttl
         rid = f"{self._id_prefix}{next(self._ids)}"
         res = Reservation(rid, claims, to_nanos(amount, ceil=True), now + ttl)
         try:
-            refusal = await self._ledger.reserve(res, now)
+            if self._memory is not None:  # never suspends: nothing can cancel it half-way
+                refusal = self._memory.reserve_nowait(res, now)
+            else:
+                refusal = await self._reserve_shared(res, now)
         except LedgerUnavailableError:
             self._stats.ledger_errors += 1
             if self._fail_open:
@@ -182,6 +202,21 @@ class CostManager:
         self._stats.reserved += 1
         return res
 
+    async def _reserve_shared(self, res: Reservation, now: float) -> Refusal | None:
+        """Reserve on a shared ledger; a cancelled caller leaves nothing reserved.
+
+        The ledger call runs to its end even when the caller is cancelled
+        (``to_the_end``); it may then have reserved, so the reservation is
+        released (a no-op if it was not made) before the cancellation goes on.
+        """
+        try:
+            return await to_the_end(self._ledger.reserve(res, now))
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                with contextlib.suppress(Exception):
+                    await to_the_end(self._ledger.release(res, now))
+            raise
+
     async def settle(self, reservation: Reservation | None, record: UsageRecord) -> None:
         """Charge ``record`` (its real cost) and close ``reservation``; committed on return."""
         now = self._clock.time()
@@ -189,10 +224,13 @@ class CostManager:
         self._stats.add(record)
         try:
             if reservation is not None:
-                self._observe(await self._ledger.settle(reservation, actual, now, record), now)
+                settle = self._ledger.settle(reservation, actual, now, record)
+                balances = await settle if self._memory is not None else await to_the_end(settle)
+                self._observe(balances, now)
             elif self._memory is None:
                 claims = self._book.claims(record.model, record.user_id, record.project, now)
-                self._observe(await self._ledger.charge(claims, actual, now, record), now)
+                charge = self._ledger.charge(claims, actual, now, record)
+                self._observe(await to_the_end(charge), now)
             elif self._book.budgets:
                 claims = self._book.claims(record.model, record.user_id, record.project, now)
                 self._observe(self._memory.charge_nowait(claims, actual, now, record), now)
@@ -242,7 +280,9 @@ class CostManager:
         self._stats.released += 1
         now = self._clock.time()
         try:
-            self._book.observe(await self._ledger.release(reservation, now), now, alert=False)
+            release = self._ledger.release(reservation, now)
+            balances = await release if self._memory is not None else await to_the_end(release)
+            self._book.observe(balances, now, alert=False)
         except LedgerUnavailableError as exc:
             self._stats.ledger_errors += 1
             logger.warning("could not release a budget reservation: %s", exc)

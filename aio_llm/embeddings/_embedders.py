@@ -25,6 +25,16 @@ import anyio.abc
 from .._extras import require_numpy
 from .._task_host import TaskGroupHost
 from ..clock import SYSTEM_CLOCK, Clock
+from ..errors import (
+    APIConnectionError,
+    APIResponseError,
+    AuthenticationError,
+    InvalidRequestError,
+    LLMError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+)
 from ..types import EmbeddingResponse, Usage
 
 if TYPE_CHECKING:
@@ -77,12 +87,13 @@ class ClientEmbedder:
 
 
 class _Batch:
-    __slots__ = ("error", "event", "live", "response", "scope", "sleep", "texts", "tb")
+    __slots__ = ("callers", "error", "event", "live", "response", "scope", "sleep", "texts", "tb")
 
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.event = anyio.Event()
         self.live = 0
+        self.callers = 0
         self.response: EmbeddingResponse | None = None
         self.error: BaseException | None = None
         self.tb: TracebackType | None = None
@@ -100,6 +111,8 @@ class BatcherStatistics:
     """Texts sent upstream."""
     calls: int
     """``embed`` calls served."""
+    resent: int = 0
+    """Callers of a failed merged batch that sent their own texts again alone."""
 
 
 class EmbeddingBatcher(TaskGroupHost):
@@ -108,8 +121,13 @@ class EmbeddingBatcher(TaskGroupHost):
     The first call for a model opens a batch; calls for the same model in the
     next ``window`` seconds join it, until it holds ``max_batch`` texts; then
     ``send(texts, model)`` goes out once and the vectors are split back. A
-    call with more than ``max_batch`` texts spans several batches. An error
-    reaches every caller of the batch. Batches run in a task group (``bind``
+    call with more than ``max_batch`` texts spans several batches. When a
+    merged batch fails for a reason one caller's texts may have caused (a
+    4xx such as one text too long, a wrong number of vectors, a 5xx), each
+    caller sends its own texts again alone, so only the callers whose own
+    request fails get an error; an error every caller would meet alike
+    (401, 403, 404, 429) reaches them all without a resend. Every error is an
+    ``LLMError``. Batches run in a task group (``bind``
     the client's, or ``async with EmbeddingBatcher(...)``), so cancelling one
     caller never cancels the request for the others; a batch whose callers
     are all gone is not sent (or is cancelled). ``usage`` is shared out in
@@ -123,6 +141,7 @@ class EmbeddingBatcher(TaskGroupHost):
         "batches",
         "calls",
         "max_batch",
+        "resent",
         "texts",
         "window",
     )
@@ -145,12 +164,12 @@ class EmbeddingBatcher(TaskGroupHost):
         self._clock = clock or SYSTEM_CLOCK
         self._pending: dict[str, _Batch] = {}
         TaskGroupHost.__init__(self)
-        self.batches = self.texts = self.calls = 0
+        self.batches = self.texts = self.calls = self.resent = 0
 
     async def embed(self, texts: Sequence[str], model: str) -> EmbeddingResponse:
         """Vectors for ``texts`` with ``model``, sent together with concurrent calls."""
         if not texts:
-            raise ValueError("texts must not be empty")
+            raise InvalidRequestError("texts must not be empty")
         parts: list[tuple[_Batch, int, int]] = []
         for start in range(0, len(texts), self.max_batch):
             parts.append(self._enqueue(list(texts[start : start + self.max_batch]), model))
@@ -167,7 +186,31 @@ class EmbeddingBatcher(TaskGroupHost):
                 if batch.live == 0 and batch.scope is not None:
                     batch.scope.cancel()
             raise
-        return self._collect(parts, model)
+        pieces: list[tuple[EmbeddingResponse, list[str], int, int]] = []
+        for batch, offset, count in parts:
+            if batch.error is not None:
+                if batch.callers < 2 or not _may_succeed_alone(batch.error):
+                    raise batch.error.with_traceback(batch.tb)
+                # the merged request failed: this caller's own texts may well pass
+                own = batch.texts[offset : offset + count]
+                pieces.append((await self._send_checked(own, model), own, 0, count))
+                self.resent += 1
+            elif batch.response is None:  # the task group was cancelled before the batch ran
+                raise APIConnectionError(
+                    "the embedding batcher was closed before the batch was sent"
+                )
+            else:
+                pieces.append((batch.response, batch.texts, offset, count))
+        return _collect(pieces, model)
+
+    async def _send_checked(self, texts: list[str], model: str) -> EmbeddingResponse:
+        response = await self._send(texts, model)
+        if len(response.vectors) != len(texts):
+            raise APIResponseError(
+                f"the provider returned {len(response.vectors)} vectors for {len(texts)} texts",
+                provider=response.provider or None,
+            )
+        return response
 
     def _enqueue(self, piece: list[str], model: str) -> tuple[_Batch, int, int]:
         batch = self._pending.get(model)
@@ -183,6 +226,7 @@ class EmbeddingBatcher(TaskGroupHost):
         offset = len(batch.texts)
         batch.texts.extend(piece)
         batch.live += 1
+        batch.callers += 1
         if len(batch.texts) >= self.max_batch:
             self._close(model, batch)
         return batch, offset, len(piece)
@@ -209,13 +253,7 @@ class EmbeddingBatcher(TaskGroupHost):
                 self.batches += 1
                 self.texts += len(batch.texts)
                 try:
-                    response = await self._send(list(batch.texts), model)
-                    if len(response.vectors) != len(batch.texts):
-                        raise ValueError(
-                            f"the provider returned {len(response.vectors)} vectors "
-                            f"for {len(batch.texts)} texts"
-                        )
-                    batch.response = response
+                    batch.response = await self._send_checked(list(batch.texts), model)
                 except Exception as exc:
                     batch.error, batch.tb = exc, exc.__traceback__
         finally:
@@ -223,35 +261,49 @@ class EmbeddingBatcher(TaskGroupHost):
                 del self._pending[model]
             batch.event.set()
 
-    def _collect(self, parts: list[tuple[_Batch, int, int]], model: str) -> EmbeddingResponse:
-        vectors: list[list[float]] = []
-        tokens = 0
-        answered_model, provider = model, ""
-        for batch, offset, count in parts:
-            if batch.error is not None:
-                raise batch.error.with_traceback(batch.tb)
-            response = batch.response
-            if response is None:  # the task group was cancelled before the batch ran
-                raise RuntimeError("the embedding batcher was closed before the batch was sent")
-            vectors.extend(response.vectors[offset : offset + count])
-            tokens += _share(response.usage.input_tokens, batch.texts, offset, count)
-            answered_model, provider = response.model, response.provider
-        usage = Usage.model_construct(input_tokens=tokens, total_tokens=tokens)
-        return EmbeddingResponse.model_construct(
-            vectors=vectors, model=answered_model, usage=usage, provider=provider
+    def statistics(self) -> BatcherStatistics:
+        return BatcherStatistics(
+            batches=self.batches, texts=self.texts, calls=self.calls, resent=self.resent
         )
 
-    def statistics(self) -> BatcherStatistics:
-        return BatcherStatistics(batches=self.batches, texts=self.texts, calls=self.calls)
-
     def metrics(self) -> dict[str, object]:
-        return {"embeddings.batches": self.batches, "embeddings.texts": self.texts}
+        return {
+            "embeddings.batches": self.batches,
+            "embeddings.texts": self.texts,
+            "embeddings.resent": self.resent,
+        }
 
     def __repr__(self) -> str:
         return (
             f"EmbeddingBatcher(max_batch={self.max_batch}, window={self.window}, "
             f"pending={len(self._pending)}, batches={self.batches})"
         )
+
+
+def _collect(
+    pieces: list[tuple[EmbeddingResponse, list[str], int, int]], model: str
+) -> EmbeddingResponse:
+    """One caller's vectors from its slices of (response, texts sent, offset, count)."""
+    vectors: list[list[float]] = []
+    tokens = 0
+    answered_model, provider = model, ""
+    for response, texts, offset, count in pieces:
+        vectors.extend(response.vectors[offset : offset + count])
+        tokens += _share(response.usage.input_tokens, texts, offset, count)
+        answered_model, provider = response.model, response.provider
+    usage = Usage.model_construct(input_tokens=tokens, total_tokens=tokens)
+    return EmbeddingResponse.model_construct(
+        vectors=vectors, model=answered_model, usage=usage, provider=provider
+    )
+
+
+def _may_succeed_alone(error: BaseException) -> bool:
+    """Whether a caller of a failed merged batch could get its answer with a request alone."""
+    if not isinstance(error, LLMError):
+        return False
+    return not isinstance(
+        error, AuthenticationError | PermissionDeniedError | NotFoundError | RateLimitError
+    )
 
 
 def _share(total: int, texts: list[str], offset: int, count: int) -> int:

@@ -26,6 +26,7 @@ if typing.TYPE_CHECKING:
     from ._keys import request_key as request_key
     from .budget import BudgetMiddleware as BudgetMiddleware
     from .budget import BudgetStatistics as BudgetStatistics
+    from .budget import cover_request as cover_request
     from .cache._cache import Cache as Cache
     from .cache._cache import CacheStatistics as CacheStatistics
     from .cache._stores import CacheBackend as CacheBackend

@@ -89,6 +89,7 @@ def default_middleware(
                 tpm=config.tpm,
                 backend=config.backend_url(config.ratelimit_backend),
                 fail_open=config.ratelimit_fail_open,
+                max_hold=config.retry_after_cap,
             ),
             clock=clock,
             default_provider=default_provider,

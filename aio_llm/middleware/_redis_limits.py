@@ -102,16 +102,12 @@ class _RedisLink:
 
     def client(self) -> Any:
         if self._client is None:
-            import redis.asyncio
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
 
-            self._client = redis.asyncio.Redis.from_url(
-                self.url,
-                socket_timeout=self.timeout,
-                socket_connect_timeout=self.timeout,
-                retry=Retry(NoBackoff(), 1),
-            )
+            from .._redis import redis_client
+
+            self._client = redis_client(self.url, timeout=self.timeout, retry=Retry(NoBackoff(), 1))
         return self._client
 
     def failed(self, exc: BaseException, what: str) -> None:

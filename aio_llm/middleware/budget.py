@@ -1,13 +1,21 @@
 """Budget middleware: reserve the worst case before sending, settle the real cost after.
 
-Before a request leaves, its worst-case cost (estimated prompt tokens at
-the full input price, plus ``max_tokens`` of output or the model's output
-limit) is reserved in every budget that applies; a hard limit that would be
-crossed raises ``BudgetExceededError`` before any byte is sent. Concurrent
+Before a request leaves, its worst-case cost is reserved in every budget
+that applies; a hard limit that would be crossed raises
+``BudgetExceededError`` before any byte is sent. The worst case is a bound,
+not an estimate: the prompt at ``aio_llm.tokens.max_request_tokens`` (no
+tokenizer counts more) at the dearest input price, plus ``max_tokens`` (or
+the model's output limit, times ``n``) at the output price. A request whose
+output has no known limit is sent with ``max_tokens`` = 4096 so that it has
+one; a model with no price at all is refused by a hard budget. Concurrent
 requests therefore cannot overshoot a limit together. After the response,
 the reservation is settled at the real cost from the price table (or the
 provider's own figure) and the usage is recorded in the ``CostManager``;
 on failure it is released. Every response that passes gets ``cost`` set.
+
+A middleware below this one that sends another model than it was given
+(``Fallback``) calls ``cover_request(request)`` first: the reservation is
+moved to the new model's worst case, or the attempt is refused.
 
 Streams settle when they end (``stream.on_close``) from the final usage;
 a stream closed early without usage is charged an estimate from the text
@@ -17,6 +25,7 @@ responses, without touching the ledger.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import anyio
@@ -26,7 +35,7 @@ from ..cost.manager import CostManager
 from ..cost.metrics import UsageRow
 from ..cost.pricing import ModelPrice
 from ..pipeline import EmbedNext, Next
-from ..tokens import estimate_request_tokens, estimate_tokens
+from ..tokens import estimate_request_tokens, estimate_tokens, max_request_tokens
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -36,10 +45,51 @@ from ..types import (
     Usage,
 )
 
-__all__ = ["BudgetMiddleware", "BudgetStatistics"]
+__all__ = ["BudgetMiddleware", "BudgetStatistics", "cover_request"]
 
 _DEFAULT_OUTPUT = 4096
-"""Output tokens assumed for a request without ``max_tokens`` on a model of unknown limits."""
+"""``max_tokens`` given to a request whose model has no known output limit (under a budget)."""
+
+
+class _Cover:
+    """The reservation of one budgeted call, and the request it was made for."""
+
+    __slots__ = ("mw", "request", "reservation")
+
+    def __init__(
+        self, mw: BudgetMiddleware, request: ChatRequest, reservation: Reservation | None
+    ) -> None:
+        self.mw = mw
+        self.request = request
+        self.reservation = reservation
+
+    async def retarget(self, request: ChatRequest) -> None:
+        if request.model == self.request.model:
+            return  # same model, same prices: the reservation covers it
+        mw = self.mw
+        old, self.reservation = self.reservation, None
+        await mw._release(old)  # the attempt it was made for failed: nothing was spent on it
+        self.reservation = await mw._reserve(
+            request.model, mw._bound(request), request.user, request.metadata.get("project")
+        )
+        self.request = request
+
+
+_COVER: ContextVar[_Cover | None] = ContextVar("aio_llm_budget_cover", default=None)
+
+
+async def cover_request(request: ChatRequest) -> None:
+    """Make the budget reservation of the call in progress cover ``request`` before it is sent.
+
+    For a middleware below ``BudgetMiddleware`` that sends a request for
+    another model than it received (``Fallback`` does): the reservation made
+    for the first model is given back and one for ``request``'s worst case is
+    made, or ``BudgetExceededError`` is raised and ``request`` must not be
+    sent. Outside a budgeted call it does nothing.
+    """
+    cover = _COVER.get()
+    if cover is not None:
+        await cover.retarget(request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,37 +128,61 @@ class BudgetMiddleware:
         return self._manager
 
     def worst_case(self, request: ChatRequest, input_tokens: int | None = None) -> float:
-        """The most ``request`` can cost in USD (0.0 when its model has no price)."""
+        """The most ``request`` can cost in USD (0.0 when its model has no price).
+
+        ``input_tokens`` defaults to ``aio_llm.tokens.max_request_tokens``, a
+        bound no tokenizer exceeds.
+        """
+        return self._bound(request, input_tokens) or 0.0
+
+    def _bound(self, request: ChatRequest, input_tokens: int | None = None) -> float | None:
+        """The worst case in USD; ``None`` when the model has no price or no output limit."""
         price = self._manager.pricing.get(request.model)
         if price is None:
-            return 0.0
+            return None
+        output = _max_output(request, price)
+        if output is None:
+            return None
         if input_tokens is None:
-            input_tokens = estimate_request_tokens(request)
-        return price.worst_case(input_tokens, _max_output(request, price, input_tokens))
+            input_tokens = max_request_tokens(request)
+        return price.worst_case(input_tokens, output)
+
+    def _with_output_limit(self, request: ChatRequest) -> ChatRequest:
+        """``request``, with a ``max_tokens`` if nothing else bounds its output."""
+        price = self._manager.pricing.get(request.model)
+        if price is None or _max_output(request, price) is not None:
+            return request
+        return request.model_copy(update={"max_tokens": _DEFAULT_OUTPUT})
 
     async def __call__(self, request: ChatRequest, next: Next) -> ChatResponse:
         manager = self._manager
         self._requests += 1
-        reservation = None
-        input_tokens = None
-        if manager.has_budgets:
-            input_tokens = estimate_request_tokens(request)
-            reservation = await self._reserve(
-                request.model,
-                self.worst_case(request, input_tokens),
-                request.user,
-                request.metadata.get("project"),
-            )
+        if not manager.has_budgets:
+            return await self._send(request, next, None)
+        request = self._with_output_limit(request)
+        reservation = await self._reserve(
+            request.model, self._bound(request), request.user, request.metadata.get("project")
+        )
+        cover = _Cover(self, request, reservation)
+        token = _COVER.set(cover)
+        try:
+            return await self._send(request, next, cover)
+        finally:
+            _COVER.reset(token)
+
+    async def _send(self, request: ChatRequest, next: Next, cover: _Cover | None) -> ChatResponse:
+        manager = self._manager
         try:
             response = await next(request)
         except BaseException:
-            await self._release(reservation)
+            await self._release(cover.reservation if cover is not None else None)
             raise
+        if cover is not None:
+            request = cover.request  # what was sent last (a fallback's model)
+        reservation = cover.reservation if cover is not None else None
         stream = response.stream
         if stream is not None:
-            await stream.on_close(
-                _StreamSettler(self, request, response, reservation, input_tokens)
-            )
+            await stream.on_close(_StreamSettler(self, request, response, reservation))
             return response
         row = self._row(request, response, response.usage, estimated=False)
         self._settled += 1
@@ -129,8 +203,9 @@ class BudgetMiddleware:
         reservation = None
         if manager.has_budgets:
             price = manager.pricing.get(request.model)
-            tokens = sum(estimate_tokens(text) for text in request.texts)
-            worst = price.worst_case(tokens, 0) if price is not None else 0.0
+            # a bound, as for chats: no tokenizer makes more tokens than a text has bytes
+            tokens = sum(len(text.encode("utf-8")) + 8 for text in request.texts)
+            worst = price.worst_case(tokens, 0) if price is not None else None
             reservation = await self._reserve(request.model, worst, request.user, project)
         try:
             response = await next(request)
@@ -155,7 +230,7 @@ class BudgetMiddleware:
         return response
 
     async def _reserve(
-        self, model: str, amount: float, user: str | None, project: str | None
+        self, model: str, amount: float | None, user: str | None, project: str | None
     ) -> Reservation | None:
         try:
             return await self._manager.reserve(model, amount, user_id=user, project=project)
@@ -250,7 +325,7 @@ class BudgetMiddleware:
 class _StreamSettler:
     """Settles a streamed response's reservation when its stream closes."""
 
-    __slots__ = ("_input", "_mw", "_request", "_reservation", "_response")
+    __slots__ = ("_mw", "_request", "_reservation", "_response")
 
     def __init__(
         self,
@@ -258,13 +333,11 @@ class _StreamSettler:
         request: ChatRequest,
         response: ChatResponse,
         reservation: Reservation | None,
-        input_tokens: int | None,
     ) -> None:
         self._mw = mw
         self._request = request
         self._response = response
         self._reservation = reservation
-        self._input = input_tokens
 
     async def __call__(self, stream: ChunkStream) -> None:
         mw, manager = self._mw, self._mw._manager
@@ -280,7 +353,7 @@ class _StreamSettler:
         estimated = not has_usage
         if estimated or usage is None:
             text = final.content if final is not None else ""
-            inp = self._input if self._input is not None else estimate_request_tokens(self._request)
+            inp = estimate_request_tokens(self._request)
             out = estimate_tokens(text) + estimate_tokens(final.reasoning or "") if final else 0
             usage = Usage.model_construct(
                 input_tokens=inp,
@@ -299,16 +372,23 @@ class _StreamSettler:
         await manager.settle(self._reservation, record)
 
 
-def _max_output(request: ChatRequest, price: ModelPrice, input_tokens: int) -> int:
-    if request.max_tokens is not None:
-        return request.max_tokens
+def _max_output(request: ChatRequest, price: ModelPrice) -> int | None:
+    """The most output tokens ``request`` can be charged; ``None`` when nothing bounds it."""
     extra = request.extra
-    for name in ("max_completion_tokens", "max_output_tokens"):
-        value = extra.get(name)
-        if isinstance(value, int) and value > 0:
-            return value
-    if price.max_output is not None:
-        return price.max_output
-    if price.context_window is not None:
-        return max(price.context_window - input_tokens, 0)
-    return _DEFAULT_OUTPUT
+    limit: int | None = request.max_tokens
+    if limit is None:
+        for name in ("max_completion_tokens", "max_output_tokens"):
+            value = extra.get(name)
+            if isinstance(value, int) and value > 0:
+                limit = value
+                break
+    if price.max_output is not None:  # the model cannot write more, whatever was asked
+        limit = price.max_output if limit is None else min(limit, price.max_output)
+    elif limit is None:
+        # the answer and the prompt share the window: the answer alone fits in it
+        limit = price.context_window
+    if limit is None:
+        return None
+    n = extra.get("n")
+    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    return limit * choices

@@ -54,8 +54,10 @@ from typing import Any, TypeVar, overload
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from .._task_host import TaskGroupHost
+from ..errors import APITimeoutError
 from ..pipeline import Next
 from ..streaming import replay_as_stream
 from ..types import ChatRequest, ChatResponse
@@ -204,6 +206,12 @@ class Deduplicator(TaskGroupHost):
         error = flight.error
         if error is not None:
             raise error.with_traceback(flight.tb)  # one traceback, not one per waiter
+        if not flight.ok:
+            # the call was cut off without an answer: its deadline (the latest of its
+            # waiters') passed, or the client closed. This waiter's own deadline is due
+            # too; its cancellation comes at the checkpoint, else it gets a timeout.
+            await anyio.lowlevel.checkpoint()
+            raise APITimeoutError("the shared call was cut off before it answered")
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         try:

@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..pipeline import Next
 from ..types import ChatRequest, ChatResponse
+from .budget import cover_request
 from .events import EVENT_FALLBACK, record_event
 from .retry._strategies import is_transient
 
@@ -146,6 +147,13 @@ class Fallback:
             self._attempts += 1
             self._tried[label] = self._tried.get(label, 0) + 1
             attempt = request.model_copy(update={"provider": provider, "model": model})
+            try:
+                # a budget's reservation was made for the first model: move it to this one
+                await cover_request(attempt)
+            except BudgetExceededError as exc:  # not affordable: nothing sent, try the next
+                failures.append((label, exc))
+                error = exc
+                continue
             try:
                 response = await next(attempt)
             except Exception as exc:

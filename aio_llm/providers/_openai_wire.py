@@ -29,6 +29,7 @@ from .._conversation import (
     tool_choice,
     tool_specs,
 )
+from .._redact import redact_text
 from ..errors import APIError, InvalidRequestError, StreamError, error_for_status
 from ..types import (
     ChatResponse,
@@ -428,9 +429,13 @@ def error_from_payload(
             upstream = meta.get("provider_name")
             if isinstance(upstream, str) and upstream:
                 message = f"{message} (upstream: {upstream})"
-            raw = meta.get("raw")
-            if raw:
-                raw_text = raw if isinstance(raw, str) else _json.dumps_text(raw)
+            upstream_raw = meta.get("raw")
+            if upstream_raw:
+                raw_text = (
+                    upstream_raw
+                    if isinstance(upstream_raw, str)
+                    else _json.dumps_text(upstream_raw)
+                )
                 message = f"{message}: {shorten(raw_text)}"
     else:
         message = shorten(str(err)) or f"HTTP {status}"
@@ -452,12 +457,15 @@ def error_from_payload(
 
 
 def error_from_body(
-    status: int, headers: Mapping[str, str], body: bytes, *, provider: str, secret: str | None
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    provider: str,
+    secrets: tuple[str, ...] = (),
 ) -> APIError:
-    """The typed error for an HTTP error answer; ``secret`` is blanked from the message."""
-    text = body.decode("utf-8", errors="replace")
-    if secret and secret in text:
-        text = text.replace(secret, "[REDACTED]")
+    """The typed error for an HTTP error answer; ``secrets`` are blanked from it."""
+    text = redact_text(body.decode("utf-8", errors="replace"), secrets)
     try:
         data = _json.loads(text)
     except ValueError:  # every JSON decode error is one

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import _json
+from .._redact import redact_text
 from ..errors import (
     APIError,
     APIResponseError,
@@ -43,7 +44,7 @@ from ._anthropic_stream import (
     usage_from_wire,
 )
 from ._error_text import describe_text_body
-from .base import HTTPRequest, Provider, StreamDecoder, redact
+from .base import HTTPRequest, Provider, StreamDecoder
 
 __all__ = ["AnthropicProvider"]
 
@@ -132,7 +133,10 @@ class AnthropicProvider(Provider):
         root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         self._url = f"{root}/v1/messages"
         self._count_url = f"{root}/v1/messages/count_tokens"
-        static = {"anthropic-version": version, "content-type": "application/json"}
+        self._auth_changed()
+
+    def _auth_changed(self) -> None:
+        static = {"anthropic-version": self.version, "content-type": "application/json"}
         if self.api_key:
             static["x-api-key"] = self.api_key
         static.update(self.extra_headers)
@@ -277,10 +281,10 @@ class AnthropicProvider(Provider):
             if not isinstance(body_request_id, str):
                 body_request_id = None
         else:  # the whole text, as the anthropic SDK keeps it
-            parsed = redact(body.decode("utf-8", errors="replace"), self.api_key)
+            parsed = redact_text(body.decode("utf-8", errors="replace"), self.secrets)
         if not message:
             message = describe_text_body(status, headers, _clip(body))
-        message = redact(message, self.api_key)
+        message = redact_text(message, self.secrets)
         exc = error_for_status(
             status,
             message,
@@ -289,10 +293,11 @@ class AnthropicProvider(Provider):
             error_type=error_type,
             code=error_type,
             body=parsed,
-            raw=parsed.encode() if isinstance(parsed, str) else _redact_bytes(body, self.api_key),
+            raw=parsed.encode() if isinstance(parsed, str) else _redact_bytes(body, self.secrets),
         )
         if exc.request_id is None:
             exc.request_id = body_request_id
+        self.scrub(exc)  # the body, the request id: anything may echo the key
         return exc
 
     def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
@@ -317,7 +322,7 @@ class AnthropicProvider(Provider):
         err = data.get("error")
         err = err if isinstance(err, dict) else {}
         error_type = err.get("type") if isinstance(err.get("type"), str) else None
-        message = redact(str_field(err.get("message")) or "error event", self.api_key)
+        message = redact_text(str_field(err.get("message")) or "error event", self.secrets)
         request_id = data.get("request_id") if isinstance(data.get("request_id"), str) else None
         status = _STATUS_OF_TYPE.get(error_type or "")
         exc: APIError
@@ -335,12 +340,14 @@ class AnthropicProvider(Provider):
             )
         if exc.request_id is None:
             exc.request_id = request_id
+        self.scrub(exc)
         return exc
 
 
-def _redact_bytes(body: bytes, secret: str | None) -> bytes:
-    if secret and secret.encode() in body:
-        return body.replace(secret.encode(), b"[REDACTED]")
+def _redact_bytes(body: bytes, secrets: tuple[str, ...]) -> bytes:
+    for secret in secrets:
+        if secret.encode() in body:
+            body = body.replace(secret.encode(), b"[REDACTED]")
     return body
 
 

@@ -107,6 +107,11 @@ class AzureOpenAIProvider(OpenAIProvider):
     def _auth_headers(self) -> dict[str, str]:
         return _auth(self.api_key, self._ad_token, self.label)
 
+    def _collect_secrets(self) -> tuple[str, ...]:
+        # the Entra ID token is a credential too: blanked from errors like the key
+        base = super()._collect_secrets()
+        return (*base, self._ad_token) if self._ad_token else base
+
     def _deployment_url(self, model: str, operation: str) -> str:
         deployment = quote(model, safe="")
         return (

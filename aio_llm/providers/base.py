@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from .._media import check_media as _check_media
-from ..errors import APIConnectionError, APIError, APIResponseError, StreamError
+from .._redact import redact_text, scrub_error
+from ..errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseError,
+    StreamError,
+    redirect_error,
+)
 from ..streaming import ChunkAccumulator
 from ..transports.base import HTTPTransport, StreamingHTTPResponse
 from ..transports.sse import SSEDecoder
@@ -96,19 +103,17 @@ def _clean_key(api_key: str | None, label: str) -> str | None:
     return key
 
 
-def _scrub(exc: APIError, secret: str | None) -> APIError:
-    """``exc`` with ``secret`` blanked out of its message (defence in depth)."""
-    if secret and secret in exc.message:
-        exc.message = exc.message.replace(secret, "[REDACTED]")
-        exc.args = (exc.message,)
-    return exc
-
-
 def redact(text: str, secret: str | None) -> str:
-    """``text`` with ``secret`` (an API key) blanked out."""
-    if secret and secret in text:
-        return text.replace(secret, "[REDACTED]")
-    return text
+    """``text`` with ``secret`` (an API key) blanked out where it stands as a key."""
+    return redact_text(text, (secret,))
+
+
+_AUTH_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"}
+)
+"""Headers whose values are credentials (blanked from errors like the key)."""
+_KEPT_KEYS = 8
+"""Rotated-out keys still blanked from errors (a late error may quote one)."""
 
 
 class Provider:
@@ -134,7 +139,6 @@ class Provider:
     genai_system: ClassVar[str | None] = None
     """``gen_ai.provider.name`` in traces when the GenAI conventions name it (else ``name``)."""
 
-    api_key: str | None
     base_url: str
     label: str
 
@@ -147,15 +151,61 @@ class Provider:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.label = label or self.name
-        self.api_key = _clean_key(api_key, self.label)
+        self._api_key = _clean_key(api_key, self.label)
+        self._old_keys: tuple[str, ...] = ()
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         self.extra_headers = dict(headers or {})
+        self._secrets = self._collect_secrets()
         if not self.base_url.startswith(("http://", "https://")):
             from ..errors import ConfigurationError
 
             raise ConfigurationError(
                 f"base_url for {self.label} must be an http:// or https:// URL"
             )
+
+    # -- the key ------------------------------------------------------------
+    @property
+    def api_key(self) -> str | None:
+        """The API key sent with every request.
+
+        Assigning a new key rotates it end to end: requests sent from then on
+        carry it (those in flight finish with the old one), cache entries are
+        keyed to it, and the old key is still blanked out of any error.
+        """
+        return self._api_key
+
+    @api_key.setter
+    def api_key(self, value: str | None) -> None:
+        new = _clean_key(value, self.label)
+        old = self._api_key
+        if new == old:
+            return
+        if old:
+            self._old_keys = (old, *self._old_keys)[:_KEPT_KEYS]
+        self._api_key = new
+        self._auth_changed()
+        self._secrets = self._collect_secrets()
+
+    def _auth_changed(self) -> None:
+        """Rebuild whatever holds the key (a subclass's prepared headers)."""
+
+    def _collect_secrets(self) -> tuple[str, ...]:
+        found = [self._api_key, *self._old_keys]
+        for name, value in self.extra_headers.items():
+            if name.lower() in _AUTH_HEADERS and isinstance(value, str):
+                found += [value, value.partition(" ")[2]]  # "Bearer <token>": the token too
+        return tuple(s for s in dict.fromkeys(found) if s and s.strip())
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this provider sends (current and recent keys, auth headers)."""
+        return self._secrets
+
+    def scrub(self, exc: BaseException) -> None:
+        """Blank this provider's credentials out of ``exc`` and its whole cause chain."""
+        if isinstance(exc, APIError) and exc.provider is None:
+            exc.provider = self.label
+        scrub_error(exc, self.secrets)
 
     def __repr__(self) -> str:
         key = "set" if self.api_key else "missing"
@@ -241,14 +291,30 @@ class Provider:
             )
         return http
 
+    def _status_error(
+        self, status: int, headers: Mapping[str, str], body: bytes, url: str
+    ) -> APIError:
+        """The error for a status that is not 2xx; a redirect is never followed."""
+        if status < 400:
+            return redirect_error(status, headers, provider=self.label, request_url=url)
+        return self.decode_error(status, headers, body)
+
     async def send(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
         """Send ``request``; a streaming one returns at its first chunk with ``.stream`` set."""
         if request.stream:
             return await self.open_stream(request, transport)
         http = self._encode(request)
         start = time.perf_counter()
-        status, headers, body = await self._exchange(http, transport)
-        response = self.decode_chat(request, status, headers, body)
+        try:
+            status, headers, body = await transport.request(
+                http.method, http.url, http.headers, http.content
+            )
+            if status >= 300:
+                raise self._status_error(status, headers, body, http.url)
+            response = self.decode_chat(request, status, headers, body)
+        except APIError as exc:
+            self.scrub(exc)
+            raise
         response.latency_ms = (time.perf_counter() - start) * 1000.0
         response.headers = headers
         return response
@@ -258,16 +324,15 @@ class Provider:
         start = time.perf_counter()
         try:
             resp = await transport.stream(http.method, http.url, http.headers, http.content)
+            if resp.status >= 300:
+                try:
+                    body = await resp.aread() if resp.status >= 400 else b""
+                finally:
+                    await resp.aclose()
+                raise self._status_error(resp.status, resp.headers, body, http.url)
         except APIError as exc:
-            exc.provider = self.label
-            _scrub(exc, self.api_key)
+            self.scrub(exc)
             raise
-        if resp.status >= 400:
-            try:
-                body = await resp.aread()
-            finally:
-                await resp.aclose()
-            raise self.decode_error(resp.status, resp.headers, body)
         source = _StreamSource(self, resp, self.stream_decoder(request), start)
         stream = ChunkStream(source)
         await stream.prefetch()
@@ -282,38 +347,45 @@ class Provider:
         if http is None:
             return None
         self.check_media(request)
-        status, headers, body = await self._exchange(http, transport)
-        try:
-            return self.decode_count(status, headers, body)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise APIResponseError(
-                f"{self.label} sent a token count aio_llm cannot read ({exc!r})",
-                provider=self.label,
-                status_code=status,
-            ) from None
-
-    async def _exchange(
-        self, http: HTTPRequest, transport: HTTPTransport
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        """Send ``http``; its status, headers and body (an error status raised as its error)."""
         try:
             status, headers, body = await transport.request(
                 http.method, http.url, http.headers, http.content
             )
+            if status >= 300:
+                raise self._status_error(status, headers, body, http.url)
+            try:
+                return self.decode_count(status, headers, body)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise APIResponseError(
+                    f"{self.label} sent a token count aio_llm cannot read ({exc!r})",
+                    provider=self.label,
+                    status_code=status,
+                ) from None
         except APIError as exc:
-            exc.provider = self.label
-            _scrub(exc, self.api_key)
+            self.scrub(exc)
             raise
-        if status >= 400:
-            raise self.decode_error(status, headers, body)
-        return status, headers, body
 
     async def embed(
         self, texts: list[str], model: str, transport: HTTPTransport, **params: Any
     ) -> EmbeddingResponse:
         http = self.encode_embed(texts, model, **params)
-        status, headers, body = await self._exchange(http, transport)
-        return self.decode_embed(model, status, headers, body)
+        try:
+            status, headers, body = await transport.request(
+                http.method, http.url, http.headers, http.content
+            )
+            if status >= 300:
+                raise self._status_error(status, headers, body, http.url)
+            response = self.decode_embed(model, status, headers, body)
+            if len(response.vectors) != len(texts):
+                raise APIResponseError(
+                    f"{self.label} returned {len(response.vectors)} vectors for {len(texts)} texts",
+                    provider=self.label,
+                    status_code=status,
+                )
+            return response
+        except APIError as exc:
+            self.scrub(exc)
+            raise
 
 
 class _StreamSource:
@@ -337,6 +409,13 @@ class _StreamSource:
         self._ttft: float | None = None
 
     async def next_chunks(self) -> list[ChatChunk] | None:
+        try:
+            return await self._next_chunks()
+        except APIError as exc:  # an in-band error may quote the key
+            self._provider.scrub(exc)
+            raise
+
+    async def _next_chunks(self) -> list[ChatChunk] | None:
         decoder = self._decoder
         while True:
             if decoder.done:

@@ -140,6 +140,17 @@ class BedrockProvider(Provider):
     def has_credentials(cls, settings: Mapping[str, Any]) -> bool:
         return True  # the constructor checks, and names every way to give credentials
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The key or bearer token, plus the AWS credentials in use (the session token travels
+        in a header; the secret key never does, but is blanked all the same)."""
+        base = super().secrets
+        creds = self._source.current if self._source is not None else None
+        if creds is None:
+            return base
+        extra = (creds.secret_access_key, creds.session_token or "")
+        return (*base, *(s for s in extra if s and s not in base))
+
     def __repr__(self) -> str:
         auth = "bearer" if self.api_key else type(self._source).__name__
         return f"<BedrockProvider {self.label} region={self.region} auth={auth}>"

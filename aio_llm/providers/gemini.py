@@ -74,6 +74,10 @@ class GeminiProvider(Provider):
         super().__init__(api_key, base_url, label=label, headers=headers)
         if urlsplit(self.base_url).path in ("", "/"):
             self.base_url += "/v1beta"
+        self._auth_changed()
+
+    def _auth_changed(self) -> None:
+        # a rotated key (provider.api_key = new) gets new header dicts
         static = {"Content-Type": "application/json"}
         if self.api_key:
             static["x-goog-api-key"] = self.api_key

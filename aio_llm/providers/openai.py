@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from .. import _json
+from .._redact import redact_text
 from ..errors import APIError, APIResponseError, ConfigurationError, InvalidRequestError
 from ..types import ChatRequest, ChatResponse, EmbeddingResponse
 from ._choices import attach_choices
@@ -77,15 +78,19 @@ class OpenAIProvider(Provider):
         self.project = project
         self._chat_url = self.base_url + "/chat/completions"
         self._embed_url = self.base_url + "/embeddings"
+        self._auth_changed()
+
+    def _auth_changed(self) -> None:
         static: dict[str, str] = {"Content-Type": "application/json"}
         static.update(self._auth_headers())
-        if organization:
-            static["OpenAI-Organization"] = organization
-        if project:
-            static["OpenAI-Project"] = project
+        if self.organization:
+            static["OpenAI-Organization"] = self.organization
+        if self.project:
+            static["OpenAI-Project"] = self.project
         static.update(self._provider_headers())
         static.update(self.extra_headers)
         # shared by every request of this instance: transports copy, never mutate
+        # (a rotated key gets new dicts; requests in flight keep the old ones)
         self._headers = static
         self._stream_headers = {**static, "Accept": "text/event-stream"}
 
@@ -182,9 +187,7 @@ class OpenAIProvider(Provider):
     def _bad_body(
         self, status: int, headers: Mapping[str, str], body: bytes, why: str
     ) -> APIResponseError:
-        snippet = body[:200].decode("utf-8", errors="replace")
-        if self.api_key:
-            snippet = snippet.replace(self.api_key, "[REDACTED]")
+        snippet = redact_text(body[:200].decode("utf-8", errors="replace"), self.secrets)
         return APIResponseError(
             f"{self.label} sent a body aio_llm cannot read: {why}: {snippet!r}",
             provider=self.label,
@@ -196,7 +199,7 @@ class OpenAIProvider(Provider):
         return OpenAIStreamDecoder(self.label)
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
-        return error_from_body(status, headers, body, provider=self.label, secret=self.api_key)
+        return error_from_body(status, headers, body, provider=self.label, secrets=self.secrets)
 
     # -- embeddings ---------------------------------------------------------
     def encode_embed(

@@ -129,7 +129,8 @@ class AiohttpTransport:
                 data=content,
                 headers=headers,
                 timeout=self._timeout_for_call(),
-                # never follow: aiohttp would carry x-api-key (and the body) to any host
+                # a redirect would carry the key and the prompt to the Location: the
+                # provider raises RedirectError for the 3xx instead
                 allow_redirects=False,
             )
         except TimeoutError as exc:

@@ -12,6 +12,7 @@ import httpx
 
 from ..errors import APIConnectionError, APIResponseError, APITimeoutError
 from ._connect import connect_error
+from ._decode import ACCEPT_ENCODING, BoundedDecoder
 from .base import DEFAULT_MAX_BODY_SIZE
 
 __all__ = ["HttpxTransport"]
@@ -35,20 +36,18 @@ class _HttpxStream:
         self.headers: Mapping[str, str] = resp.headers
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        seen = 0
+        # raw bytes, decoded here a bounded piece at a time (httpx would inflate each read
+        # whole): the limit bounds memory, not only the result
+        decoder = BoundedDecoder(self._resp.headers.get("content-encoding"), self._limit)
         try:
-            # decoded bytes (gzip, br, ...): the limit applies to what is kept
-            async for chunk in self._resp.aiter_bytes():
-                seen += len(chunk)
-                if seen > self._limit:
-                    raise APIResponseError(
-                        f"response body exceeds the limit of {self._limit} bytes"
-                    )
-                yield chunk
+            async for raw in self._resp.aiter_raw():
+                for chunk in decoder.decode(raw):
+                    yield chunk
         except httpx.TransportError as exc:
             raise _map(exc) from exc
-        except httpx.DecodingError as exc:
-            raise APIResponseError(f"the response body could not be decoded: {exc}") from exc
+        rest = decoder.flush()
+        if rest:
+            yield rest
         self._done = True
 
     async def aread(self) -> bytes:
@@ -87,8 +86,12 @@ class HttpxTransport:
     ) -> httpx.Response:
         client = self._client
         req = client.build_request(method, url, headers=headers, content=content)
+        if "accept-encoding" not in headers and "Accept-Encoding" not in headers:
+            req.headers["Accept-Encoding"] = ACCEPT_ENCODING  # what BoundedDecoder reads
         try:
-            return await client.send(req, stream=True)
+            # never follow a redirect, even on a caller's client made with
+            # follow_redirects=True: the provider raises RedirectError for the 3xx
+            return await client.send(req, stream=True, follow_redirects=False)
         except httpx.ConnectError as exc:
             raise connect_error(url, exc) from None
         except httpx.TransportError as exc:

@@ -18,11 +18,12 @@ from aio_llm import (
     BatchCancelledError,
     BatchExpiredError,
     BudgetExceededError,
+    ChatRequest,
     ChatResponse,
     ClientConfig,
 )
 from aio_llm.batch import BatchStore
-from aio_llm.middleware import Tracing
+from aio_llm.middleware import BudgetMiddleware, Tracing
 from aio_llm.testing import FakeClock, FakeLLMServer, Fault
 
 PROVIDERS = ["openai", "anthropic"]
@@ -169,14 +170,15 @@ async def test_budget_reserves_the_whole_batch_at_the_batch_price(
             await c.batch_submit(reqs(200, kind), store=BatchStore(":memory:"))
         assert server.request_count == 0  # refused before any byte was sent
         store = BatchStore(":memory:")
-        job = await c.batch_submit(reqs(5, kind), store=store)
+        five = reqs(5, kind)
+        job = await c.batch_submit(five, store=store)
         status = c.cost_manager.get_budget_status("daily")
-        price = c.cost_manager.pricing.get(MODEL[kind])
-        assert price is not None
         reserved = status["reserved"]
         assert reserved > 0 and status["spent"] == 0
-        # the worst case of 5 requests at half price (prompt estimate + 50 output tokens)
-        assert reserved <= 5 * price.worst_case(20, 50) * 0.5 + 1e-9
+        # the worst case of 5 requests at half price: the budget's bound on each prompt
+        # (aio_llm.tokens.max_request_tokens) and its 50 output tokens
+        bound = BudgetMiddleware(c.cost_manager, track_prompts=False).worst_case
+        assert reserved <= sum(bound(ChatRequest(**r)) for r in five) * 0.5 + 1e-9
         results = await job.results()
         after = c.cost_manager.get_budget_status("daily")
         charged = sum(r.cost for r in results if isinstance(r, ChatResponse) and r.cost)

@@ -17,7 +17,7 @@ from aio_llm.errors import BudgetExceededError, ServerError
 from aio_llm.middleware.budget import BudgetMiddleware
 from aio_llm.streaming import ChunkAccumulator
 from aio_llm.testing.clock import FakeClock
-from aio_llm.tokens import estimate_request_tokens
+from aio_llm.tokens import estimate_request_tokens, max_request_tokens
 from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Message, Usage
 
 PROMPT = "Summarise the following support ticket in two sentences: the printer is on fire."
@@ -214,6 +214,11 @@ async def test_provider_cost_wins_and_unknown_models_cost_none() -> None:
     async def plain(r: ChatRequest) -> ChatResponse:
         return ChatResponse(id="u", model=r.model, usage=Usage(input_tokens=10, output_tokens=10))
 
+    # a hard budget cannot bound a model it has no price for: refused, nothing sent
+    with pytest.raises(BudgetExceededError, match="no price"):
+        await mw(request(model="acme/mystery"), plain)
+    # a soft budget lets it through, uncosted
+    m.set_budget("daily", BudgetConfig(10.0, BudgetPeriod.DAILY, hard=False))
     resp = await mw(request(model="acme/mystery"), plain)
     assert resp.cost is None
     assert m.get_metrics().unpriced_requests == 1
@@ -222,11 +227,13 @@ async def test_provider_cost_wins_and_unknown_models_cost_none() -> None:
 def test_worst_case_uses_max_tokens_or_the_model_limit() -> None:
     mw = BudgetMiddleware(manager())
     req = request(max_tokens=1000)
-    inp = estimate_request_tokens(req)
+    inp = max_request_tokens(req)  # a bound, not the bytes/4 estimate
+    assert inp >= 4 * estimate_request_tokens(req) - 16
     assert mw.worst_case(req) == pytest.approx((inp * 2.5 + 1000 * 10.0) / 1e6)
     no_max = request(max_tokens=None)
     assert mw.worst_case(no_max) == pytest.approx((inp * 2.5 + 16_384 * 10.0) / 1e6)
     extra = request(max_tokens=None, extra={"max_completion_tokens": 10})
+    inp = max_request_tokens(extra)  # what ``extra`` carries may reach the prompt too
     assert mw.worst_case(extra) == pytest.approx((inp * 2.5 + 10 * 10.0) / 1e6)
     assert mw.worst_case(request(model="acme/mystery")) == 0.0
 
@@ -347,3 +354,29 @@ def test_middleware_repr_and_metrics() -> None:
     assert "budgets=['daily']" in repr(mw)
     assert mw.metrics()["cost.requests"] == 0
     assert mw.cost_manager.has_budgets
+
+
+def test_worst_case_counts_every_choice_and_never_exceeds_the_model_limit() -> None:
+    mw = BudgetMiddleware(manager())
+    inp = max_request_tokens(request(max_tokens=None, extra={"n": 3}))
+    # n choices of the model's whole output limit (16,384 for gpt-4o), not one
+    three = request(max_tokens=None, extra={"n": 3})
+    assert mw.worst_case(three) == pytest.approx((inp * 2.5 + 3 * 16_384 * 10.0) / 1e6)
+    # asking for more than the model can write reserves what it can write
+    huge = request(max_tokens=10**9)
+    inp = max_request_tokens(huge)
+    assert mw.worst_case(huge) == pytest.approx((inp * 2.5 + 16_384 * 10.0) / 1e6)
+
+
+@pytest.mark.anyio
+async def test_a_model_without_an_output_limit_is_sent_with_one() -> None:
+    m = manager(10.0)
+    m.pricing.register("acme/limitless", input=1.0, output=1.0)
+    sent: list[ChatRequest] = []
+
+    async def upstream(r: ChatRequest) -> ChatResponse:
+        sent.append(r)
+        return ChatResponse(id="x", model=r.model, usage=Usage(input_tokens=1, output_tokens=1))
+
+    await BudgetMiddleware(m)(request(model="acme/limitless", max_tokens=None), upstream)
+    assert sent[0].max_tokens == 4096  # the bound the reservation assumed holds upstream

@@ -126,6 +126,35 @@ async def test_a_cancelled_leader_leaves_the_one_call_to_the_others() -> None:
     assert leader_scope.cancelled_caught
 
 
+async def test_a_call_cut_off_without_an_answer_is_a_timeout_for_every_waiter() -> None:
+    """The flight's deadline can fire before its waiters' own: none of them gets ``None``."""
+    from aio_llm.errors import APITimeoutError
+
+    flights = Deduplicator()
+    outcomes: list[object] = []
+
+    async def never() -> ChatResponse:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def waiter() -> None:
+        try:
+            outcomes.append(await flights.deduplicate("k", never))
+        except APITimeoutError as exc:
+            outcomes.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await wait_all_tasks_blocked()
+        tg.start_soon(waiter)
+        await wait_all_tasks_blocked()
+        scope = flights._flights["k"].scope  # what the flight's deadline does when it fires
+        assert scope is not None
+        scope.cancel()
+    assert len(outcomes) == 2
+    assert all(isinstance(o, APITimeoutError) for o in outcomes), outcomes
+
+
 async def test_the_call_is_cancelled_when_its_last_waiter_leaves() -> None:
     upstream = Upstream()
     flights = Deduplicator()

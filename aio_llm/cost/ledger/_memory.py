@@ -35,6 +35,20 @@ class MemoryLedger:
                     self._keys[claim.key][1] -= res.amount
                 self._open[rid] = (res, False)
 
+    def _closed(self) -> None:
+        """A reservation left ``_open``: drop the dead entries of the expiry heap in bulk.
+
+        A settled or released reservation's entry stays in the heap until its
+        expiry (an hour by default), so at thousands of requests a second the
+        heap would hold millions of dead entries. Rebuilding it from the open
+        reservations once it is mostly dead costs O(1) per reservation.
+        """
+        heap = self._expiry
+        if len(heap) > 2 * len(self._open) + 64:
+            live = [(res.expires_at, rid) for rid, (res, alive) in self._open.items() if alive]
+            heapq.heapify(live)
+            self._expiry = live
+
     def _slot(self, key: str) -> list[int]:
         slot = self._keys.get(key)
         if slot is None:
@@ -66,6 +80,7 @@ class MemoryLedger:
         self._expire(now)
         entry = self._open.pop(reservation.id, None)
         if entry is not None:
+            self._closed()
             res, live = entry
             for claim in res.claims:
                 slot = self._slot(claim.key)
@@ -77,6 +92,8 @@ class MemoryLedger:
     def release_nowait(self, reservation: Reservation, now: float) -> Balances:
         self._expire(now)
         entry = self._open.pop(reservation.id, None)
+        if entry is not None:
+            self._closed()
         if entry is not None and entry[1]:
             for claim in entry[0].claims:
                 self._slot(claim.key)[1] -= entry[0].amount

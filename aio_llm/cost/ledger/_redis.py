@@ -148,14 +148,9 @@ class RedisLedger:
 
     def _redis(self) -> Any:
         if self._client is None:
-            import redis.asyncio as aioredis
+            from ..._redis import redis_client
 
-            client = aioredis.Redis.from_url(
-                self._url,
-                socket_connect_timeout=self._connect_timeout,
-                socket_timeout=self._connect_timeout,
-                decode_responses=True,
-            )
+            client = redis_client(self._url, timeout=self._connect_timeout, decode_responses=True)
             self._scripts = {
                 name: client.register_script(body)
                 for name, body in (

@@ -10,6 +10,7 @@ minute.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -56,9 +57,10 @@ def header_number(headers: Mapping[str, str], name: str) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return None
+    return number if math.isfinite(number) else None
 
 
 # (limit, remaining, reset) names per provider family; "" where none is sent

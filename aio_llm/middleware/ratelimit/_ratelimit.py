@@ -82,6 +82,9 @@ class RateLimitConfig:
     """``memory`` or a Redis URL shared by every process."""
     fail_open: bool = True
     """With Redis unreachable: admit (True) or raise ``RateLimitExceededError``."""
+    max_hold: float = 60.0
+    """The longest a server-given wait (a 429's ``Retry-After``, an announced reset) holds
+    a target: one absurd value must not take a model offline."""
 
     def __post_init__(self) -> None:
         for name in ("rpm", "tpm"):
@@ -100,6 +103,8 @@ class RateLimitConfig:
             raise ValueError("min_factor must be in (0, 1]")
         if self.cooldown < 0:
             raise ValueError("cooldown must not be negative")
+        if not 0 <= self.max_hold < math.inf:
+            raise ValueError("max_hold must be a finite number of seconds >= 0")
         if self.backend != "memory" and not self.backend.startswith(
             ("redis://", "rediss://", "unix://")
         ):
@@ -186,6 +191,7 @@ class RateLimit:
                 min_factor=c.min_factor,
                 cooldown=c.cooldown,
                 local=self._redis is None,
+                max_hold=c.max_hold,
             )
             t = self._targets[key] = _Target(f"{key[0]}:{key[1]}" if key[0] else key[1], limits)
         return t

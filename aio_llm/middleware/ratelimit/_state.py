@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from ..._waits import capped_wait
 from ._headers import REQUEST_HEADERS, TOKEN_HEADERS, header_number, parse_reset
 
 __all__ = ["MIN_MEASURED_REQUESTS", "GCRABucket", "TargetLimits", "parse_reset"]
@@ -129,13 +130,19 @@ class _Dimension:
             self.remaining -= cost
 
     def learn(
-        self, headers: Mapping[str, str], names: tuple[str, str, str], now: float, wall: float
+        self,
+        headers: Mapping[str, str],
+        names: tuple[str, str, str],
+        now: float,
+        wall: float,
+        max_hold: float,
     ) -> bool:
         remaining = header_number(headers, names[1])
         if remaining is None:
             return False
         reset = headers.get(names[2])
-        seconds = parse_reset(reset, wall) if reset is not None else None
+        # an announced window is a server-given wait: never longer than max_hold
+        seconds = capped_wait(parse_reset(reset, wall), max_hold) if reset is not None else None
         if seconds is not None:
             self.remaining = remaining
             self.reset_at = now + seconds
@@ -155,6 +162,7 @@ class TargetLimits:
         "factor",
         "hold_until",
         "increase",
+        "max_hold",
         "min_factor",
         "period",
         "requests",
@@ -174,8 +182,11 @@ class TargetLimits:
         min_factor: float = 0.05,
         cooldown: float = 1.0,
         local: bool = True,
+        max_hold: float = 60.0,
     ) -> None:
         self.period = period
+        self.max_hold = max_hold
+        """The longest a server-given wait (``Retry-After``, an announced reset) holds."""
         self.tolerance = burst * period
         self.decrease = decrease
         self.increase = increase
@@ -297,9 +308,10 @@ class TargetLimits:
         for dim, families in ((self.requests, REQUEST_HEADERS), (self.tokens, TOKEN_HEADERS)):
             for names in families:
                 # a membership test first: most families are absent from any one response
-                if names[1] in headers and dim.learn(headers, names, now, wall):
+                if names[1] in headers and dim.learn(headers, names, now, wall, self.max_hold):
                     limit = header_number(headers, names[0]) if names[0] else None
-                    if limit is not None and limit > 0:
+                    # under one per minute is no limit a provider announces: ignored
+                    if limit is not None and limit >= 1:
                         per_period = limit * self.period / 60.0
                         if dim.learned != per_period or dim.measured:
                             dim.learned, dim.measured, changed = per_period, False, True
@@ -309,8 +321,9 @@ class TargetLimits:
 
     def on_rate_limited(self, now: float, retry_after: float | None) -> None:
         """A 429: hold for ``retry_after`` and cut the rate (once per cooldown)."""
-        if retry_after is not None and retry_after > 0:
-            self.hold_until = max(self.hold_until, now + retry_after)
+        hold = capped_wait(retry_after, self.max_hold)
+        if hold:
+            self.hold_until = max(self.hold_until, now + hold)
         if now - self._last_decrease < self.cooldown:
             return
         r = self.requests

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from ..._waits import server_wait
 from ...clock import SYSTEM_CLOCK, Clock
 from ...pipeline import EmbedNext, Next
 from ...types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
@@ -175,8 +176,8 @@ class RetryExecutor:
             elif attempt > 1:
                 self._failed += 1
             return None
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, (int, float)):
+        retry_after = server_wait(getattr(exc, "retry_after", None))
+        if retry_after is not None:
             if retry_after > self.retry_after_cap:
                 self._ref_retry_after += 1
                 self._failed += 1
@@ -185,7 +186,7 @@ class RetryExecutor:
                     f"cap of {self.retry_after_cap:g}s",
                 )
                 return None
-            wait = float(retry_after)
+            wait = retry_after
         deadline = anyio.current_effective_deadline()
         if deadline != math.inf:
             left = deadline - anyio.current_time()
