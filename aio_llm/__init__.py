@@ -8,7 +8,7 @@
 The names below are the whole top-level API; each loads on first use (see
 ``aio_llm._exports``). Middleware, cost, embedding, provider and testing
 names live in their subpackages (``aio_llm.middleware``, ``aio_llm.cost``,
-...). The seed's names (DESIGN §7: ``LLMClientService``, ``invoke_chat``,
+...). The ``app.ai`` client's names (DESIGN §7: ``LLMClientService``, ``invoke_chat``,
 ``get_cost_manager``, ...) also resolve here, from ``aio_llm.compat``.
 """
 
@@ -57,6 +57,7 @@ if typing.TYPE_CHECKING:
     from .errors import RedirectError as RedirectError
     from .errors import RequestTimeoutError as RequestTimeoutError
     from .errors import ServerError as ServerError
+    from .errors import ServiceUnavailableError as ServiceUnavailableError
     from .errors import StreamError as StreamError
     from .errors import UnprocessableEntityError as UnprocessableEntityError
     from .errors import UnsupportedParameterError as UnsupportedParameterError

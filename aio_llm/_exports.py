@@ -31,7 +31,7 @@ def lazy_exports(
 
     ``fallback`` names another package whose public names also resolve here
     without being part of this one's ``__all__`` (``aio_llm`` keeps the
-    seed's names importable through ``aio_llm.compat``).
+    ``app.ai`` client's names importable through ``aio_llm.compat``).
     """
     module = sys.modules[package]
     homes = _declared(package, module.__spec__)

@@ -37,7 +37,8 @@ The hierarchy::
             ├── UnprocessableEntityError    422
             ├── RateLimitError              429
             └── InternalServerError         5xx (alias ServerError)
-                └── OverloadedError         529 (and Anthropic's overloaded_error)
+                └── OverloadedError         529, and Anthropic's overloaded_error on any 5xx
+                    └── ServiceUnavailableError  Anthropic's 503
 
 ``APIError`` carries ``status_code``, ``provider``, ``request_id`` and
 ``retry_after`` (seconds, from ``Retry-After``/``retry-after-ms``), plus
@@ -95,6 +96,7 @@ __all__ = [
     "RedirectError",
     "RequestTimeoutError",
     "ServerError",
+    "ServiceUnavailableError",
     "StreamError",
     "UnprocessableEntityError",
     "UnsupportedMediaTypeError",
@@ -490,7 +492,20 @@ ServerError = InternalServerError
 
 
 class OverloadedError(InternalServerError):
+    """The provider is overloaded: 529, a 503, or Anthropic's ``overloaded_error`` on any 5xx."""
+
     status_code = 529
+
+
+class ServiceUnavailableError(OverloadedError):
+    """A 503 from Anthropic, as the anthropic SDK names it.
+
+    Each provider's errors carry the names of its own SDK: the openai SDK
+    calls a 503 ``InternalServerError``, which this class also is (through
+    ``OverloadedError``, since Anthropic signals overload with 503 too).
+    """
+
+    status_code = 503
 
 
 class BatchError(APIError):
@@ -547,12 +562,16 @@ def error_for_status(
     error_type: str | None = None,
     body: Any = None,
     raw: bytes | None = None,
+    classes: Mapping[int, type[APIStatusError]] | None = None,
 ) -> APIStatusError:
-    """Build the typed error for an HTTP error status (``raw``: the body as received)."""
-    cls = _BY_STATUS.get(status)
+    """Build the typed error for an HTTP error status (``raw``: the body as received).
+
+    ``classes`` maps statuses to a provider's own classes, before the common ones.
+    """
+    cls = (classes.get(status) if classes else None) or _BY_STATUS.get(status)
     if cls is None:
         cls = InternalServerError if status >= 500 else APIStatusError
-    if error_type == "overloaded_error":
+    if error_type == "overloaded_error" and not issubclass(cls, OverloadedError):
         cls = OverloadedError
     if cls is BadRequestError and code == "content_filter":
         cls = ContentFilterError

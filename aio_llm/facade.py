@@ -1,4 +1,4 @@
-"""``aio_llm.facade``, the import path of code written against the seed (DESIGN §7).
+"""``aio_llm.facade``, the import path of code written against the ``app.ai`` client (DESIGN §7).
 
 It is another name for ``aio_llm.compat.facade``: importing it installs that
 module under this name, so both names give the very same objects.

@@ -73,6 +73,7 @@ LINKED_PAGES = [
     "migration.md",
     "troubleshooting.md",
     "batch.md",
+    "cli.md",
 ]
 
 

@@ -241,3 +241,15 @@ def test_a_status_error_without_a_body_still_has_a_response() -> None:
     response: Any = err.response
     assert isinstance(response, httpx.Response)
     assert response.status_code == 418 and response.content == b"" and err.headers == {}
+
+
+def test_each_provider_names_a_503_as_its_sdk_does() -> None:
+    from aio_llm import ServiceUnavailableError
+    from aio_llm.providers import AnthropicProvider, OpenAIProvider
+
+    body = b'{"type": "error", "error": {"type": "api_error", "message": "unavailable"}}'
+    claude = AnthropicProvider(api_key="sk-ant-x").decode_error(503, {}, body)
+    assert type(claude) is ServiceUnavailableError  # anthropic.ServiceUnavailableError
+    assert isinstance(claude, OverloadedError) and isinstance(claude, InternalServerError)
+    gpt = OpenAIProvider(api_key="sk-x").decode_error(503, {}, b'{"error": {"message": "busy"}}')
+    assert type(gpt) is InternalServerError  # openai.InternalServerError

@@ -21,10 +21,11 @@ Prepared = Sequence[tuple[ChatRequest, float | None]]
 
 
 class _GatherState:
-    __slots__ = ("done", "error")
+    __slots__ = ("done", "error", "spent")
 
     def __init__(self) -> None:
         self.done = 0
+        self.spent = 0.0
         self.error: Exception | None = None
 
 
@@ -56,13 +57,16 @@ async def gather(
                 results[i] = exc
             state.done += 1
             if report is not None:
-                report(state.done, total)
+                cost = getattr(results[i], "cost", None)
+                if cost:
+                    state.spent += cost
+                report(state.done, total, spent=state.spent)
 
     async with anyio.create_task_group() as tg:
         for _ in range(min(concurrency, total)):
             tg.start_soon(worker)
     if report is not None:
-        report(state.done, total, final=True)
+        report(state.done, total, final=True, spent=state.spent)
     if state.error is not None:
         raise state.error
     return results  # type: ignore[return-value]

@@ -1,11 +1,11 @@
-"""Code written against the seed's API keeps working (DESIGN §7, docs/migration.md).
+"""Code written against the ``app.ai`` client's API keeps working (DESIGN §7, docs/migration.md).
 
-This package is a fence: everything the seed had and aio_llm's own API does
+This package is a fence: everything the ``app.ai`` client had and aio_llm's own API does
 not (the blocking facade, module-level helpers on process-wide defaults, the
-seed's "transports", ``PromptOptimizer``) lives here, and the rest of
-aio_llm never imports from it. The seed's names also resolve from ``aio_llm``
+``app.ai`` client's "transports", ``PromptOptimizer``) lives here, and the rest of
+aio_llm never imports from it. The ``app.ai`` client's names also resolve from ``aio_llm``
 itself, and ``aio_llm.facade`` is another name for ``aio_llm.compat.facade``.
-Some names are aio_llm's own, listed here because the seed had them too.
+Some names are aio_llm's own, listed here because the ``app.ai`` client had them too.
 """
 
 import typing

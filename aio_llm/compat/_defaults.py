@@ -1,4 +1,4 @@
-"""The seed's process-wide objects, each built on first use behind one lock.
+"""The ``app.ai`` client's process-wide objects, each built on first use behind one lock.
 
 ``get_cost_manager()``, ``get_observability()``, ``get_cache()``,
 ``get_deduplicator()``, ``get_circuit_breaker(name)`` and

@@ -1,4 +1,6 @@
-"""The seed's module-level helpers, on the process defaults (re-exported by ``aio_llm.facade``).
+"""The ``app.ai`` client's module-level helpers, on the process defaults.
+
+Re-exported by ``aio_llm.facade``.
 
 ``track_usage``, ``get_metrics``, ``get_budget_status`` and
 ``get_optimization_recommendations`` act on ``get_cost_manager()``;
@@ -28,7 +30,7 @@ __all__ = [
 ]
 
 
-# -- the seed's cost functions, on get_cost_manager() ---------------------------------
+# -- the ``app.ai`` cost functions, on get_cost_manager() ------------------------
 
 
 def track_usage(
@@ -60,7 +62,7 @@ def get_optimization_recommendations() -> list[Recommendation]:
     return _get_cost_manager().get_optimization_recommendations()
 
 
-# -- the seed's observability functions, on get_observability() ------------------------
+# -- the ``app.ai`` observability functions, on get_observability() ------------------------
 
 
 def trace_operation(name: str, **attributes: Any) -> Operation:

@@ -1,6 +1,6 @@
-"""``PromptOptimizer``: shortens a prompt to a token budget (the seed's optimization module).
+"""``PromptOptimizer``: shortens a prompt to a token budget (``app.ai``'s optimization module).
 
-The seed's ``get_cache()`` and ``get_deduplicator()`` are process defaults
+The ``app.ai`` client's ``get_cache()`` and ``get_deduplicator()`` are process defaults
 (``aio_llm.compat._defaults``).
 """
 

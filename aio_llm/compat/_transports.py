@@ -1,4 +1,4 @@
-"""The seed's "transports": one provider behind ``chat_completion(messages=..., model=...)``.
+"""The ``app.ai`` "transports": one provider behind ``chat_completion(messages=..., model=...)``.
 
 In aio_llm's own words these are thin provider adapters, not HTTP
 transports: each holds one provider (``OpenAIProvider``,
@@ -85,7 +85,7 @@ class _ProviderTransport:
                 )
             return self._sync
 
-    # -- the seed's API ---------------------------------------------------------
+    # -- the ``app.ai`` client's API ---------------------------------------------------------
     def chat_completion(
         self, messages: Sequence[MessageInput], model: str | None = None, **params: Any
     ) -> ChatResponse:
@@ -133,7 +133,7 @@ class _ProviderTransport:
 
 
 class _KeyedTransport(_ProviderTransport):
-    """A seed transport built from an API key (and optionally a base URL)."""
+    """An ``app.ai`` transport built from an API key (and optionally a base URL)."""
 
     def __init__(
         self,
@@ -169,7 +169,7 @@ class AnthropicTransport(_KeyedTransport):
 
 
 class OpenRouterTransport(_ProviderTransport):
-    """OpenRouter, the seed's default: ``OpenRouterTransport(client).chat_completion(...)``.
+    """OpenRouter, ``app.ai``'s default: ``OpenRouterTransport(client).chat_completion(...)``.
 
     ``client`` may be:
 

@@ -1,6 +1,6 @@
-"""Seed compatibility: ``LLMClientService``, ``invoke_chat`` and the process-wide helpers.
+"""The ``app.ai`` client's API: ``LLMClientService``, ``invoke_chat``, the process-wide helpers.
 
-Code written against the seed keeps working::
+Code written against the ``app.ai`` client keeps working::
 
     from aio_llm.facade import get_llm_client_service
 
@@ -9,14 +9,14 @@ Code written against the seed keeps working::
     client.get_cost_metrics()["total_cost"]
 
 ``LLMClientService`` is a blocking ``LLMClient`` with the default middleware
-chain, configured from the ``LLM_*`` variables (plus the seed's
+chain, configured from the ``LLM_*`` variables (plus the ``app.ai`` client's
 ``circuit_breaker_config`` and ``retry_config``), that records its spend in
 the process default ``get_cost_manager()`` and its requests in
 ``get_observability()``. ``get_llm_client_service()`` returns one per
 process. The module-level ``track_usage``, ``get_metrics``,
 ``get_budget_status`` and ``get_optimization_recommendations`` act on
 ``get_cost_manager()``; ``trace_operation``, ``finish_operation`` and
-``get_dashboard_data`` on ``get_observability()``. The seed's transports
+``get_dashboard_data`` on ``get_observability()``. The ``app.ai`` client's transports
 live in ``aio_llm.compat._transports`` and are re-exported here.
 
 New code should use ``AsyncLLMClient`` (or ``LLMClient``) directly.
@@ -93,7 +93,7 @@ def _with_seed_settings(
     circuit_breaker_config: CircuitBreakerConfig | None,
     retry_config: RetryConfig | None,
 ) -> ClientConfig:
-    """``config`` with the fields that the seed's config objects also carry."""
+    """``config`` with the fields that the ``app.ai`` client's config objects also carry."""
     updates: dict[str, Any] = {}
     if circuit_breaker_config is not None:
         updates.update(
@@ -125,7 +125,7 @@ def _ensure_budgets(manager: CostManager, config: ClientConfig) -> None:
 
 
 class LLMClientService:
-    """The seed's client service: a blocking client with the default chain.
+    """The ``app.ai`` client service: a blocking client with the default chain.
 
     ``provider`` defaults to ``LLM_PROVIDER`` (``LLM_FORCE_MOCK=1`` forces
     the mock); every other setting comes from ``config`` (default:
@@ -181,7 +181,7 @@ class LLMClientService:
                 self._retry = mw
             elif isinstance(mw, CircuitBreakerMiddleware):
                 self._breakers = mw
-        # No request has run yet: the middleware can still take the seed's full objects.
+        # No request has run yet: the middleware can still take the ``app.ai`` full objects.
         if self._retry is not None:
             if retry_strategy is not None:
                 self._retry.strategy = retry_strategy
@@ -215,10 +215,10 @@ class LLMClientService:
         """
         return self._client.chat(messages, model=model, **params)
 
-    # -- the seed's dashboard ------------------------------------------------------
+    # -- the ``app.ai`` client's dashboard ------------------------------------------------------
     def get_cost_metrics(self) -> dict[str, Any]:
         """``total_cost``, ``total_requests``, tokens, ``by_model``/``by_user``/``by_project``,
-        and the same under the seed's metric names (``cost.total``, ...)."""
+        and the same under the ``app.ai`` client's metric names (``cost.total``, ...)."""
         out = self.cost_manager.get_metrics().as_dict()
         out.update(self.cost_manager.metrics())
         return out
@@ -261,7 +261,7 @@ class LLMClientService:
 
     def get_retry_metrics(self) -> dict[str, Any]:
         """``successful_retries``, ``failed_retries``, ``total_retries``, ``total_delay``,
-        and the seed's ``retry.*`` names."""
+        and the ``app.ai`` client's ``retry.*`` names."""
         retry = self._retry
         if retry is None:
             return {
@@ -295,7 +295,7 @@ class LLMClientService:
         return self._client.metrics()
 
     def reset_circuit_breakers(self) -> None:
-        """Close every breaker and forget its failures (the seed's ``breaker.reset()``)."""
+        """Close every breaker and forget its failures (``app.ai``'s ``breaker.reset()``)."""
         mw = self._breakers
         if mw is None:
             return

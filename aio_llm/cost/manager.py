@@ -1,7 +1,7 @@
 """``CostManager``: what was spent, by whom, against which budgets.
 
-Each client owns one (``client.cost_manager``); the seed's process-wide
-``get_cost_manager()`` lives in ``aio_llm.compat``. The seed's methods are
+Each client owns one (``client.cost_manager``); the ``app.ai`` client's process-wide
+``get_cost_manager()`` lives in ``aio_llm.compat``. The ``app.ai`` client's methods are
 synchronous and work on in-memory state: ``track_usage``, ``get_metrics``,
 ``set_budget``, ``get_budget_status``, ``forecast``,
 ``get_optimization_recommendations``. The ledger-backed operations the
@@ -307,7 +307,7 @@ class CostManager:
                 except Exception:
                     logger.exception("soft-limit callback failed")
 
-    # -- tracking (seed API) ------------------------------------------------------------------
+    # -- tracking (``app.ai`` API) ----------------------------------------------------------
 
     def _make_record(self, model: str, inp: int, out: int, **kw: Any) -> UsageRecord:
         cost = kw.pop("cost", None)
@@ -374,7 +374,7 @@ class CostManager:
         return self._stats.snapshot()
 
     def metrics(self) -> dict[str, object]:
-        """The seed's metric names (``cost.total``, ``cost.by_model``, ...) and budget counters."""
+        """``app.ai``'s metric names (``cost.total``, ``cost.by_model``, ...), budget counters."""
         return self._stats.metric_dict()
 
     def get_optimization_recommendations(self) -> list[Recommendation]:

@@ -24,6 +24,7 @@ from ..errors import (
     APIResponseError,
     ConfigurationError,
     InvalidRequestError,
+    ServiceUnavailableError,
     StreamError,
     error_for_status,
 )
@@ -64,6 +65,8 @@ _STATUS_OF_TYPE: dict[str, int] = {
     "timeout_error": 504,
     "overloaded_error": 529,
 }
+# the anthropic SDK's names where they differ from the common ones
+_CLASSES = {503: ServiceUnavailableError}
 
 
 # the fields of a Messages body that /v1/messages/count_tokens takes
@@ -294,6 +297,7 @@ class AnthropicProvider(Provider):
             code=error_type,
             body=parsed,
             raw=parsed.encode() if isinstance(parsed, str) else _redact_bytes(body, self.secrets),
+            classes=_CLASSES,
         )
         if exc.request_id is None:
             exc.request_id = body_request_id

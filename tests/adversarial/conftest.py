@@ -19,19 +19,19 @@ KEY = "sk-adv-" + uuid.uuid4().hex
 PROMPT = "the secret plan " + uuid.uuid4().hex
 """A prompt whose text must not reach another host or any telemetry channel."""
 
+WIRE_KINDS = sorted(kind for kind in PROVIDER_KINDS if kind != "mock")
+"""Every provider kind that talks HTTP (new providers join these tests by existing)."""
+
 NOT_YET_COVERED = frozenset(
     {"azure-openai", "azure-openai-responses", "bedrock", "gemini", "openai-responses"}
 )
 """Kinds whose wire format the raw server does not write yet (it answers in OpenAI's chat and
 Anthropic's Messages formats): Gemini's, the Responses API's and Bedrock's bodies and streams,
-Azure's deployment URLs. Teaching it those formats is open work; until then these kinds are
-attacked by the FakeLLMServer suites only."""
+Azure's deployment URLs. Tests that need a readable answer run over ``FORMAT_KINDS``; teaching
+the raw server those formats is open work."""
 
-WIRE_KINDS = sorted(
-    kind for kind in PROVIDER_KINDS if kind != "mock" and kind not in NOT_YET_COVERED
-)
-"""Every provider kind that talks HTTP in a format the raw server speaks (a new kind joins these
-tests by existing, unless listed in ``NOT_YET_COVERED``)."""
+FORMAT_KINDS = [kind for kind in WIRE_KINDS if kind not in NOT_YET_COVERED]
+"""The kinds whose answers the raw server writes in their own format."""
 
 _PROVIDER_ARGS: dict[str, dict[str, Any]] = {}
 """Extra constructor arguments a provider kind needs beyond ``api_key``/``base_url``."""

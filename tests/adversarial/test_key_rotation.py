@@ -13,7 +13,7 @@ import pytest
 
 from aio_llm import APIError, ConfigurationError
 
-from .conftest import KEY, client_for
+from .conftest import FORMAT_KINDS, KEY, client_for
 from .leakcheck import assert_clean
 from .rawserver import Conn, RawServer, Seen, answer
 
@@ -26,6 +26,7 @@ def _sent_key(req: Seen) -> str:
     )
 
 
+@pytest.mark.parametrize("kind", FORMAT_KINDS)
 @pytest.mark.anyio
 async def test_a_rotated_key_is_what_is_sent(kind: str, transport: str) -> None:
     async def handler(req: Seen, conn: Conn) -> None:

@@ -31,7 +31,7 @@ from aio_llm.cost import BudgetConfig, BudgetPeriod, CostManager
 from aio_llm.cost.ledger import RedisLedger, SQLiteLedger
 from aio_llm.middleware import Tracing, default_middleware
 
-from .conftest import KEY, bare_config, make_provider
+from .conftest import FORMAT_KINDS, KEY, bare_config, make_provider
 from .leakcheck import assert_clean, exception_texts, log_texts
 from .rawserver import Conn, RawServer, Seen, answer, sse_events
 
@@ -94,6 +94,7 @@ def _file_texts(paths: list[Path]) -> list[str]:
     return [p.read_bytes().decode("utf-8", errors="replace") for p in paths if p.exists()]
 
 
+@pytest.mark.parametrize("kind", FORMAT_KINDS)
 @pytest.mark.anyio
 async def test_no_key_or_prompt_reaches_any_output_channel(
     kind: str,

@@ -16,7 +16,7 @@ import pytest
 
 from aio_llm import APIError, LLMError
 
-from .conftest import KEY, client_for
+from .conftest import FORMAT_KINDS, KEY, client_for
 from .leakcheck import assert_clean, exception_texts, log_texts
 from .rawserver import Conn, RawServer, Seen, sse_events
 
@@ -128,6 +128,7 @@ async def test_an_echoed_key_never_reaches_the_error(
     assert_clean(log_texts(ours), secrets=(KEY,), where="logs")
 
 
+@pytest.mark.parametrize("kind", FORMAT_KINDS)
 @pytest.mark.anyio
 async def test_the_redacted_error_still_says_what_happened(transport: str, kind: str) -> None:
     async with RawServer(_error_body) as srv:

@@ -20,7 +20,7 @@ import pytest
 from aio_llm import RateLimitError
 from aio_llm.errors import parse_retry_after
 
-from .conftest import client_for
+from .conftest import FORMAT_KINDS, client_for
 from .rawserver import Conn, RawServer, Seen, json_answer
 
 CAP = 0.2
@@ -75,6 +75,7 @@ async def test_one_absurd_wait_does_not_take_the_model_offline(transport: str, c
     await _absurd_then_normal("openai", transport, case)
 
 
+@pytest.mark.parametrize("kind", FORMAT_KINDS)
 @pytest.mark.anyio
 @pytest.mark.parametrize("case", ["huge", "ms-inf", "date-a-day-away"])
 async def test_every_provider_sanitises_server_waits(kind: str, case: str) -> None:

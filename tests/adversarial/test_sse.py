@@ -15,7 +15,7 @@ import pytest
 from aio_llm.transports.sse import SSEEvent
 from tests.transports.test_sse import decode_all
 
-from .conftest import client_for
+from .conftest import FORMAT_KINDS, client_for
 from .rawserver import Conn, RawServer, Seen, sse_events
 
 BOM = b"\xef\xbb\xbf"
@@ -116,6 +116,7 @@ def test_random_splits_and_mixed_line_endings() -> None:
 PIECES = ["Hel", "lo", ", ", "wörld", " 🌍", "!"]
 
 
+@pytest.mark.parametrize("kind", FORMAT_KINDS)
 @pytest.mark.anyio
 @pytest.mark.parametrize("eol", sorted(EOLS))
 async def test_streams_over_the_wire_in_random_splits(kind: str, transport: str, eol: str) -> None:

@@ -1,7 +1,7 @@
 """Where the exact cache keeps its entries: ``MemoryCache`` and ``RedisCache``.
 
 Both offer ``await get(key)`` / ``await set(key, value, ttl=...)`` (the
-seed's ``get_cache()`` API). ``MemoryCache`` also answers synchronously
+``app.ai`` client's ``get_cache()`` API). ``MemoryCache`` also answers synchronously
 (``get_nowait``), which keeps a cache hit to one dict lookup. ``RedisCache``
 is aiocache's Redis cache with JSON values (never pickle), one warning when
 Redis becomes unreachable, bypass while it is, and recovery when it returns.

@@ -227,7 +227,7 @@ class CircuitBreaker:
         )
 
     def metrics(self) -> dict[str, object]:
-        """The seed's ``circuit.*`` metrics for this breaker."""
+        """The ``app.ai`` client's ``circuit.*`` metrics for this breaker."""
         return {
             "circuit.state": self.state.value,
             "circuit.requests.total": self.total,

@@ -75,7 +75,7 @@ class RetryStatistics:
 
     calls: int
     retries: int
-    """Retry attempts made (first tries not counted): the seed's ``retry.attempts``."""
+    """Retry attempts made (first tries not counted): the ``app.ai`` client's ``retry.attempts``."""
     successful: int
     """Calls that succeeded after at least one retry."""
     failed: int
@@ -220,7 +220,7 @@ class RetryExecutor:
         )
 
     def metrics(self) -> dict[str, object]:
-        """The seed's ``retry.*`` metrics and a few more."""
+        """The ``app.ai`` client's ``retry.*`` metrics and a few more."""
         out: dict[str, object] = {
             "retry.attempts": self._retries,
             "retry.successful": self._successful,

@@ -1,4 +1,4 @@
-"""Request statistics, metric sources and the seed's observability API.
+"""Request statistics, metric sources and the ``app.ai`` client's observability API.
 
 ``RequestStats`` is a bounded recorder the ``Tracing`` middleware feeds on
 every request, with or without an OpenTelemetry SDK: counters for requests,
@@ -6,8 +6,8 @@ errors, tokens, cost and cache hits, plus ring buffers of the most recent
 durations for the percentiles. ``Observability`` joins one ``RequestStats``
 with the metric sources of a client's middleware (each one's ``metrics()``
 dict), exports those sources as OpenTelemetry observable instruments under
-their seed names (``circuit.state``, ``retry.attempts``, ``cost.total``, ...)
-and answers ``get_dashboard_data()``. (The seed's process-wide
+their ``app.ai`` names (``circuit.state``, ``retry.attempts``, ``cost.total``, ...)
+and answers ``get_dashboard_data()``. (The ``app.ai`` client's process-wide
 ``get_observability()`` lives in ``aio_llm.compat``.)
 
     obs = Observability()
@@ -65,7 +65,7 @@ MONOTONIC_METRICS = frozenset(
         "dedup.requests",
     }
 )
-"""Seed metric names exported as observable counters; other numbers become gauges."""
+"""``app.ai``'s metric names exported as observable counters; other numbers become gauges."""
 
 _NAME_OK = re.compile(r"[A-Za-z][-_./A-Za-z0-9]{0,254}\Z")
 
@@ -193,7 +193,7 @@ class Observability:
                 attrs = {"aio_llm.client": self.name, "aio_llm.source": source_name}
                 yield from _observations(values[key], attrs)
 
-    # -- the seed's operations -------------------------------------------------
+    # -- the ``app.ai`` client's operations -------------------------------------------------
     def trace_operation(self, name: str, **attributes: Any) -> Operation:
         """Start timing ``name`` (and an OpenTelemetry span when an SDK is set)."""
         span = None

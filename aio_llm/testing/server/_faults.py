@@ -223,7 +223,7 @@ DEFAULT_RANDOM_FAULTS = (
 
 
 class FaultSchedule:
-    """Which fault (if any) the next request gets; deterministic given the seed.
+    """Which fault (if any) the next request gets; deterministic given the random seed.
 
     Order of precedence: the queue for the request's path, the global queue,
     the standing fault for the path, the standing global fault, then a random
