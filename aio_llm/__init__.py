@@ -50,6 +50,7 @@ if typing.TYPE_CHECKING:
     from .errors import LLMError as LLMError
     from .errors import MissingExtraError as MissingExtraError
     from .errors import NotFoundError as NotFoundError
+    from .errors import OutputValidationError as OutputValidationError
     from .errors import OverloadedError as OverloadedError
     from .errors import PermissionDeniedError as PermissionDeniedError
     from .errors import RateLimitError as RateLimitError

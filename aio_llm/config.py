@@ -82,6 +82,8 @@ class ClientConfig(BaseModel):
     retry_after_cap: float = Field(default=60.0, ge=0)
     """The longest ``Retry-After`` honoured: Retry fails at once on a longer one, and
     RateLimit never holds a model longer than this on any server-given wait."""
+    max_validation_retries: int = Field(default=0, ge=0, le=100)
+    """Re-asks when an answer does not fit its ``response_format`` (0: raise at once)."""
 
     circuit_failure_rate: float = Field(default=0.5, gt=0, le=1)
     """Share of failed calls in the window that opens a breaker (see docs/resilience.md)."""

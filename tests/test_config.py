@@ -262,6 +262,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "max_connections": ("64", 64),
     "max_response_bytes": ("1024", 1024),
     "max_retries": ("5", 5),
+    "max_validation_retries": ("2", 2),
     "retry_strategy": ("fibonacci", "fibonacci"),
     "retry_base_delay": ("0.25", 0.25),
     "retry_max_delay": ("10", 10.0),

@@ -105,6 +105,9 @@ def request_attributes(request: ChatRequest, ep: Endpoint) -> dict[str, Attribut
         )
     if request.response_format is not None:
         attrs["gen_ai.output.type"] = "json"
+        attempt = request.metadata.get("aio_llm.validation_attempt")  # a re-ask (client)
+        if isinstance(attempt, int):
+            attrs["aio_llm.validation.attempt"] = attempt
     return attrs
 
 
