@@ -15,6 +15,7 @@ names live in their subpackages (``aio_llm.middleware``, ``aio_llm.cost``,
 import typing
 
 from ._exports import lazy_exports as _lazy_exports
+from .log import configure_from_env as _configure_logging
 
 if typing.TYPE_CHECKING:
     from .client._client import USE_CLIENT_DEFAULT as USE_CLIENT_DEFAULT
@@ -49,6 +50,7 @@ if typing.TYPE_CHECKING:
     from .errors import LLMError as LLMError
     from .errors import MissingExtraError as MissingExtraError
     from .errors import NotFoundError as NotFoundError
+    from .errors import OutputValidationError as OutputValidationError
     from .errors import OverloadedError as OverloadedError
     from .errors import PermissionDeniedError as PermissionDeniedError
     from .errors import RateLimitError as RateLimitError
@@ -80,3 +82,5 @@ if typing.TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__, __getattr__, __dir__ = _lazy_exports(__name__, fallback="aio_llm.compat")
+
+_configure_logging()  # LLM_LOG=debug|info|warning|error|off (see aio_llm.log)

@@ -33,9 +33,14 @@ the Responses API's, Anthropic's, Bedrock's and Gemini's shapes.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel
 
 from . import _json
 from .errors import InvalidRequestError
@@ -51,10 +56,12 @@ __all__ = [
     "ToolResult",
     "ToolSpec",
     "Turn",
+    "content_part",
     "conversation",
     "data_url",
     "output_format",
     "parse_data_url",
+    "provider_schema",
     "tool_arguments",
     "tool_choice",
     "tool_specs",
@@ -127,6 +134,8 @@ class Turn:
     thinking: tuple[ThinkingBlock, ...] = ()
     results: tuple[ToolResult, ...] = ()
     name: str | None = None
+    calls_cache: JSONDict | None = None
+    """A message-level ``cache_control`` of a turn with tool calls: its last call's block."""
 
     @property
     def text(self) -> str:
@@ -137,7 +146,7 @@ class Turn:
         """The text when the turn is one string (no parts from a list, nothing else)."""
         if len(self.parts) == 1 and not self.tool_calls and not self.thinking:
             part = self.parts[0]
-            if isinstance(part, Text) and part.raw is None:
+            if isinstance(part, Text) and part.raw is None and part.cache is None:
                 return part.text
         if not self.parts and not self.tool_calls and not self.thinking:
             return ""
@@ -167,6 +176,37 @@ def _append(turns: list[Turn], turn: Turn) -> None:
 
 
 def _add_message(m: Message, turns: list[Turn], names: dict[str, str]) -> None:
+    if m.cache_control is None:
+        _add_unmarked(m, turns, names)
+        return
+    before = len(turns)
+    _add_unmarked(m, turns, names)
+    if len(turns) > before or (turns and turns[-1].role == "tool"):
+        turns[-1] = _mark_last(turns[-1], m.cache_control)
+
+
+def _with_cache(part: Part, cache: JSONDict) -> Part:
+    if isinstance(part, Opaque):
+        return Opaque({**part.raw, "cache_control": dict(cache)}, part.dialect)
+    raw = {**part.raw, "cache_control": dict(cache)} if part.raw is not None else None
+    return dataclasses.replace(part, cache=cache, raw=raw)
+
+
+def _mark_last(turn: Turn, cache: JSONDict) -> Turn:
+    """``turn`` with its last block carrying ``cache`` (a message-level ``cache_control``)."""
+    if turn.results:
+        last = turn.results[-1]
+        raw = {**last.raw, "cache_control": dict(cache)} if last.raw is not None else None
+        marked = dataclasses.replace(last, cache=cache, raw=raw)
+        return dataclasses.replace(turn, results=(*turn.results[:-1], marked))
+    if turn.tool_calls:  # the calls come last: the marker goes on the last one's block
+        return dataclasses.replace(turn, calls_cache=cache)
+    if not turn.parts:
+        return turn  # nothing to mark
+    return dataclasses.replace(turn, parts=(*turn.parts[:-1], _with_cache(turn.parts[-1], cache)))
+
+
+def _add_unmarked(m: Message, turns: list[Turn], names: dict[str, str]) -> None:
     role = m.role
     content = m.content
     if role == "tool":
@@ -201,6 +241,7 @@ def _assistant(m: Message, names: dict[str, str]) -> Turn:
     parts: list[Part] = []
     calls: list[ToolCall] = []
     thinking: list[ThinkingBlock] = list(m.thinking or ())
+    calls_cache: JSONDict | None = None
     content = m.content
     if isinstance(content, str):
         if content:
@@ -214,6 +255,8 @@ def _assistant(m: Message, names: dict[str, str]) -> Turn:
                     raise InvalidRequestError("a tool_use block needs an id and a name")
                 args = block.get("input")
                 calls.append(make_tool_call(ident, name, _json.dumps_text(args or {})))
+                if isinstance(block.get("cache_control"), Mapping):
+                    calls_cache = block["cache_control"]  # kept on the turn's last call
             elif kind == "thinking":
                 sig = block.get("signature")
                 thinking.append(
@@ -229,7 +272,14 @@ def _assistant(m: Message, names: dict[str, str]) -> Turn:
     calls.extend(m.tool_calls or ())
     for tc in calls:
         names[tc.id] = tc.name
-    return Turn("assistant", tuple(parts), tuple(calls), tuple(thinking), name=m.name)
+    return Turn(
+        "assistant",
+        tuple(parts),
+        tuple(calls),
+        tuple(thinking),
+        name=m.name,
+        calls_cache=calls_cache if calls else None,
+    )
 
 
 def _tool_result(block: JSONDict, names: Mapping[str, str]) -> ToolResult:
@@ -278,6 +328,11 @@ def _url_media(kind: str, url: object, p: JSONDict, dialect: str, **more: Any) -
     if inline is not None:
         return Media(kind, inline[0], data=inline[1], raw=p, dialect=dialect, **more)
     return Media(kind, url=url, raw=p, dialect=dialect, **more)
+
+
+def content_part(p: JSONDict) -> Part:
+    """One content part, in any accepted shape, in canonical form."""
+    return _part(p)
 
 
 def _part(p: JSONDict) -> Part:
@@ -523,19 +578,31 @@ def tool_choice(choice: str | JSONDict | None) -> ToolChoice | Opaque | None:
 
 @dataclass(frozen=True, slots=True)
 class OutputFormat:
-    """What ``response_format`` asks for: ``text``, ``json_object`` or ``json_schema``."""
+    """What ``response_format`` asks for: ``text``, ``json_object`` or ``json_schema``.
+
+    ``model`` is the pydantic class the answer is validated into (``None``
+    for a raw schema). ``schema`` is the schema as given (a class's
+    ``model_json_schema()``); each codec adapts it to its provider
+    (``provider_schema``).
+    """
 
     kind: str
     schema: JSONDict | None = None
     name: str | None = None
     strict: bool | None = None
     description: str | None = None
+    model: type[BaseModel] | None = None
 
 
-def output_format(fmt: JSONDict | None) -> OutputFormat | None:
-    """``response_format`` in the chat-completions or the Responses API's (flat) shape."""
+_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def output_format(fmt: JSONDict | type[BaseModel] | None) -> OutputFormat | None:
+    """``response_format`` as a pydantic class, or in the chat-completions or Responses shape."""
     if fmt is None:
         return None
+    if isinstance(fmt, type):
+        return _model_format(fmt)
     kind = fmt.get("type")
     if kind in ("text", "json_object"):
         return OutputFormat(kind)
@@ -557,3 +624,54 @@ def output_format(fmt: JSONDict | None) -> OutputFormat | None:
             description if isinstance(description, str) else None,
         )
     raise InvalidRequestError(f"unsupported response_format type {kind!r}")
+
+
+@functools.lru_cache(maxsize=256)
+def _model_format(model: type[BaseModel]) -> OutputFormat:
+    """The format of a pydantic class (its JSON schema computed once per class)."""
+    if not issubclass(model, BaseModel):
+        raise InvalidRequestError(
+            f"response_format must be a pydantic model class or a dict, not {model!r}"
+        )
+    try:
+        schema = model.model_json_schema()
+    except Exception as exc:  # pydantic's PydanticInvalidForJsonSchema and kin
+        raise InvalidRequestError(
+            f"response_format {model.__name__} has no JSON schema: {exc}"
+        ) from None
+    name = _NAME_CHARS.sub("_", model.__name__)[:64] or "response"
+    return OutputFormat("json_schema", schema, name, True, None, model)
+
+
+@functools.lru_cache(maxsize=512)
+def _dialect_schema(model: type[BaseModel], dialect: str) -> dict[str, Any]:
+    fmt = _model_format(model)
+    assert fmt.schema is not None
+    return _adapt(fmt.schema, dialect)
+
+
+def _adapt(schema: JSONDict, dialect: str) -> dict[str, Any]:
+    from ._schema import anthropic_schema, strict_schema
+
+    try:
+        if dialect == "strict":
+            return strict_schema(schema)
+        if dialect == "anthropic":
+            return anthropic_schema(schema)
+    except ValueError as exc:  # a $ref that points nowhere
+        raise InvalidRequestError(f"response_format schema: {exc}") from None
+    return dict(schema)
+
+
+def provider_schema(fmt: OutputFormat, dialect: str) -> dict[str, Any]:
+    """``fmt``'s schema for a provider: ``"strict"`` (OpenAI strict mode), ``"anthropic"``
+    (Anthropic and Bedrock structured outputs) or ``"plain"``.
+
+    A pydantic class's schema is adapted, as the official SDKs adapt the
+    classes they are given (``aio_llm._schema``). A raw schema goes as the
+    caller wrote it, for every provider: it is theirs to fit the API.
+    """
+    assert fmt.schema is not None
+    if fmt.model is not None:
+        return _dialect_schema(fmt.model, dialect)
+    return dict(fmt.schema)

@@ -7,7 +7,7 @@ from types import ModuleType
 
 from .errors import MissingExtraError
 
-__all__ = ["missing", "require", "require_numpy"]
+__all__ = ["missing", "require", "require_numpy", "require_redis"]
 
 
 def missing(module: str, extra: str, feature: str) -> MissingExtraError:
@@ -29,3 +29,8 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
 def require_numpy(feature: str) -> ModuleType:
     """numpy, which the ``semantic`` extra installs."""
     return require("numpy", "semantic", feature)
+
+
+def require_redis(feature: str) -> ModuleType:
+    """``redis.asyncio``, which the ``redis`` extra installs."""
+    return require("redis.asyncio", "redis", feature)

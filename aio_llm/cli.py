@@ -503,7 +503,7 @@ def _live_rows(m: dict[str, Any], tally: _Tally) -> list[tuple[str, str]]:
     p50, p95 = tally.percentiles()
     return [
         ("progress", f"{tally.done}/{tally.total}"),
-        ("in flight", str(m.get("in_flight", 0))),
+        ("in flight", str(m.get("requests.in_flight", 0))),
         ("failed", str(tally.failed)),
         ("retries", str(m.get("retry.attempts", 0))),
         ("cache hits", str(tally.cached)),

@@ -82,11 +82,21 @@ class ClientConfig(BaseModel):
     retry_after_cap: float = Field(default=60.0, ge=0)
     """The longest ``Retry-After`` honoured: Retry fails at once on a longer one, and
     RateLimit never holds a model longer than this on any server-given wait."""
+    max_validation_retries: int = Field(default=0, ge=0, le=100)
+    """Re-asks when an answer does not fit its ``response_format`` (0: raise at once)."""
 
-    circuit_failure_threshold: int = Field(default=5, ge=1)
-    circuit_success_threshold: int = Field(default=2, ge=1)
-    circuit_timeout: float = Field(default=60.0, gt=0)
-    """Seconds the breaker stays OPEN before it lets probes through."""
+    circuit_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    """Share of failed calls in the window that opens a breaker (see docs/resilience.md)."""
+    circuit_minimum_calls: int = Field(default=20, ge=1)
+    """Calls a breaker's window must hold before the failure rate can open it."""
+    circuit_window: float = Field(default=60.0, gt=0)
+    """Seconds of the sliding window behind the failure rate."""
+    circuit_failure_threshold: int | None = Field(default=None, ge=1)
+    """Consecutive failures that also open a breaker; None: only the rate decides."""
+    circuit_success_threshold: int = Field(default=3, ge=1)
+    """Successful half-open probes that close a breaker."""
+    circuit_timeout: float = Field(default=5.0, gt=0)
+    """Seconds a breaker stays OPEN before probes (doubling on each failed probe, to 60 s)."""
     circuit_backend: str = "memory"
     """``memory`` or a Redis URL to share OPEN states between processes."""
 

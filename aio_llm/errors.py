@@ -6,7 +6,11 @@ The hierarchy::
     ├── ConfigurationError (+ ValueError)   bad settings, a missing API key: before any request
     ├── ClientStateError (+ RuntimeError)   a client or stream used outside its lifetime
     ├── InvalidRequestError (+ ValueError)  the caller's input is invalid: nothing was sent
-    │   └── UnsupportedParameterError       the provider cannot honour a parameter
+    │   ├── UnsupportedParameterError       the provider cannot honour a parameter
+    │   └── MediaError                      an image, document or audio part the provider refuses
+    │       ├── UnsupportedMediaTypeError   a media type the provider does not take
+    │       └── MediaTooLargeError          over the provider's size, pixel or count limit
+    ├── OutputValidationError               the answer does not fit the requested response_format
     ├── BudgetExceededError                 a hard budget would be exceeded: nothing was sent
     ├── CircuitOpenError                    the breaker is open: nothing was sent
     │                                       (alias CircuitBreakerOpenError)
@@ -80,8 +84,11 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "LLMError",
+    "MediaError",
+    "MediaTooLargeError",
     "MissingExtraError",
     "NotFoundError",
+    "OutputValidationError",
     "OverloadedError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -92,6 +99,7 @@ __all__ = [
     "ServiceUnavailableError",
     "StreamError",
     "UnprocessableEntityError",
+    "UnsupportedMediaTypeError",
     "UnsupportedParameterError",
     "error_for_status",
     "parse_retry_after",
@@ -123,6 +131,83 @@ class ClientStateError(LLMError, RuntimeError):
 
 class InvalidRequestError(LLMError, ValueError):
     """The caller's request is invalid; it was rejected before anything was sent."""
+
+
+class MediaError(InvalidRequestError):
+    """A content part (image, document, audio) the provider would refuse; nothing was sent.
+
+    ``provider`` names the provider kind whose documented limits apply,
+    ``media_type`` the part's type (``image/png``...), ``index`` where the
+    part is (``messages.<i>.content.<j>``, when known).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        media_type: str | None = None,
+        index: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.media_type = media_type
+        self.index = index
+
+
+class UnsupportedMediaTypeError(MediaError):
+    """The provider does not take this media type (or this kind of part at all)."""
+
+
+class MediaTooLargeError(MediaError):
+    """Over the provider's limit: bytes per part or request, pixels, pages or parts.
+
+    ``size`` is what the request has, ``limit`` what the provider takes
+    (in ``unit``: ``"bytes"``, ``"pixels"``, ``"parts"``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        media_type: str | None = None,
+        index: str | None = None,
+        size: int | None = None,
+        limit: int | None = None,
+        unit: str = "bytes",
+    ) -> None:
+        super().__init__(message, provider=provider, media_type=media_type, index=index)
+        self.size = size
+        self.limit = limit
+        self.unit = unit
+
+
+class OutputValidationError(LLMError):
+    """The model's answer does not fit the ``response_format`` that was asked for.
+
+    ``raw`` is the text received, ``errors`` pydantic's ``errors()`` list
+    (for a raw JSON schema or ``json_object``: the same shape, from
+    aio_llm's own check), ``response`` the ``ChatResponse`` it came in (its
+    cost was charged) and ``attempts`` how many answers were tried
+    (``max_validation_retries`` + 1 at most). The message names the fields
+    that failed, never the text itself.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw: str,
+        errors: list[dict[str, Any]],
+        response: Any = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.errors = errors
+        self.response = response
+        self.attempts = attempts
 
 
 class UnsupportedParameterError(InvalidRequestError):

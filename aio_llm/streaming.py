@@ -28,8 +28,10 @@ class ChunkAccumulator:
     """Rebuilds a ``ChatResponse`` from chunks (text, reasoning, tool calls, usage).
 
     What a chunk does not carry, a stream decoder sets here directly:
-    ``thinking`` (reasoning blocks with their signatures, for the next turn)
-    and ``signatures`` (tool-call index -> the provider's signature).
+    ``thinking`` (reasoning blocks with their signatures, for the next turn),
+    ``signatures`` (tool-call index -> the provider's signature) and
+    ``refusal`` (the text, once the stream said the model refused: its
+    deltas are part of the text as well).
     """
 
     __slots__ = (
@@ -39,6 +41,7 @@ class ChunkAccumulator:
         "finish_reason",
         "id",
         "model",
+        "refusal",
         "signatures",
         "thinking",
         "usage",
@@ -54,6 +57,7 @@ class ChunkAccumulator:
         self.model = ""
         self.thinking: list[ThinkingBlock] = []
         self.signatures: dict[int, str] = {}
+        self.refusal: str | None = None
 
     def add(self, chunk: ChatChunk) -> None:
         if chunk.delta:
@@ -103,6 +107,7 @@ class ChunkAccumulator:
             thinking=list(self.thinking),
             reasoning="".join(self._reasoning) or None,
             raw=raw,
+            refusal=self.refusal,
         )
 
 

@@ -25,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -157,6 +158,12 @@ class Message(BaseModel):
     ``image`` / ``document`` blocks as well as OpenAI parts. ``thinking``
     carries an assistant turn's reasoning for the next request (see
     ``ThinkingBlock``).
+
+    ``cache_control`` (e.g. ``{"type": "ephemeral", "ttl": "1h"}``) marks
+    "cache the prompt up to here": it applies to the message's last content
+    block, as Anthropic's wire wants, and becomes a Bedrock ``cachePoint``;
+    OpenAI-wire servers that read the marker (OpenRouter, proxies) get it on
+    that block, OpenAI and Azure (which cache on their own) never see it.
     """
 
     model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
@@ -167,6 +174,7 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     thinking: list[ThinkingBlock] | None = None
+    cache_control: dict[str, Any] | None = None
 
     @field_validator("content")
     @classmethod
@@ -255,6 +263,15 @@ class ChatRequest(BaseModel):
     ``extra`` is merged into the provider's request body unchanged.
     ``cache`` and ``cache_ttl`` switch the exact/semantic cache off or change
     its TTL for this request alone; they never change the cache key.
+
+    ``response_format`` is a pydantic model class (the answer comes back
+    validated in ``ChatResponse.parsed``), a JSON schema
+    (``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``,
+    or the Responses API's flat form) or ``{"type": "json_object"}``; see
+    docs/structured-outputs.md. ``max_validation_retries`` re-asks that many
+    times when the answer does not validate (``None``: the client's
+    setting). ``prompt_cache_key`` is OpenAI's prompt-cache routing hint,
+    sent where the API takes it and dropped elsewhere.
     """
 
     model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
@@ -269,7 +286,7 @@ class ChatRequest(BaseModel):
     stop: str | list[str] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
-    response_format: dict[str, Any] | None = None
+    response_format: dict[str, Any] | type[BaseModel] | None = None
     seed: int | None = None
     n: int | None = Field(default=None, ge=1, le=128)
     """How many answers to generate (OpenAI-style providers); see ``ChatResponse.choices``."""
@@ -301,6 +318,19 @@ class ChatRequest(BaseModel):
     provider: str | None = None
     cache: bool = True
     cache_ttl: float | None = Field(default=None, gt=0)
+    max_validation_retries: int | None = Field(default=None, ge=0, le=100)
+    prompt_cache_key: str | None = None
+
+    @field_serializer("response_format", when_used="json")
+    def _format_as_json(self, value: dict[str, Any] | type[BaseModel] | None) -> Any:
+        """A class is written as the JSON schema it stands for (the class stays in Python)."""
+        if isinstance(value, type):
+            from ._schema import strict_schema
+
+            schema = strict_schema(value.model_json_schema())
+            spec = {"name": value.__name__, "schema": schema, "strict": True}
+            return {"type": "json_schema", "json_schema": spec}
+        return value
 
     @field_validator("messages", mode="before")
     @classmethod
@@ -322,6 +352,9 @@ class Usage(BaseModel):
     ``cached_input_tokens`` and ``cache_creation_input_tokens`` say how many
     of them were read from or written to the provider's prompt cache.
     ``reasoning_tokens`` are part of ``output_tokens``.
+    ``cache_creation_1h_input_tokens`` are the part of
+    ``cache_creation_input_tokens`` written with a one-hour TTL (Anthropic
+    prices them above five-minute writes).
     """
 
     model_config = ConfigDict(defer_build=True)
@@ -332,12 +365,21 @@ class Usage(BaseModel):
     cached_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_creation_1h_input_tokens: int = 0
     provider_cost: float | None = None
     """The cost the provider itself reported (OpenRouter), in USD."""
 
 
 class ChatResponse(BaseModel):
-    """A model's answer, normalised across providers."""
+    """A model's answer, normalised across providers.
+
+    With a ``response_format``, ``parsed`` holds the answer validated into
+    the requested pydantic class (or the decoded JSON for a raw schema or
+    ``json_object``). ``refusal`` is the provider's refusal text when the
+    model declined (OpenAI's ``message.refusal``, Anthropic's
+    ``stop_reason: "refusal"``, a Responses ``refusal`` part, a Gemini or
+    Bedrock safety block); ``parsed`` is then ``None`` and nothing is raised.
+    """
 
     model_config = ConfigDict(defer_build=True, arbitrary_types_allowed=True)
 
@@ -355,6 +397,8 @@ class ChatResponse(BaseModel):
     reasoning: str | None = None
     request_id: str | None = None
     raw: Any = None
+    parsed: Any = None
+    refusal: str | None = None
     stream: SkipJsonSchema[ChunkStream | None] = Field(default=None, exclude=True, repr=False)
     """The chunk stream while a streaming response is being read, else ``None``."""
     headers: SkipJsonSchema[Mapping[str, str] | None] = Field(
@@ -503,6 +547,7 @@ def make_message(
         tool_calls=tool_calls or None,
         tool_call_id=None,
         thinking=thinking or None,
+        cache_control=None,
     )
 
 
@@ -519,6 +564,7 @@ def make_response(
     reasoning: str | None = None,
     request_id: str | None = None,
     raw: Any = None,
+    refusal: str | None = None,
 ) -> ChatResponse:
     """A decoded ``ChatResponse`` (and its assistant ``message``) from trusted values."""
     calls = tool_calls or []
@@ -538,6 +584,8 @@ def make_response(
         reasoning=reasoning,
         request_id=request_id,
         raw=raw,
+        parsed=None,
+        refusal=refusal,
         stream=None,
         headers=None,
         all_choices=None,
@@ -578,6 +626,7 @@ def make_usage(
     cache_creation_input_tokens: int = 0,
     reasoning_tokens: int = 0,
     provider_cost: float | None = None,
+    cache_creation_1h_input_tokens: int = 0,
 ) -> Usage:
     """A ``Usage`` from trusted counts (no validation)."""
     return fast_construct(
@@ -589,6 +638,7 @@ def make_usage(
         cache_creation_input_tokens=cache_creation_input_tokens,
         reasoning_tokens=reasoning_tokens,
         provider_cost=provider_cost,
+        cache_creation_1h_input_tokens=cache_creation_1h_input_tokens,
     )
 
 

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import ClientConfig
-from ..errors import ClientStateError, InvalidRequestError
+from ..errors import APITimeoutError, ClientStateError, InvalidRequestError
 from ..pipeline import (
     MiddlewareLike,
     NeedsTaskGroup,
@@ -24,6 +24,7 @@ from ..pipeline import (
 )
 from ..providers import Provider, create_provider
 from ..providers._detect import detect_provider
+from ..tokens import TokenCount, count_request_tokens
 from ..transports._create import create_transport
 from ..transports.base import HTTPTransport
 from ..types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, MessageInput
@@ -214,6 +215,7 @@ class AsyncLLMClient:
             task_group,
             default_timeout=self.config.timeout,
             now=_event_loop_clock(),
+            validation_retries=self.config.max_validation_retries,
         )
 
     def _ended(self) -> None:
@@ -463,6 +465,49 @@ class AsyncLLMClient:
             )
         return await self._batcher(session, name).embed(request.texts, request.model)
 
+    # -- token counting ---------------------------------------------------------
+    async def count_tokens(
+        self,
+        messages: Sequence[MessageInput] | None = None,
+        *,
+        model: str | None = None,
+        request: RequestLike | None = None,
+        timeout: TimeoutArg = USE_CLIENT_DEFAULT,
+        local: bool = False,
+        **params: Any,
+    ) -> TokenCount:
+        """The prompt tokens of a request, as ``chat`` would send it (an ``int``).
+
+        Asks the provider where it offers a count (Anthropic's
+        ``count_tokens``, Gemini's ``countTokens``, the Responses API's
+        ``input_tokens``, Bedrock's ``CountTokens``): ``exact`` and free, one
+        HTTP call, not through the middleware (no budget, cache or limiter).
+        Otherwise, or with ``local=True``, counts here
+        (``aio_llm.tokens.count_request_tokens``): exact with the model's
+        tokenizer, else an estimate, ``exact=False``.
+        """
+        session = self._require_open()
+        req = self.build_request(messages, model=model, request=request, **params)
+        if not local:
+            name = req.provider or self._default_provider
+            provider = self._providers[name]
+            transport = self._transport
+            assert transport is not None
+            scope = session.deadline_scope(self._timeout(session, req, timeout))
+            scope = scope or anyio.CancelScope()
+            counted: int | None = None
+            with scope:
+                counted = await provider.count_tokens(req, transport)
+            if scope.cancelled_caught:
+                raise APITimeoutError(
+                    f"counting the tokens of a request to {req.model!r} did not finish "
+                    "before its deadline",
+                    provider=name,
+                )
+            if counted is not None:
+                return TokenCount(counted, exact=True, source="provider")
+        return count_request_tokens(req)
+
     def _batcher(self, session: Session, name: str) -> EmbeddingBatcher:
         """The embedding micro-batcher of provider ``name`` (calls within ~5 ms share one)."""
         batcher = self._batchers.get(name)
@@ -619,18 +664,22 @@ class AsyncLLMClient:
 
     # -- introspection -------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
-        """A snapshot: requests, errors, cache/dedup hits, retries, breaker states, cost."""
+        """A snapshot: requests, latency, tokens, cache/dedup hits, retries, breakers, cost.
+
+        One name per figure (docs/observability.md, "Metric names"): the OpenTelemetry
+        GenAI names where the conventions have one (``gen_ai.client.operation.duration``
+        in seconds, ``gen_ai.client.token.usage``), else ``<component>.<figure>``.
+        """
         session = self._session
-        snapshot: dict[str, Any] = {
-            "requests": session.requests if session else 0,
-            "errors": session.errors if session else 0,
-            "in_flight": session.in_flight if session else 0,
-        }
+        snapshot: dict[str, Any] = {"requests.in_flight": session.in_flight if session else 0}
         for source in self._metric_sources:
             snapshot.update(source.metrics())
         for batcher in self._batchers.values():
             for key, value in batcher.metrics().items():
                 snapshot[key] = snapshot.get(key, 0) + value
+        # without the Tracing middleware (a chain of the caller's own), the session counts
+        snapshot.setdefault("requests.total", session.requests if session else 0)
+        snapshot.setdefault("requests.errors", session.errors if session else 0)
         snapshot.setdefault("cost.total", self.cost_manager.get_metrics().total_cost)
         return snapshot
 

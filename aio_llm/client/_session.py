@@ -23,10 +23,12 @@ from typing import TypeVar
 import anyio
 import anyio.abc
 
+from .._conversation import output_format
 from ..errors import APITimeoutError
 from ..pipeline import EmbedNext, Next
 from ..transports.base import call_deadline
 from ..types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from ._structured import send_structured
 
 __all__ = ["Session", "deadline_message"]
 
@@ -46,6 +48,7 @@ class Session:
         "now",
         "requests",
         "task_group",
+        "validation_retries",
     )
 
     def __init__(
@@ -56,6 +59,7 @@ class Session:
         *,
         default_timeout: float | None,
         now: Callable[[], float],
+        validation_retries: int = 0,
     ) -> None:
         self.handler = handler
         self.embed_handler = embed_handler
@@ -64,6 +68,8 @@ class Session:
         """Seconds a call may take when neither it nor its request says (``None``: no limit)."""
         self.now = now
         """The event loop's clock, which cancel-scope deadlines are on."""
+        self.validation_retries = validation_retries
+        """Re-asks of an answer that does not fit its ``response_format`` (the client's default)."""
         self.requests = 0
         self.errors = 0
         self.in_flight = 0
@@ -80,7 +86,7 @@ class Session:
 
     async def call(self, request: ChatRequest, limit: float | None) -> ChatResponse:
         """``request`` through the chain within ``limit`` seconds (``None``: no limit), counted."""
-        return await self._through(self.handler, request, limit)
+        return await self._through(self._send, request, limit)
 
     async def embed(self, request: EmbeddingRequest, limit: float | None) -> EmbeddingResponse:
         """``request`` through the embedding chain within ``limit`` seconds, counted."""
@@ -107,6 +113,14 @@ class Session:
             self.in_flight -= 1
             if token is not None:
                 call_deadline.reset(token)
+
+    def _send(self, request: ChatRequest) -> Awaitable[ChatResponse]:
+        if request.response_format is None:
+            return self.handler(request)
+        output_format(request.response_format)  # a malformed format is refused before sending
+        if request.stream:
+            return self.handler(request)  # a stream is validated when it ends (ChatStream)
+        return send_structured(self.handler, request, self.validation_retries)
 
     def __repr__(self) -> str:
         limit = "none" if self.default_timeout is None else f"{self.default_timeout:g}s"

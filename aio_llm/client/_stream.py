@@ -8,11 +8,12 @@ from types import TracebackType
 
 import anyio
 
-from ..errors import APITimeoutError, ClientStateError
+from ..errors import APITimeoutError, ClientStateError, OutputValidationError
 from ..streaming import replay_as_stream
 from ..transports.base import call_deadline
 from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream
 from ._session import Session, deadline_message
+from ._structured import parse_output
 
 __all__ = ["ChatStream"]
 
@@ -22,9 +23,24 @@ class ChatStream:
 
     The deadline is a cancel scope entered in ``__aenter__`` and left in
     ``__aexit__``, so it covers the whole block, reading included.
+
+    With a ``response_format``, the answer is validated when the stream ends:
+    ``response.parsed`` holds the value, and an answer that does not fit
+    raises ``OutputValidationError`` from the loop's last step (a stream is
+    never re-asked: its chunks were already delivered).
     """
 
-    __slots__ = ("_request", "_response", "_scope", "_session", "_stream", "_timeout", "_token")
+    __slots__ = (
+        "_checked",
+        "_error",
+        "_request",
+        "_response",
+        "_scope",
+        "_session",
+        "_stream",
+        "_timeout",
+        "_token",
+    )
 
     def __init__(self, session: Session, request: ChatRequest, timeout: float | None) -> None:
         self._session = session
@@ -34,6 +50,8 @@ class ChatStream:
         self._token: Token[float | None] | None = None
         self._stream: ChunkStream | None = None
         self._response: ChatResponse | None = None
+        self._checked = request.response_format is None
+        self._error: OutputValidationError | None = None
 
     async def __aenter__(self) -> ChatStream:
         if self._stream is not None or self._scope is not None:
@@ -81,17 +99,35 @@ class ChatStream:
             raise APITimeoutError(deadline_message(self._request)) from None
 
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
-        # iterate the ChunkStream itself: one call per chunk instead of two
         stream = self._stream
         if stream is None:
             raise _not_entered()
-        return stream
+        if self._request.response_format is not None:
+            return self  # validated at the end: through __anext__
+        return stream  # iterate the ChunkStream itself: one call per chunk instead of two
 
     async def __anext__(self) -> ChatChunk:
         stream = self._stream
         if stream is None:
             raise _not_entered()
-        return await stream.__anext__()
+        try:
+            return await stream.__anext__()
+        except StopAsyncIteration:
+            error = self._validate()
+            if error is not None:
+                raise error from None
+            raise
+
+    def _validate(self) -> OutputValidationError | None:
+        """Parse the final response once, after the stream completed."""
+        stream = self._stream
+        if self._checked or stream is None or not stream.closed:
+            return None
+        self._checked = True
+        response = stream.response
+        if stream.completed and response is not None:
+            self._error = parse_output(self._request, response)
+        return self._error
 
     async def text(self) -> str:
         """Read to the end and return the whole text."""
@@ -104,6 +140,8 @@ class ChatStream:
         stream = self._stream
         if stream is None or not stream.closed:
             return None
+        if not self._checked:
+            self._validate()
         return stream.response
 
     @property

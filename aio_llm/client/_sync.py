@@ -22,6 +22,7 @@ import anyio
 from anyio.from_thread import BlockingPortal
 
 from ..errors import ClientStateError
+from ..tokens import TokenCount
 from ..types import ChatResponse, EmbeddingResponse, MessageInput
 from ._client import USE_CLIENT_DEFAULT, AsyncLLMClient, RequestLike
 from ._progress import Progress
@@ -234,6 +235,16 @@ class LLMClient:
                 yield item
         finally:
             relay.close()
+
+    def count_tokens(
+        self, messages: Sequence[MessageInput] | None = None, **kwargs: Any
+    ) -> TokenCount:
+        """``AsyncLLMClient.count_tokens``, blocking."""
+
+        async def run() -> TokenCount:
+            return await self._client.count_tokens(messages, **kwargs)
+
+        return self._call(run)
 
     def embed(self, texts: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
         """Embed ``texts`` (see ``AsyncLLMClient.embed``)."""

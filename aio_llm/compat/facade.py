@@ -100,7 +100,11 @@ def _with_seed_settings(
             circuit_failure_threshold=circuit_breaker_config.failure_threshold,
             circuit_success_threshold=circuit_breaker_config.success_threshold,
             circuit_timeout=circuit_breaker_config.timeout,
+            circuit_minimum_calls=circuit_breaker_config.minimum_calls,
+            circuit_window=circuit_breaker_config.window,
         )
+        if circuit_breaker_config.failure_rate_threshold is not None:
+            updates["circuit_failure_rate"] = circuit_breaker_config.failure_rate_threshold
     if retry_config is not None:
         updates.update(
             max_retries=retry_config.max_attempts - 1,

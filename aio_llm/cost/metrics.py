@@ -202,8 +202,6 @@ class MetricsBook:
             "cost.by_user": dict(self.by_user),
             "cost.by_project": dict(self.by_project),
             "cost.requests": self.requests,
-            "cost.tokens.input": self.input_tokens,
-            "cost.tokens.output": self.output_tokens,
             "cost.unpriced_requests": self.unpriced,
             "budget.reserved": self.reserved,
             "budget.refused": self.refused,

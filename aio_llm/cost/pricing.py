@@ -16,10 +16,12 @@ prices with ``PricingTable.register``.
 
 How a ``Usage`` is charged: ``input_tokens`` counts every prompt token;
 ``cached_input_tokens`` of them are billed at the cached price,
-``cache_creation_input_tokens`` at the cache-write price and the rest at
-the input price; ``output_tokens`` (reasoning tokens included) at the
-output price. A cost the provider reported itself (``Usage.provider_cost``,
-OpenRouter) wins over the table.
+``cache_creation_input_tokens`` at the cache-write price (its
+``cache_creation_1h_input_tokens`` at the one-hour write price, Anthropic's
+2x input against 1.25x for five minutes) and the rest at the input price;
+``output_tokens`` (reasoning tokens included) at the output price. A cost
+the provider reported itself (``Usage.provider_cost``, OpenRouter) wins
+over the table.
 
 Requests sent through a provider's Batch API are billed at a discount
 (``PricingTable.batch_discount``: 50% at OpenAI and Anthropic); a model
@@ -53,7 +55,8 @@ class ModelPrice:
     """Prices of one model in USD per million tokens, plus its limits.
 
     ``cached_input`` and ``cache_write`` default to ``input`` (no discount,
-    no surcharge). ``long_context`` is the price used for every token of a
+    no surcharge); ``cache_write_1h`` (writes with a one-hour TTL) defaults
+    to ``cache_write``. ``long_context`` is the price used for every token of a
     request whose prompt exceeds ``long_context_above`` tokens.
     """
 
@@ -62,6 +65,7 @@ class ModelPrice:
     output: float
     cached_input: float | None = None
     cache_write: float | None = None
+    cache_write_1h: float | None = None
     context_window: int | None = None
     max_output: int | None = None
     provider: str | None = None
@@ -71,7 +75,7 @@ class ModelPrice:
     long_context_above: int | None = None
 
     def __post_init__(self) -> None:
-        for field in ("input", "output", "cached_input", "cache_write"):
+        for field in ("input", "output", "cached_input", "cache_write", "cache_write_1h"):
             value = getattr(self, field)
             if value is not None and value < 0:
                 raise ValueError(f"{field} price must not be negative")
@@ -100,20 +104,23 @@ class ModelPrice:
         total_in = max(total_in, 0)
         cached = min(max(cached, 0), total_in)
         written = min(max(written, 0), total_in - cached)
+        hour = min(max(usage.cache_creation_1h_input_tokens, 0), written)
         fresh = total_in - cached - written
         cached_price = p.input if p.cached_input is None else p.cached_input
         write_price = p.input if p.cache_write is None else p.cache_write
+        hour_price = write_price if p.cache_write_1h is None else p.cache_write_1h
         return (
             fresh * p.input
             + cached * cached_price
-            + written * write_price
+            + (written - hour) * write_price
+            + hour * hour_price
             + max(output, 0) * p.output
         ) * _PER_TOKEN
 
     def worst_case(self, input_tokens: int, output_tokens: int) -> float:
         """USD for a request if nothing is cached: the amount a budget reserves."""
         p = self.tier(input_tokens)
-        write = p.input if p.cache_write is None else max(p.cache_write, p.input)
+        write = max(p.input, p.cache_write or 0.0, p.cache_write_1h or 0.0)
         return (input_tokens * write + output_tokens * p.output) * _PER_TOKEN
 
 
@@ -178,6 +185,7 @@ def _price_from(model: str, data: Mapping[str, Any]) -> ModelPrice:
             output=float(long["output"]),
             cached_input=_opt(long.get("cached_input")),
             cache_write=_opt(long.get("cache_write")),
+            cache_write_1h=_opt(long.get("cache_write_1h")),
         )
     return ModelPrice(
         model=model,
@@ -185,6 +193,7 @@ def _price_from(model: str, data: Mapping[str, Any]) -> ModelPrice:
         output=float(data["output"]),
         cached_input=_opt(data.get("cached_input")),
         cache_write=_opt(data.get("cache_write")),
+        cache_write_1h=_opt(data.get("cache_write_1h")),
         context_window=data.get("context_window"),
         max_output=data.get("max_output"),
         provider=data.get("provider"),
@@ -208,6 +217,7 @@ def _scaled(price: ModelPrice, factor: float) -> ModelPrice:
         output=price.output * factor,
         cached_input=times(price.cached_input),
         cache_write=times(price.cache_write),
+        cache_write_1h=times(price.cache_write_1h),
         long_context=None if long is None else _scaled(long, factor),
     )
 
@@ -273,6 +283,7 @@ class PricingTable:
         context_window: int | None = None,
         max_output: int | None = None,
         cheaper: str | None = None,
+        cache_write_1h: float | None = None,
     ) -> ModelPrice:
         """Add or replace the price of ``model`` (USD per million tokens)."""
         price = ModelPrice(
@@ -281,6 +292,7 @@ class PricingTable:
             output=output,
             cached_input=cached_input,
             cache_write=cache_write,
+            cache_write_1h=cache_write_1h,
             context_window=context_window,
             max_output=max_output,
             source="user",
@@ -319,6 +331,7 @@ class PricingTable:
                         output=0.0,
                         cached_input=0.0,
                         cache_write=0.0,
+                        cache_write_1h=0.0,
                         long_context=None,
                         long_context_above=None,
                     )
@@ -351,13 +364,17 @@ class PricingTable:
         """Every model name the table prices (canonical spelling)."""
         return sorted(p.model for p in self._prices.values())
 
-    def cost(self, model: str, usage: Usage) -> float | None:
-        """USD for ``usage`` on ``model``; the provider's own figure wins; ``None`` if unknown."""
+    def cost(self, model: str, usage: Usage, *, warn: bool = True) -> float | None:
+        """USD for ``usage`` on ``model``; the provider's own figure wins; ``None`` if unknown.
+
+        An unknown model is logged once, as a warning unless ``warn`` is false (the
+        mock provider's answers cost nothing real): then at DEBUG.
+        """
         if usage.provider_cost is not None:
             return usage.provider_cost
         price = self.get(model)
         if price is None:
-            self._warn_unknown(model)
+            self._warn_unknown(model, logging.WARNING if warn else logging.DEBUG)
             return None
         return price.cost(usage)
 
@@ -369,10 +386,12 @@ class PricingTable:
             return None
         return price.worst_case(input_tokens, output_tokens)
 
-    def _warn_unknown(self, model: str) -> None:
+    def _warn_unknown(self, model: str, level: int = logging.WARNING) -> None:
         if model not in self._warned:
-            self._warned.add(model)
-            logger.warning(
+            if level >= logging.WARNING:
+                self._warned.add(model)
+            logger.log(
+                level,
                 "aio_llm has no price for model %r: its cost is None (register one with "
                 "PricingTable.register)",
                 model,

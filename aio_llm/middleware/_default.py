@@ -72,6 +72,9 @@ def default_middleware(
         CircuitBreakerMiddleware(
             CircuitBreakerConfig(
                 failure_threshold=config.circuit_failure_threshold,
+                failure_rate_threshold=config.circuit_failure_rate,
+                minimum_calls=config.circuit_minimum_calls,
+                window=config.circuit_window,
                 success_threshold=config.circuit_success_threshold,
                 timeout=config.circuit_timeout,
             ),

@@ -5,7 +5,9 @@ requests here, so "the same request" means the same thing everywhere.
 
 What goes into a key: the provider (the request's, else the client's
 default), the model, the messages, ``temperature``, ``top_p``,
-``max_tokens``, ``stop``, ``tools``, ``tool_choice``, ``response_format``,
+``max_tokens``, ``stop``, ``tools``, ``tool_choice``, ``response_format`` (a
+pydantic class as its name and JSON schema, so two classes that ask for the
+same thing share answers and a changed class does not),
 ``seed``, ``extra``, the SDK parameters (``n``, penalties, ``logit_bias``,
 ``logprobs``, ``top_k``, ``service_tier``, ``extra_headers``, ``extra_query``,
 ...) and the tenant (``user`` plus whatever the ``tenant`` callable says,
@@ -29,6 +31,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from .._conversation import output_format
 from ..errors import InvalidRequestError
 from ..providers._params import SDK_PARAMETERS
 from ..types import ChatRequest, Message
@@ -94,6 +97,15 @@ def _message(m: Message) -> list[Any]:
     return out
 
 
+def _format(fmt: object) -> object:
+    """A pydantic class as its name and JSON schema: what the provider is asked for."""
+    if isinstance(fmt, type):
+        parsed = output_format(fmt)
+        assert parsed is not None
+        return ["model", parsed.name, parsed.schema]
+    return fmt
+
+
 def _canonical(
     request: ChatRequest, provider: str | None, tenant: str | None, drop_last: bool
 ) -> list[Any]:
@@ -112,7 +124,7 @@ def _canonical(
         stop,
         request.tools,
         request.tool_choice,
-        request.response_format,
+        _format(request.response_format),
         request.seed,
         request.user,
         tenant,

@@ -25,6 +25,7 @@ import math
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._extras import require_redis
 from ..clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["RedisCircuitState", "RedisGCRA"]
@@ -83,11 +84,20 @@ class _RedisLink:
 
     __slots__ = ("_client", "_clock", "_down_until", "_warned", "retry_interval", "timeout", "url")
 
-    def __init__(self, url: str, *, timeout: float, retry_interval: float, clock: Clock) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        retry_interval: float,
+        clock: Clock,
+        feature: str = "a Redis backend",
+    ) -> None:
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("a Redis URL starts with redis://, rediss:// or unix://")
         if not timeout > 0 or retry_interval < 0:
             raise ValueError("timeout must be positive and retry_interval not negative")
+        require_redis(feature)
         self.url = url
         self.timeout = timeout
         self.retry_interval = retry_interval
@@ -154,7 +164,11 @@ class RedisGCRA:
         clock: Clock | None = None,
     ) -> None:
         self._link = _RedisLink(
-            url, timeout=timeout, retry_interval=retry_interval, clock=clock or SYSTEM_CLOCK
+            url,
+            timeout=timeout,
+            retry_interval=retry_interval,
+            clock=clock or SYSTEM_CLOCK,
+            feature="ratelimit_backend='redis://...' (a shared rate limit)",
         )
         self._errors = _errors()
         from redis.exceptions import NoScriptError
@@ -237,7 +251,11 @@ class RedisCircuitState:
         if refresh_interval < 0:
             raise ValueError("refresh_interval must not be negative")
         self._link = _RedisLink(
-            url, timeout=timeout, retry_interval=retry_interval, clock=clock or SYSTEM_CLOCK
+            url,
+            timeout=timeout,
+            retry_interval=retry_interval,
+            clock=clock or SYSTEM_CLOCK,
+            feature="circuit_backend='redis://...' (a shared circuit state)",
         )
         self._errors = _errors()
         self.prefix = prefix

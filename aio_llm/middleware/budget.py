@@ -263,8 +263,8 @@ class BudgetMiddleware:
             price = pricing.get(response.model) if response.model else None
             if price is not None:
                 cost = price.cost(usage)
-            else:
-                cost = pricing.cost(model, usage)
+            else:  # the mock provider's answers cost nothing real: no warning for them
+                cost = pricing.cost(model, usage, warn=response.provider != "mock")
         response.cost = cost
         prompt_hash = prefix_hash = None
         prefix_tokens = 0

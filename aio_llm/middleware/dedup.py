@@ -269,7 +269,7 @@ class Deduplicator(TaskGroupHost):
         return DedupStatistics(calls=self.calls, hits=self.hits, inflight=len(self._flights))
 
     def metrics(self) -> dict[str, object]:
-        return {"dedup.hits": self.hits, "dedup.inflight": len(self._flights)}
+        return {"dedup.hits": self.hits, "dedup.in_flight": len(self._flights)}
 
     def __repr__(self) -> str:
         return f"Deduplicator(inflight={len(self._flights)}, calls={self.calls}, hits={self.hits})"

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from .. import log as _log
 from ..config import FallbackTarget
 from ..errors import (
     AuthenticationError,
@@ -143,6 +144,13 @@ class Fallback:
             record_event(
                 EVENT_FALLBACK,
                 {"from": failures[-1][0], "to": label, "error.type": type(error).__qualname__},
+            )
+            _log.fallback.info(
+                "Falling back from %s to %s after %s: %s",
+                failures[-1][0],
+                label,
+                type(error).__name__,
+                error,
             )
             self._attempts += 1
             self._tried[label] = self._tried.get(label, 0) + 1

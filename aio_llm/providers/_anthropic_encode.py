@@ -8,6 +8,7 @@ Anthropic's own form pass through; ``request.extra`` is merged last.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .._conversation import (
@@ -18,6 +19,8 @@ from .._conversation import (
     ToolSpec,
     Turn,
     conversation,
+    output_format,
+    provider_schema,
     tool_arguments,
     tool_choice,
     tool_specs,
@@ -26,7 +29,14 @@ from ..errors import InvalidRequestError
 from ..types import ChatRequest, ThinkingBlock
 from ._params import anthropic_service_tier
 
-__all__ = ["encode_body", "part_block", "thinking_block", "tool_def"]
+__all__ = [
+    "encode_body",
+    "output_mode",
+    "output_tool_name",
+    "part_block",
+    "thinking_block",
+    "tool_def",
+]
 
 
 # -- request mapping --------------------------------------------------------------
@@ -38,8 +48,14 @@ _TOOL_CHOICE: dict[str, dict[str, str]] = {
 }
 
 
-def encode_body(request: ChatRequest, default_max_tokens: int) -> dict[str, Any]:
-    """The Messages request body for ``request`` (``extra`` merged last, unchanged)."""
+def encode_body(
+    request: ChatRequest, default_max_tokens: int, structured: str = "auto"
+) -> dict[str, Any]:
+    """The Messages request body for ``request`` (``extra`` merged last, unchanged).
+
+    ``structured`` picks how a ``response_format`` is asked for (see
+    ``output_mode``).
+    """
     system: list[str | list[dict[str, Any]]] = []
     turns: list[dict[str, Any]] = []
     for turn in conversation(request.messages):
@@ -85,14 +101,98 @@ def encode_body(request: ChatRequest, default_max_tokens: int) -> dict[str, Any]
         body["tools"] = [tool_def(t) for t in tool_specs(request.tools)]
     if request.tool_choice is not None:
         body["tool_choice"] = _tool_choice(request.tool_choice)
+    if request.response_format is not None:
+        _structured(body, request, structured)
     if request.user is not None:
         body["metadata"] = {"user_id": request.user}
     if request.stream:
         body["stream"] = True
     _sdk_parameters(body, request)
     if request.extra:
-        body.update(request.extra)
+        extra = request.extra
+        config = extra.get("output_config")
+        if isinstance(config, dict) and isinstance(body.get("output_config"), dict):
+            extra = {**extra, "output_config": {**body["output_config"], **config}}
+        body.update(extra)
     return body
+
+
+# -- structured output -------------------------------------------------------------
+
+# Claude models before 4.5 have no JSON outputs; they get a forced tool instead.
+_OLD_CLAUDE = re.compile(
+    r"claude-(?:instant|[12](?:[.-]|$)|3"
+    r"|(?:opus|sonnet|haiku)-(?:3(?:-\d)?|4(?:-[01])?)(?:-\d{8})?$)"
+)
+
+
+def output_mode(request: ChatRequest, structured: str) -> str | None:
+    """How ``request``'s ``response_format`` goes to Anthropic: ``"native"``, ``"tool"`` or
+    ``None`` (plain text).
+
+    ``native`` is ``output_config.format`` (JSON outputs, generally available
+    on Claude 4.5 and later, no beta header); ``tool`` forces a call to a
+    tool whose input schema is the format's, and reads its input as the
+    answer (older models, and ``json_object``, which JSON outputs cannot
+    express). ``structured`` is the provider's setting: ``"auto"`` picks by
+    model, ``"native"`` or ``"tool"`` force one.
+    """
+    fmt = output_format(request.response_format)
+    if fmt is None or fmt.kind == "text":
+        return None
+    if fmt.kind == "json_object" or structured == "tool":
+        return "tool"
+    if structured == "native":
+        return "native"
+    model = request.model.rpartition("/")[2].lower().replace(".", "-")
+    return "tool" if _OLD_CLAUDE.search(model) else "native"
+
+
+def output_tool_name(request: ChatRequest, structured: str) -> str | None:
+    """The name of the tool that carries the answer, when the format is asked for by tool."""
+    if output_mode(request, structured) != "tool":
+        return None
+    fmt = output_format(request.response_format)
+    assert fmt is not None
+    return fmt.name if fmt.kind == "json_schema" and fmt.name else "json_output"
+
+
+def _structured(body: dict[str, Any], request: ChatRequest, structured: str) -> None:
+    mode = output_mode(request, structured)
+    fmt = output_format(request.response_format)
+    if mode is None or fmt is None:
+        return
+    if mode == "native":
+        assert fmt.schema is not None
+        spec = {"type": "json_schema", "schema": provider_schema(fmt, "anthropic")}
+        body["output_config"] = {"format": spec}
+        return
+    name = output_tool_name(request, structured)
+    assert name is not None
+    tools = body.setdefault("tools", [])
+    if any(isinstance(t, dict) and t.get("name") == name for t in tools):
+        raise InvalidRequestError(
+            f"a tool is named {name!r} like the response_format; rename one of them"
+        )
+    tool: dict[str, Any] = {"name": name}
+    description = fmt.description
+    if description is None and fmt.schema is not None:
+        described = fmt.schema.get("description")
+        description = described if isinstance(described, str) else None
+    if description:
+        tool["description"] = description
+    schema = provider_schema(fmt, "plain") if fmt.schema is not None else {"type": "object"}
+    schema.pop("title", None)
+    tool["input_schema"] = schema
+    tools.append(tool)
+    if "tool_choice" in body:
+        return  # the caller's choice stands
+    if len(tools) > 1:
+        body["tool_choice"] = {"type": "any"}  # the answer, or one of the caller's tools
+    elif not isinstance(request.extra.get("thinking"), dict):
+        body["tool_choice"] = {"type": "tool", "name": name}
+    else:  # extended thinking refuses a forced tool
+        body["tool_choice"] = {"type": "auto"}
 
 
 def _sdk_parameters(body: dict[str, Any], request: ChatRequest) -> None:
@@ -133,6 +233,8 @@ def _assistant_blocks(turn: Turn) -> str | list[dict[str, Any]]:
         {"type": "tool_use", "id": tc.id, "name": tc.name, "input": tool_arguments(tc)}
         for tc in turn.tool_calls
     )
+    if turn.calls_cache is not None:
+        blocks[-1]["cache_control"] = dict(turn.calls_cache)
     return blocks
 
 
@@ -158,6 +260,8 @@ def _result_block(r: ToolResult) -> dict[str, Any]:
             block["content"] = [part_block(p) for p in r.parts]
     if r.is_error:
         block["is_error"] = True
+    if r.cache is not None:
+        block["cache_control"] = dict(r.cache)
     return block
 
 

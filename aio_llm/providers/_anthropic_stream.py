@@ -16,13 +16,20 @@ from ..types import (
     FinishReason,
     ThinkingBlock,
     Usage,
-    fast_construct,
     make_chunk,
     make_tool_delta,
+    make_usage,
 )
 from ._common import int_field, str_field
 
-__all__ = ["FINISH", "AnthropicStreamDecoder", "int_field", "str_field", "usage_from_wire"]
+__all__ = [
+    "FINISH",
+    "AnthropicStreamDecoder",
+    "int_field",
+    "refusal_text",
+    "str_field",
+    "usage_from_wire",
+]
 
 FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -34,9 +41,14 @@ FINISH: dict[str, FinishReason] = {
 }
 
 
+def refusal_text(text: str) -> str:
+    """``ChatResponse.refusal`` for ``stop_reason: "refusal"``: Claude's words, if any."""
+    return text or "the model declined to answer (stop_reason: refusal)"
+
+
 # Per-block kinds the stream decoder tracks; a block's state is
 # [kind, tool ordinal, saw-arguments (tools) | text pieces (thinking), start input | signature].
-_TEXT, _THINKING, _TOOL, _SKIP = 0, 1, 2, 3
+_TEXT, _THINKING, _TOOL, _SKIP, _ANSWER = 0, 1, 2, 3, 4
 
 
 class AnthropicStreamDecoder:
@@ -45,18 +57,30 @@ class AnthropicStreamDecoder:
     Tool-call deltas are numbered by tool-call ordinal, not by content-block
     index, so the first ``tool_use`` is index 0 even after text or server-tool
     blocks. Usage from ``message_start`` is merged with the cumulative counts
-    of ``message_delta``.
+    of ``message_delta``. A ``tool_use`` block of ``answer_tool`` (a
+    structured answer asked for by tool) streams as text.
     """
 
-    __slots__ = ("_blocks", "_done", "_inband_error", "_label", "_tools", "_usage", "accumulator")
+    __slots__ = (
+        "_answer_tool",
+        "_blocks",
+        "_done",
+        "_inband_error",
+        "_label",
+        "_tools",
+        "_usage",
+        "accumulator",
+    )
 
     def __init__(
         self,
         label: str,
         inband_error: Callable[[Mapping[str, Any]], APIError],
         request: ChatRequest,
+        answer_tool: str | None = None,
     ) -> None:
         """``label`` names the provider in errors; ``inband_error`` types an ``error`` event."""
+        self._answer_tool = answer_tool
         self._label = label
         self._inband_error = inband_error
         self.accumulator = ChunkAccumulator()
@@ -132,10 +156,12 @@ class AnthropicStreamDecoder:
             merged = dict(self._usage)
             merged.update((k, v) for k, v in usage.items() if v is not None)
             self._usage = merged
-        return make_chunk(
-            finish_reason=FINISH.get(stop) if isinstance(stop, str) else None,
-            usage=usage_from_wire(self._usage),
-        )
+        finish = FINISH.get(stop) if isinstance(stop, str) else None
+        if finish == "tool_calls" and not self._tools:
+            finish = "stop"  # only the answer tool was called
+        if stop == "refusal":
+            self.accumulator.refusal = refusal_text(self.accumulator.text)
+        return make_chunk(finish_reason=finish, usage=usage_from_wire(self._usage))
 
     def _start(self, data: dict[str, Any]) -> list[ChatChunk]:
         index, block = data.get("index"), data.get("content_block")
@@ -161,6 +187,9 @@ class AnthropicStreamDecoder:
             ident, name = block.get("id"), block.get("name")
             if not isinstance(ident, str) or not isinstance(name, str):
                 raise self._broken("a tool_use block lacks id or name")
+            if name == self._answer_tool:  # the structured answer: its input streams as text
+                self._blocks[index] = [_ANSWER, -1, False, block.get("input")]
+                return []
             ordinal = self._tools
             self._tools += 1
             self._blocks[index] = [_TOOL, ordinal, False, block.get("input")]
@@ -195,7 +224,12 @@ class AnthropicStreamDecoder:
         if kind == "input_json_delta":
             state = self._block(data)
             part = delta.get("partial_json")
-            if state is None or state[0] != _TOOL or not isinstance(part, str) or not part:
+            if state is None or not isinstance(part, str) or not part:
+                return None
+            if state[0] == _ANSWER:
+                state[2] = True
+                return make_chunk(delta=part)
+            if state[0] != _TOOL:
                 return None
             state[2] = True
             tc = make_tool_delta(state[1], None, None, part)
@@ -209,6 +243,10 @@ class AnthropicStreamDecoder:
             block = ThinkingBlock(text=text, signature=state[3], provider="anthropic")
             self.accumulator.thinking.append(block)
             return []
+        if state is not None and state[0] == _ANSWER and not state[2]:
+            state[2] = True
+            whole = state[3] if isinstance(state[3], dict) else {}
+            return [make_chunk(delta=_json.dumps_text(whole))]
         if state is None or state[0] != _TOOL or state[2]:
             return []
         # a tool call streamed without argument fragments: its input came whole
@@ -229,20 +267,26 @@ class AnthropicStreamDecoder:
 
 
 def usage_from_wire(raw: Mapping[str, Any]) -> Usage:
-    """aio_llm's ``Usage``: ``input_tokens`` counts cached and cache-written tokens too."""
+    """aio_llm's ``Usage``: ``input_tokens`` counts cached and cache-written tokens too.
+
+    ``cache_creation.ephemeral_1h_input_tokens`` (writes with the one-hour
+    TTL, priced higher) becomes ``cache_creation_1h_input_tokens``.
+    """
     read = int_field(raw.get("cache_read_input_tokens"))
     created = int_field(raw.get("cache_creation_input_tokens"))
     prompt = int_field(raw.get("input_tokens")) + read + created
     output = int_field(raw.get("output_tokens"))
     details = raw.get("output_tokens_details")
     thinking = int_field(details.get("thinking_tokens")) if isinstance(details, dict) else 0
-    return fast_construct(
-        Usage,
-        input_tokens=prompt,
-        output_tokens=output,
-        total_tokens=prompt + output,
-        cached_input_tokens=read,
-        cache_creation_input_tokens=created,
-        reasoning_tokens=thinking,
-        provider_cost=None,
+    split = raw.get("cache_creation")
+    hour = int_field(split.get("ephemeral_1h_input_tokens")) if isinstance(split, dict) else 0
+    return make_usage(
+        prompt,
+        output,
+        prompt + output,
+        read,
+        created,
+        thinking,
+        None,
+        min(hour, created),
     )

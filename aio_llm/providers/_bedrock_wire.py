@@ -5,7 +5,7 @@ Request: system and developer turns become ``system`` blocks; user turns
 calls are ``toolUse`` blocks, tool results ``toolResult`` blocks in a user
 message; images and documents go inline as base64 ``bytes`` (or an
 ``s3://`` location); Anthropic ``cache_control`` becomes a ``cachePoint``
-after the block. Reasoning blocks go back as ``reasoningContent`` with
+after the block (with its ``ttl``, 5m or 1h). Reasoning blocks go back as ``reasoningContent`` with
 their signature. ``response_format`` becomes ``outputConfig.textFormat``.
 
 Answer: ``text`` blocks are the content, ``reasoningContent`` the reasoning
@@ -30,6 +30,7 @@ from .._conversation import (
     Turn,
     conversation,
     output_format,
+    provider_schema,
     tool_arguments,
     tool_choice,
     tool_specs,
@@ -49,12 +50,15 @@ from ..types import (
 from ._common import int_field
 
 __all__ = [
+    "ANSWER_TOOL",
     "FINISH",
     "STATUS_OF_EXCEPTION",
     "decode_error",
     "encode_body",
     "finish_reason",
     "parse_response",
+    "refusal_of",
+    "answer_tool",
     "usage_from_wire",
 ]
 
@@ -102,7 +106,7 @@ _DOC_FORMATS = {
     "text/markdown": "md",
 }
 _DOC_NAME = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
-_CACHE_POINT = {"cachePoint": {"type": "default"}}
+_CACHE_TTLS = frozenset({"5m", "1h"})
 
 
 # -- request ----------------------------------------------------------------------------
@@ -167,13 +171,11 @@ def encode_body(request: ChatRequest) -> dict[str, Any]:
             body["toolConfig"] = tool_config
     fmt = output_format(request.response_format)
     if fmt is not None and fmt.kind == "json_object":
-        raise InvalidRequestError(
-            "Bedrock structured output needs a JSON schema: use response_format "
-            '{"type": "json_schema", ...}'
-        )
+        _answer_tool(body, request)
     if fmt is not None and fmt.kind == "json_schema":
         assert fmt.schema is not None
-        spec: dict[str, Any] = {"name": fmt.name, "schema": _json.dumps_text(dict(fmt.schema))}
+        schema = provider_schema(fmt, "anthropic")
+        spec: dict[str, Any] = {"name": fmt.name, "schema": _json.dumps_text(schema)}
         if fmt.description is not None:
             spec["description"] = fmt.description
         body["outputConfig"] = {
@@ -184,14 +186,59 @@ def encode_body(request: ChatRequest) -> dict[str, Any]:
     return body
 
 
+ANSWER_TOOL = "json_output"
+"""The tool whose input is the answer to ``{"type": "json_object"}`` (Converse's
+``outputConfig`` needs a schema with closed objects, which "any JSON object" is not)."""
+
+
+def answer_tool(request: ChatRequest) -> str | None:
+    """``ANSWER_TOOL`` when ``request`` asks for a JSON object, else ``None``."""
+    if request.response_format is None:
+        return None
+    fmt = output_format(request.response_format)
+    return ANSWER_TOOL if fmt is not None and fmt.kind == "json_object" else None
+
+
+def _answer_tool(body: dict[str, Any], request: ChatRequest) -> None:
+    config = body.setdefault("toolConfig", {})
+    tools = config.setdefault("tools", [])
+    spec = {
+        "name": ANSWER_TOOL,
+        "description": "Give the answer as a JSON object.",
+        "inputSchema": {"json": {"type": "object"}},
+    }
+    tools.append({"toolSpec": spec})
+    if "toolChoice" not in config:
+        choice = {"any": {}} if len(tools) > 1 else {"tool": {"name": ANSWER_TOOL}}
+        config["toolChoice"] = choice
+
+
+def refusal_of(stop: object) -> str | None:
+    """``ChatResponse.refusal`` when a guardrail or content filter stopped the answer."""
+    if stop in ("guardrail_intervened", "content_filtered"):
+        return f"Bedrock stopped the answer (stopReason: {stop})"
+    return None
+
+
+def _cache_point(cache: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``cachePoint`` block for a ``cache_control`` marker, its ``ttl`` (5m or 1h) kept."""
+    point: dict[str, Any] = {"type": "default"}
+    ttl = cache.get("ttl")
+    if ttl is not None:
+        if ttl not in _CACHE_TTLS:
+            raise InvalidRequestError(f"Bedrock takes a cache ttl of '5m' or '1h', not {ttl!r}")
+        point["ttl"] = ttl
+    return {"cachePoint": point}
+
+
 def _with_cache(block: dict[str, Any], cache: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    return [block, dict(_CACHE_POINT)] if cache is not None else [block]
+    return [block, _cache_point(cache)] if cache is not None else [block]
 
 
 def _blocks(part: Part) -> list[dict[str, Any]]:
     if isinstance(part, Text):
         if not part.text:
-            return [dict(_CACHE_POINT)] if part.cache is not None else []
+            return [_cache_point(part.cache)] if part.cache is not None else []
         return _with_cache({"text": part.text}, part.cache)
     if isinstance(part, Opaque):
         raise InvalidRequestError(
@@ -251,6 +298,8 @@ def _assistant(turn: Turn) -> list[dict[str, Any]]:
         {"toolUse": {"toolUseId": tc.id, "name": tc.name, "input": tool_arguments(tc)}}
         for tc in turn.tool_calls
     )
+    if turn.calls_cache is not None:
+        blocks.append(_cache_point(turn.calls_cache))
     return blocks
 
 
@@ -314,13 +363,25 @@ def usage_from_wire(data: object) -> Usage:
     prompt = int_field(data.get("inputTokens")) + read + write
     output = int_field(data.get("outputTokens"))
     total = int_field(data.get("totalTokens")) or prompt + output
-    return make_usage(prompt, output, total, read, write, 0)
+    details = data.get("cacheDetails")  # writes by TTL, when one-hour cache points were set
+    hour = 0
+    if isinstance(details, list):
+        hour = sum(
+            int_field(d.get("inputTokens"))
+            for d in details
+            if isinstance(d, Mapping) and d.get("ttl") == "1h"
+        )
+    return make_usage(prompt, output, total, read, write, 0, cache_creation_1h_input_tokens=hour)
 
 
 def parse_response(
-    data: object, label: str, headers: Mapping[str, str], model: str
+    data: object,
+    label: str,
+    headers: Mapping[str, str],
+    model: str,
+    answer: str | None = None,
 ) -> ChatResponse:
-    """A ``ChatResponse`` from a Converse answer."""
+    """A ``ChatResponse`` from a Converse answer (a call of tool ``answer`` is the text)."""
     if not isinstance(data, dict):
         raise TypeError("the body is not a JSON object")
     message = data["output"]["message"]
@@ -339,7 +400,10 @@ def parse_response(
         elif isinstance(block.get("toolUse"), dict):
             use = block["toolUse"]
             args = _json.dumps_text(use.get("input") if use.get("input") is not None else {})
-            calls.append(make_tool_call(str(use["toolUseId"]), str(use["name"]), args))
+            if answer is not None and use.get("name") == answer:
+                texts.append(args)
+            else:
+                calls.append(make_tool_call(str(use["toolUseId"]), str(use["name"]), args))
         elif isinstance(block.get("reasoningContent"), dict):
             reasoning = block["reasoningContent"]
             rtext = reasoning.get("reasoningText")
@@ -353,7 +417,10 @@ def parse_response(
                 kept.append(
                     ThinkingBlock(redacted=reasoning["redactedContent"], provider="bedrock")
                 )
-    reason = "tool_calls" if calls else finish_reason(data.get("stopReason"))
+    stop = data.get("stopReason")
+    reason = "tool_calls" if calls else finish_reason(stop)
+    if reason == "tool_calls" and not calls:
+        reason = "stop"  # only the answer tool was called
     text = "".join(texts)
     request_id = headers.get("x-amzn-requestid")
     return make_response(
@@ -368,6 +435,7 @@ def parse_response(
         reasoning="".join(thoughts) or None,
         request_id=request_id,
         raw=data,
+        refusal=refusal_of(stop),
     )
 
 

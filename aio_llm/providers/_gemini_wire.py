@@ -55,6 +55,7 @@ __all__ = [
     "decode_error",
     "encode_body",
     "finish_reason",
+    "refusal_of",
     "parse_candidate_parts",
     "parse_response",
     "usage_from_wire",
@@ -268,6 +269,18 @@ def finish_reason(value: object) -> FinishReason | None:
     return FINISH.get(value) if isinstance(value, str) else None
 
 
+def refusal_of(candidate: object, data: Mapping[str, Any]) -> str | None:
+    """``ChatResponse.refusal`` when Gemini blocked the prompt or the answer, else ``None``."""
+    reason = candidate.get("finishReason") if isinstance(candidate, Mapping) else None
+    if isinstance(reason, str) and FINISH.get(reason) == "content_filter":
+        return f"Gemini blocked the answer (finishReason: {reason})"
+    feedback = data.get("promptFeedback")
+    block = feedback.get("blockReason") if isinstance(feedback, Mapping) else None
+    if block:
+        return f"Gemini blocked the prompt (blockReason: {block})"
+    return None
+
+
 def usage_from_wire(data: object) -> Usage:
     """``Usage``: input counts cached and tool-use prompt tokens, output counts thoughts."""
     if not isinstance(data, Mapping):
@@ -335,6 +348,7 @@ def parse_response(
         raise TypeError("'candidates' is not a list")
     read = PartsRead()
     reason: FinishReason | None = None
+    refusal = refusal_of(candidates[0] if candidates else None, data)
     if candidates:
         candidate = candidates[0]
         if not isinstance(candidate, dict):
@@ -362,6 +376,7 @@ def parse_response(
         reasoning="".join(read.thoughts) or None,
         request_id=headers.get("x-request-id"),
         raw=data,
+        refusal=refusal,
     )
 
 

@@ -24,6 +24,7 @@ from ..types import (
 from ._choices import logprobs_from_wire
 from ._common import json_event
 from ._openai_wire import (
+    FILTERED,
     error_from_payload,
     finish_reason,
     text_of,
@@ -86,6 +87,8 @@ class OpenAIStreamDecoder:
                 if isinstance(lp, dict) and lp.get("content"):
                     self._logprobs = (self._logprobs or []) + logprobs_from_wire(lp["content"])
                 reason = finish_reason(choice.get("finish_reason"))
+                if reason == "content_filter" and acc.refusal is None:
+                    acc.refusal = FILTERED
                 delta = choice.get("delta")
                 if isinstance(delta, dict):
                     c = delta.get("content")
@@ -93,8 +96,9 @@ class OpenAIStreamDecoder:
                         delta_text = text_of(c)
                     else:
                         r = delta.get("refusal")
-                        if isinstance(r, str):
+                        if isinstance(r, str) and r:
                             delta_text = r
+                            acc.refusal = (acc.refusal or "") + r
                     r = delta.get("reasoning") or delta.get("reasoning_content")
                     if isinstance(r, str):
                         reasoning = r

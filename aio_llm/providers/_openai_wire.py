@@ -25,6 +25,7 @@ from .._conversation import (
     conversation,
     data_url,
     output_format,
+    provider_schema,
     tool_choice,
     tool_specs,
 )
@@ -44,6 +45,7 @@ from ._common import int_field
 from ._error_text import describe_text_body
 
 __all__ = [
+    "FILTERED",
     "decode_embeddings",
     "error_from_body",
     "error_from_payload",
@@ -78,6 +80,9 @@ _FINISH: dict[str, FinishReason] = {
 
 _ERROR_TEXT_LIMIT = 500
 
+FILTERED = "the provider's content filter stopped the answer (finish_reason: content_filter)"
+"""``ChatResponse.refusal`` for a ``content_filter`` finish without refusal text (Azure)."""
+
 
 def finish_reason(value: object) -> FinishReason | None:
     """The wire ``finish_reason`` normalised; unknown values (``error``, ...) are ``None``."""
@@ -89,10 +94,19 @@ def finish_reason(value: object) -> FinishReason | None:
 _OPENAI_PARTS = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
 
 
-def message_to_wire(message: Message) -> dict[str, Any]:
-    """One OpenAI-format ``Message`` as the wire dict, ``None`` fields left out."""
+def message_to_wire(message: Message, markers: bool = False) -> dict[str, Any]:
+    """One OpenAI-format ``Message`` as the wire dict, ``None`` fields left out.
+
+    ``markers``: the server reads ``cache_control`` (OpenRouter, proxies): a
+    message-level marker goes onto the message's last content part. Without
+    it, markers are left out (OpenAI refuses keys it does not know).
+    """
     out: dict[str, Any] = {"role": message.role}
     content = message.content
+    if isinstance(content, list) and not markers:
+        content = [_unmarked(p) for p in content]
+    elif markers and message.cache_control is not None and content:
+        content = _marked(content, message.cache_control)
     if content is not None and (content or not message.tool_calls):
         out["content"] = content  # a call-only turn has none, as the SDKs write it
     if message.name is not None:
@@ -104,13 +118,29 @@ def message_to_wire(message: Message) -> dict[str, Any]:
     return out
 
 
-def messages_to_wire(messages: list[Message]) -> list[dict[str, Any]]:
+def _unmarked(part: dict[str, Any]) -> dict[str, Any]:
+    if "cache_control" not in part:
+        return part
+    return {k: v for k, v in part.items() if k != "cache_control"}
+
+
+def _marked(content: str | list[dict[str, Any]], cache: dict[str, Any]) -> list[dict[str, Any]]:
+    """``content`` as parts, the last one carrying ``cache_control``."""
+    parts: list[dict[str, Any]] = (
+        [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    )
+    parts[-1] = {**parts[-1], "cache_control": dict(cache)}
+    return parts
+
+
+def messages_to_wire(messages: list[Message], markers: bool = False) -> list[dict[str, Any]]:
     """The ``messages`` of a chat-completions body, from messages in any accepted format.
 
     Messages already in OpenAI's format (string content, or OpenAI's part
     types) go out as they are, in one pass; any other shape (Anthropic
     blocks, Responses parts) sends the whole list through the canonical
     conversation, since one message there may become several here.
+    ``markers``: keep ``cache_control`` markers (see ``message_to_wire``).
     """
     out: list[dict[str, Any]] = []
     for m in messages:
@@ -120,9 +150,10 @@ def messages_to_wire(messages: list[Message]) -> list[dict[str, Any]]:
             or isinstance(content, str)
             or (m.role != "assistant" and all(p.get("type") in _OPENAI_PARTS for p in content))
         ):
-            out.append(message_to_wire(m))
+            out.append(message_to_wire(m, markers))
             continue
-        return [wire for turn in conversation(messages) for wire in _turn_to_wire(turn)]
+        turns = conversation(messages)
+        return [wire for turn in turns for wire in _turn_to_wire(turn, markers)]
     return out
 
 
@@ -157,13 +188,18 @@ def tool_choice_to_wire(choice: str | dict[str, Any]) -> str | dict[str, Any]:
     return parsed.mode
 
 
-def response_format_to_wire(fmt: dict[str, Any]) -> dict[str, Any]:
-    """``response_format`` in chat completions' shape (the Responses API's flat one nested)."""
-    if fmt.get("type") != "json_schema" or "json_schema" in fmt:
+def response_format_to_wire(fmt: dict[str, Any] | type[Any]) -> dict[str, Any]:
+    """``response_format`` in chat completions' shape.
+
+    A pydantic class becomes a strict ``json_schema`` (its schema made
+    strict-compatible as the official SDK does); the Responses API's flat
+    shape is nested; anything else goes as given.
+    """
+    if isinstance(fmt, dict) and (fmt.get("type") != "json_schema" or "json_schema" in fmt):
         return fmt
     parsed = output_format(fmt)
     assert parsed is not None and parsed.schema is not None
-    spec: dict[str, Any] = {"name": parsed.name, "schema": dict(parsed.schema)}
+    spec: dict[str, Any] = {"name": parsed.name, "schema": provider_schema(parsed, "strict")}
     if parsed.strict is not None:
         spec["strict"] = parsed.strict
     if parsed.description is not None:
@@ -179,7 +215,7 @@ def _call_to_wire(tc: ToolCall) -> dict[str, Any]:
     }
 
 
-def _turn_to_wire(turn: Turn) -> list[dict[str, Any]]:
+def _turn_to_wire(turn: Turn, markers: bool = False) -> list[dict[str, Any]]:
     role = turn.role
     if role == "tool":
         out: list[dict[str, Any]] = []
@@ -189,7 +225,7 @@ def _turn_to_wire(turn: Turn) -> list[dict[str, Any]]:
             if r.is_error and text:
                 text = f"Error: {text}"
             out.append({"role": "tool", "tool_call_id": r.call_id, "content": text})
-            media.extend(part_to_wire(p) for p in r.parts if not isinstance(p, Text))
+            media.extend(part_to_wire(p, markers) for p in r.parts if not isinstance(p, Text))
         if media:  # tool messages take text only: images and files follow as a user turn
             out.append({"role": "user", "content": media})
         return out
@@ -197,26 +233,33 @@ def _turn_to_wire(turn: Turn) -> list[dict[str, Any]]:
     plain = turn.plain_text
     if role == "assistant":
         text = turn.text
-        if text or not turn.tool_calls:
+        if markers and any(isinstance(p, Text) and p.cache is not None for p in turn.parts):
+            msg["content"] = [part_to_wire(p, markers) for p in turn.parts if isinstance(p, Text)]
+        elif text or not turn.tool_calls:
             msg["content"] = text
         if turn.tool_calls:
             msg["tool_calls"] = [_call_to_wire(tc) for tc in turn.tool_calls]
     elif plain is not None:
         msg["content"] = plain
     else:
-        msg["content"] = [part_to_wire(p) for p in turn.parts]
+        msg["content"] = [part_to_wire(p, markers) for p in turn.parts]
     if turn.name is not None:
         msg["name"] = turn.name
     return [msg]
 
 
-def part_to_wire(part: Part) -> dict[str, Any]:
-    """One canonical content part as an OpenAI chat-completions part."""
+def part_to_wire(part: Part, markers: bool = False) -> dict[str, Any]:
+    """One canonical content part as an OpenAI chat-completions part.
+
+    ``markers``: keep a part's ``cache_control`` (servers that read it).
+    """
     if isinstance(part, Opaque):
         return dict(part.raw)
     if part.raw is not None and (part.dialect == "openai" or part.raw.get("type") == "text"):
-        return dict(part.raw)  # a text block's cache_control too (OpenRouter and proxies read it)
+        return dict(part.raw) if markers else _unmarked(dict(part.raw))
     if isinstance(part, Text):
+        if markers and part.cache is not None:
+            return {"type": "text", "text": part.text, "cache_control": dict(part.cache)}
         return {"type": "text", "text": part.text}
     if part.kind == "image":
         if part.file_id is not None:
@@ -310,6 +353,7 @@ def parse_chat(
         raise TypeError("'choices' is not a list")
     content = ""
     reasoning: str | None = None
+    refused: str | None = None
     reason: FinishReason | None = None
     tool_calls: list[ToolCall] = []
     if choices:
@@ -318,9 +362,10 @@ def parse_chat(
         if not isinstance(msg, dict):
             raise TypeError("'message' is not an object")
         content = text_of(msg.get("content"))
-        if not content:
-            refusal = msg.get("refusal")
-            if isinstance(refusal, str):
+        refusal = msg.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            refused = refusal
+            if not content:
                 content = refusal  # a refusal is the answer the user sees
         r = msg.get("reasoning") or msg.get("reasoning_content")
         reasoning = r if isinstance(r, str) and r else None
@@ -337,6 +382,8 @@ def parse_chat(
                     )
                 )
             reason = "tool_calls"  # a forced tool choice answers "stop" with the calls
+    if reason == "content_filter" and refused is None:
+        refused = FILTERED
     return make_response(
         id=str(data.get("id") or ""),
         model=str(data.get("model") or ""),
@@ -348,6 +395,7 @@ def parse_chat(
         reasoning=reasoning,
         request_id=headers.get("x-request-id"),
         raw=data,
+        refusal=refused,
     )
 
 

@@ -23,6 +23,8 @@ from ..errors import UnsupportedParameterError
 from ..types import ChatRequest
 
 __all__ = [
+    "CHECKED_PARAMETERS",
+    "FEATURE_PARAMETERS",
     "OPENAI_PARAMETERS",
     "SDK_PARAMETERS",
     "anthropic_service_tier",
@@ -44,9 +46,17 @@ SDK_PARAMETERS = (
     "service_tier",
     "top_k",
 )
-"""The parameters a provider must declare before a request may set them."""
+"""The SDK parameters a provider must declare before a request may set them."""
 
-OPENAI_PARAMETERS = frozenset(SDK_PARAMETERS) - {"top_k"}
+FEATURE_PARAMETERS = ("response_format", "prompt_cache_key")
+"""Request features declared the same way: ``response_format`` (each provider asks for it
+in its own native way, docs/structured-outputs.md) and ``prompt_cache_key`` (OpenAI's
+prompt-cache routing hint, taken by the OpenAI-style APIs only)."""
+
+CHECKED_PARAMETERS = SDK_PARAMETERS + FEATURE_PARAMETERS
+"""Everything ``check_parameters`` refuses unless the provider declares it."""
+
+OPENAI_PARAMETERS = frozenset(CHECKED_PARAMETERS) - {"top_k"}
 """What OpenAI's chat completions take (``top_k`` is not among them)."""
 
 _NEUTRAL: dict[str, object] = {
@@ -65,18 +75,18 @@ def _is_set(request: ChatRequest, name: str) -> bool:
     return value is not None and value != _NEUTRAL.get(name) and value != {}
 
 
-_SDK_FIELDS = frozenset(SDK_PARAMETERS)
+_CHECKED_FIELDS = frozenset(CHECKED_PARAMETERS)
 
 
 def check_parameters(request: ChatRequest, provider: str, supported: frozenset[str]) -> None:
     """Refuse a parameter ``request`` sets that ``provider`` cannot honour (nothing is sent)."""
-    given = request.model_fields_set & _SDK_FIELDS  # most requests give none: ~0.2 µs
+    given = request.model_fields_set & _CHECKED_FIELDS  # most requests give none: ~0.2 µs
     if not given:
         return
-    for name in SDK_PARAMETERS:
+    for name in CHECKED_PARAMETERS:
         if name in given and name not in supported and _is_set(request, name):
             value = getattr(request, name)
-            shown = "" if isinstance(value, dict) else f"={value!r}"
+            shown = "" if isinstance(value, (dict, type)) else f"={value!r}"
             raise UnsupportedParameterError(
                 f"{provider} cannot honour {name}{shown}: remove it, use a provider that "
                 f"has it, or send it unchecked with extra_body={{{name!r}: ...}}",

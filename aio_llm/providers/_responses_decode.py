@@ -149,6 +149,7 @@ def parse_response(
     if not isinstance(output, list):
         raise TypeError("'output' is not a list")
     texts: list[str] = []
+    refusals: list[str] = []
     thoughts: list[str] = []
     calls: list[ToolCall] = []
     kept: list[ThinkingBlock] = []
@@ -163,7 +164,8 @@ def parse_response(
                 if part.get("type") == "output_text":
                     texts.append(str(part.get("text") or ""))
                 elif part.get("type") == "refusal":
-                    texts.append(str(part.get("refusal") or ""))
+                    refusals.append(str(part.get("refusal") or ""))
+                    texts.append(refusals[-1])
         elif itype == "function_call":
             calls.append(
                 make_tool_call(
@@ -190,6 +192,7 @@ def parse_response(
         reasoning="\n\n".join(thoughts) or None,
         request_id=headers.get("x-request-id") or headers.get("apim-request-id"),
         raw=data,
+        refusal=("".join(refusals) or "the model declined to answer") if refusals else None,
     )
 
 
@@ -239,7 +242,12 @@ class ResponsesStreamDecoder:
     def _event(self, etype: object, obj: dict[str, Any]) -> ChatChunk | None:
         if etype == "response.output_text.delta" or etype == "response.refusal.delta":
             text = obj.get("delta")
-            return make_chunk(delta=text) if isinstance(text, str) and text else None
+            if not isinstance(text, str) or not text:
+                return None
+            if etype == "response.refusal.delta":
+                acc = self.accumulator
+                acc.refusal = (acc.refusal or "") + text
+            return make_chunk(delta=text)
         if etype == "response.function_call_arguments.delta":
             state = self._tools.get(str(obj.get("item_id")))
             part = obj.get("delta")

@@ -36,8 +36,14 @@ from ..types import (
     make_response,
     make_tool_call,
 )
-from ._anthropic_encode import encode_body
-from ._anthropic_stream import FINISH, AnthropicStreamDecoder, str_field, usage_from_wire
+from ._anthropic_encode import encode_body, output_tool_name
+from ._anthropic_stream import (
+    FINISH,
+    AnthropicStreamDecoder,
+    refusal_text,
+    str_field,
+    usage_from_wire,
+)
 from ._error_text import describe_text_body
 from .base import HTTPRequest, Provider, StreamDecoder
 
@@ -63,6 +69,22 @@ _STATUS_OF_TYPE: dict[str, int] = {
 _CLASSES = {503: ServiceUnavailableError}
 
 
+# the fields of a Messages body that /v1/messages/count_tokens takes
+_COUNTED = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+        "mcp_servers",
+        "context_management",
+    }
+)
+
+
 class AnthropicProvider(Provider):
     """Anthropic's Messages API.
 
@@ -73,10 +95,17 @@ class AnthropicProvider(Provider):
     a key (and without an ``x-api-key``/``authorization`` header) requests are
     refused with ``ConfigurationError`` before anything is sent. ``max_tokens``
     is required by the API, so requests without one get ``default_max_tokens``.
+
+    ``structured_outputs`` says how a ``response_format`` is asked for:
+    ``"auto"`` (JSON outputs, ``output_config.format``, on Claude 4.5 and
+    later; a forced tool call on older models and for ``json_object``),
+    ``"native"`` or ``"tool"`` (always that way).
     """
 
     name = "anthropic"
-    supported_parameters = frozenset({"top_k", "parallel_tool_calls", "service_tier"})
+    supported_parameters = frozenset(
+        {"top_k", "parallel_tool_calls", "service_tier", "response_format"}
+    )
     api_key_env = "ANTHROPIC_API_KEY"
     base_url_env = "ANTHROPIC_BASE_URL"
     default_base_url = "https://api.anthropic.com"
@@ -88,9 +117,12 @@ class AnthropicProvider(Provider):
         *,
         version: str = "2023-06-01",
         default_max_tokens: int = 4096,
+        structured_outputs: str = "auto",
         label: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        if structured_outputs not in ("auto", "native", "tool"):
+            raise ValueError("structured_outputs must be 'auto', 'native' or 'tool'")
         if not isinstance(version, str) or not version:
             raise ValueError("version must be a non-empty string")
         if isinstance(default_max_tokens, bool) or not isinstance(default_max_tokens, int):
@@ -100,8 +132,10 @@ class AnthropicProvider(Provider):
         super().__init__(api_key, base_url, label=label, headers=headers)
         self.version = version
         self.default_max_tokens = default_max_tokens
+        self.structured_outputs = structured_outputs
         root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         self._url = f"{root}/v1/messages"
+        self._count_url = f"{root}/v1/messages/count_tokens"
         self._auth_changed()
 
     def _auth_changed(self) -> None:
@@ -120,7 +154,7 @@ class AnthropicProvider(Provider):
             raise ConfigurationError(
                 f"no API key for {self.label}: pass api_key= or set ANTHROPIC_API_KEY"
             )
-        body = encode_body(request, self.default_max_tokens)
+        body = encode_body(request, self.default_max_tokens, self.structured_outputs)
         try:
             content = _json.dumps(body)
         except TypeError as exc:  # an int beyond 64 bits, a lone surrogate...
@@ -128,6 +162,19 @@ class AnthropicProvider(Provider):
                 f"the request for {self.label} cannot be sent as JSON: {exc}"
             ) from None
         return HTTPRequest("POST", self._url, dict(self._headers), content)
+
+    def encode_count(self, request: ChatRequest) -> HTTPRequest:
+        """``POST /v1/messages/count_tokens`` with the body's countable fields (free)."""
+        http = self.encode_chat(request.model_copy(update={"stream": False}))
+        body = _json.loads(http.content)
+        counted = {k: v for k, v in body.items() if k in _COUNTED}
+        return HTTPRequest("POST", self._count_url, http.headers, _json.dumps(counted))
+
+    def decode_count(self, status: int, headers: Mapping[str, str], body: bytes) -> int:
+        value = _json.loads(body)["input_tokens"]
+        if not isinstance(value, int):
+            raise TypeError("input_tokens is not an integer")
+        return value
 
     # -- decode ------------------------------------------------------------
     def decode_chat(
@@ -153,6 +200,11 @@ class AnthropicProvider(Provider):
         thoughts: list[str] = []
         calls: list[ToolCall] = []
         kept: list[ThinkingBlock] = []
+        answer_tool = (
+            output_tool_name(request, self.structured_outputs)
+            if request.response_format is not None
+            else None
+        )
         for block in blocks:
             if not isinstance(block, dict):
                 raise self._shape("a content block is not an object", data)
@@ -167,7 +219,10 @@ class AnthropicProvider(Provider):
                 if not isinstance(ident, str) or not isinstance(name, str):
                     raise self._shape("a tool_use block lacks id or name", data)
                 args = _json.dumps_text(block.get("input") or {})
-                calls.append(make_tool_call(ident, name, args))
+                if name == answer_tool:
+                    texts.append(args)  # the structured answer, asked for as a tool call
+                else:
+                    calls.append(make_tool_call(ident, name, args))
             elif kind == "thinking":
                 thought = block.get("thinking")
                 if isinstance(thought, str):
@@ -190,18 +245,22 @@ class AnthropicProvider(Provider):
             raise self._shape("'usage' is not an object", data)
         text = "".join(texts)
         stop = data.get("stop_reason")
+        finish = FINISH.get(stop) if isinstance(stop, str) else None
+        if finish == "tool_calls" and not calls:
+            finish = "stop"  # only the answer tool was called
         return make_response(
             id=str_field(data.get("id")),
             model=str_field(data.get("model")) or request.model,
             provider=self.label,
             content=text,
-            finish_reason=FINISH.get(stop) if isinstance(stop, str) else None,
+            finish_reason=finish,
             usage=usage_from_wire(usage or {}),
             tool_calls=calls,
             thinking=kept,
             reasoning="".join(thoughts) or None,
             request_id=headers.get("request-id") or headers.get("x-request-id"),
             raw=data,
+            refusal=refusal_text(text) if stop == "refusal" else None,
         )
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
@@ -247,8 +306,13 @@ class AnthropicProvider(Provider):
 
     def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
         """A fresh decoder for one streamed answer to ``request``."""
+        answer_tool = (
+            output_tool_name(request, self.structured_outputs)
+            if request.response_format is not None
+            else None
+        )
         return AnthropicStreamDecoder(
-            self.label, lambda data: self._inband_error(data, None), request
+            self.label, lambda data: self._inband_error(data, None), request, answer_tool
         )
 
     # -- helpers -----------------------------------------------------------

@@ -171,6 +171,9 @@ class AzureOpenAIResponsesProvider(OpenAIResponsesProvider, AzureOpenAIProvider)
     name: ClassVar[str] = "azure-openai-responses"
     genai_system: ClassVar[str | None] = "azure.ai.openai"
 
+    def encode_count(self, request: ChatRequest) -> HTTPRequest | None:
+        return None  # Azure documents no input-token count: counted locally
+
     def _responses_url(self) -> str:
         if self.api_version is None:
             return f"{self.base_url}/openai/v1/responses"

@@ -14,8 +14,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from logging import DEBUG
 from typing import Any, ClassVar, Protocol
 
+from .._media import check_media as _check_media
 from .._redact import redact_text, scrub_error
 from ..errors import (
     APIConnectionError,
@@ -28,6 +30,7 @@ from ..streaming import ChunkAccumulator
 from ..transports.base import HTTPTransport, StreamingHTTPResponse
 from ..transports.sse import SSEDecoder
 from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, EmbeddingResponse
+from . import _wirelog
 from ._params import check_parameters, with_query
 
 __all__ = ["Framing", "HTTPRequest", "Provider", "StreamDecoder", "redact"]
@@ -126,7 +129,8 @@ class Provider:
 
     name: ClassVar[str] = "base"
     supported_parameters: ClassVar[frozenset[str]] = frozenset()
-    """Which of the SDK parameters (``_params.SDK_PARAMETERS``) this provider honours."""
+    """Which of the checked parameters (``_params.CHECKED_PARAMETERS``: the SDK parameters,
+    ``response_format``, ``prompt_cache_key``) this provider honours."""
     samples_by_default: ClassVar[bool] = True
     """Whether a request without a temperature draws a sample (every real model does)."""
     api_key_env: ClassVar[str | None] = None
@@ -242,6 +246,18 @@ class Provider:
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
         raise NotImplementedError
 
+    def encode_count(self, request: ChatRequest) -> HTTPRequest | None:
+        """The request that asks the provider to count ``request``'s prompt tokens.
+
+        ``None`` (the default): the provider offers no count; the client counts
+        locally (``aio_llm.tokens.count_request_tokens``).
+        """
+        return None
+
+    def decode_count(self, status: int, headers: Mapping[str, str], body: bytes) -> int:
+        """The token count in a counting endpoint's answer."""
+        raise NotImplementedError
+
     def encode_embed(self, texts: list[str], model: str, **params: Any) -> HTTPRequest:
         raise APIError(f"{self.label} does not offer embeddings", provider=self.label)
 
@@ -251,9 +267,39 @@ class Provider:
         raise NotImplementedError
 
     # -- the glue (I/O) ----------------------------------------------------
+    def _log_answer(
+        self,
+        http: HTTPRequest,
+        status: int,
+        headers: Mapping[str, str],
+        start: float,
+        body: bytes | None,
+    ) -> None:
+        seconds = time.perf_counter() - start
+        _wirelog.received(
+            self.label, http.method, http.url, status, headers, seconds, self.secrets, body
+        )
+
+    def _log_failure(self, http: HTTPRequest, exc: BaseException, start: float) -> None:
+        seconds = time.perf_counter() - start
+        _wirelog.failed(self.label, http.method, http.url, exc, seconds, self.secrets)
+
+    def check_media(self, request: ChatRequest) -> None:
+        """Refuse media this provider's documented limits would refuse (``MediaError``).
+
+        Runs before every send; a request of plain text costs one type check per
+        message.
+        """
+        for m in request.messages:
+            if isinstance(m.content, list):
+                _check_media(request, self.name)
+                return
+
     def _encode(self, request: ChatRequest) -> HTTPRequest:
-        """``encode_chat`` after checking the parameters, plus the request's own headers/query."""
+        """``encode_chat`` after checking the parameters and the media, plus the request's own
+        headers and query."""
         check_parameters(request, self.label, self.supported_parameters)
+        self.check_media(request)
         http = self.encode_chat(request)
         if request.extra_headers or request.extra_query:
             http = HTTPRequest(
@@ -277,16 +323,25 @@ class Provider:
         if request.stream:
             return await self.open_stream(request, transport)
         http = self._encode(request)
+        log = _wirelog.http.isEnabledFor(DEBUG)
+        answered = False
+        if log:
+            _wirelog.sent(self.label, http.method, http.url, http.content, self.secrets)
         start = time.perf_counter()
         try:
             status, headers, body = await transport.request(
                 http.method, http.url, http.headers, http.content
             )
+            if log:
+                answered = True
+                self._log_answer(http, status, headers, start, body)
             if status >= 300:
                 raise self._status_error(status, headers, body, http.url)
             response = self.decode_chat(request, status, headers, body)
         except APIError as exc:
             self.scrub(exc)
+            if log and not answered:
+                self._log_failure(http, exc, start)
             raise
         response.latency_ms = (time.perf_counter() - start) * 1000.0
         response.headers = headers
@@ -294,9 +349,16 @@ class Provider:
 
     async def open_stream(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
         http = self._encode(request)
+        log = _wirelog.http.isEnabledFor(DEBUG)
+        answered = False
+        if log:
+            _wirelog.sent(self.label, http.method, http.url, http.content, self.secrets)
         start = time.perf_counter()
         try:
             resp = await transport.stream(http.method, http.url, http.headers, http.content)
+            if log:
+                answered = True
+                self._log_answer(http, resp.status, resp.headers, start, None)
             if resp.status >= 300:
                 try:
                     body = await resp.aread() if resp.status >= 400 else b""
@@ -305,6 +367,8 @@ class Provider:
                 raise self._status_error(resp.status, resp.headers, body, http.url)
         except APIError as exc:
             self.scrub(exc)
+            if log and not answered:
+                self._log_failure(http, exc, start)
             raise
         source = _StreamSource(self, resp, self.stream_decoder(request), start)
         stream = ChunkStream(source)
@@ -314,14 +378,46 @@ class Provider:
         response.headers = resp.headers
         return response
 
-    async def embed(
-        self, texts: list[str], model: str, transport: HTTPTransport, **params: Any
-    ) -> EmbeddingResponse:
-        http = self.encode_embed(texts, model, **params)
+    async def count_tokens(self, request: ChatRequest, transport: HTTPTransport) -> int | None:
+        """The provider's count of ``request``'s prompt, or ``None`` if it offers none."""
+        http = self.encode_count(request)
+        if http is None:
+            return None
+        self.check_media(request)
         try:
             status, headers, body = await transport.request(
                 http.method, http.url, http.headers, http.content
             )
+            if status >= 300:
+                raise self._status_error(status, headers, body, http.url)
+            try:
+                return self.decode_count(status, headers, body)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise APIResponseError(
+                    f"{self.label} sent a token count aio_llm cannot read ({exc!r})",
+                    provider=self.label,
+                    status_code=status,
+                ) from None
+        except APIError as exc:
+            self.scrub(exc)
+            raise
+
+    async def embed(
+        self, texts: list[str], model: str, transport: HTTPTransport, **params: Any
+    ) -> EmbeddingResponse:
+        http = self.encode_embed(texts, model, **params)
+        log = _wirelog.http.isEnabledFor(DEBUG)
+        answered = False
+        if log:
+            _wirelog.sent(self.label, http.method, http.url, http.content, self.secrets)
+        start = time.perf_counter()
+        try:
+            status, headers, body = await transport.request(
+                http.method, http.url, http.headers, http.content
+            )
+            if log:
+                answered = True
+                self._log_answer(http, status, headers, start, body)
             if status >= 300:
                 raise self._status_error(status, headers, body, http.url)
             response = self.decode_embed(model, status, headers, body)
@@ -334,6 +430,8 @@ class Provider:
             return response
         except APIError as exc:
             self.scrub(exc)
+            if log and not answered:
+                self._log_failure(http, exc, start)
             raise
 
 

@@ -43,10 +43,12 @@ from ._aws_credentials import (
 )
 from ._bedrock_wire import (
     STATUS_OF_EXCEPTION,
+    answer_tool,
     decode_error,
     encode_body,
     finish_reason,
     parse_response,
+    refusal_of,
     usage_from_wire,
 )
 from ._params import check_parameters
@@ -77,8 +79,8 @@ class BedrockProvider(Provider):
     name: ClassVar[str] = "bedrock"
     # Converse's inferenceConfig has none of the SDK parameters (only maxTokens, stopSequences,
     # temperature, topP): each is refused; a model's own go in extra_body
-    # (additionalModelRequestFields)
-    supported_parameters: ClassVar[frozenset[str]] = frozenset()
+    # (additionalModelRequestFields). response_format is outputConfig (or a forced tool).
+    supported_parameters: ClassVar[frozenset[str]] = frozenset({"response_format"})
     genai_system: ClassVar[str | None] = "aws.bedrock"
     api_key_env: ClassVar[str | None] = "AWS_BEARER_TOKEN_BEDROCK"
     base_url_env: ClassVar[str | None] = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
@@ -174,10 +176,25 @@ class BedrockProvider(Provider):
             headers = {**headers, **request.extra_headers}
         return HTTPRequest("POST", url, self._authorize(url, headers, content), content)
 
+    def encode_count(self, request: ChatRequest) -> HTTPRequest:
+        """``POST /model/{id}/count-tokens`` with the Converse body (models that offer it)."""
+        body = encode_body(request.model_copy(update={"stream": False}))
+        converse = {k: v for k, v in body.items() if k in ("messages", "system", "toolConfig")}
+        content = _json.dumps({"input": {"converse": converse}})
+        url = f"{self.base_url}/model/{quote(request.model, safe='')}/count-tokens"
+        return HTTPRequest("POST", url, self._authorize(url, self._headers, content), content)
+
+    def decode_count(self, status: int, headers: Mapping[str, str], body: bytes) -> int:
+        value = _json.loads(body)["inputTokens"]
+        if not isinstance(value, int):
+            raise TypeError("inputTokens is not an integer")
+        return value
+
     def _encode(self, request: ChatRequest) -> HTTPRequest:
         """The checked, signed request: ``encode_chat`` has put the extra headers and query
         in before signing, so nothing is added after it (that would void the signature)."""
         check_parameters(request, self.label, self.supported_parameters)
+        self.check_media(request)
         return self.encode_chat(request)
 
     def _authorize(self, url: str, headers: dict[str, str], content: bytes) -> dict[str, str]:
@@ -197,7 +214,7 @@ class BedrockProvider(Provider):
         except _json.JSONDecodeError:
             raise bad_body(self.label, status, body, "malformed JSON", self.api_key) from None
         try:
-            return parse_response(data, self.label, headers, request.model)
+            return parse_response(data, self.label, headers, request.model, answer_tool(request))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             why = f"unexpected shape ({exc!r})"
             raise bad_body(self.label, status, body, why, self.api_key) from None
@@ -206,19 +223,26 @@ class BedrockProvider(Provider):
         return EventStreamDecoder()
 
     def stream_decoder(self, request: ChatRequest) -> BedrockStreamDecoder:
-        return BedrockStreamDecoder(self.label, request.model)
+        return BedrockStreamDecoder(self.label, request.model, answer_tool(request))
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
         return decode_error(status, headers, body, provider=self.label, secret=self.api_key)
 
     # -- I/O ---------------------------------------------------------------------
     async def send(self, request: ChatRequest, transport: HTTPTransport) -> ChatResponse:
+        await self._fresh_credentials()
+        return await super().send(request, transport)
+
+    async def count_tokens(self, request: ChatRequest, transport: HTTPTransport) -> int | None:
+        await self._fresh_credentials()
+        return await super().count_tokens(request, transport)
+
+    async def _fresh_credentials(self) -> None:
         source = self._source
         if source is not None:
             now = self._clock.time()
             if source.needs_refresh(now):
                 await source.refresh(now)
-        return await super().send(request, transport)
 
 
 def _credential_source(
@@ -261,9 +285,19 @@ class BedrockStreamDecoder:
     ``metadata`` event (usage), after ``messageStop``.
     """
 
-    __slots__ = ("_blocks", "_done", "_label", "_raw", "_stop", "_tools", "accumulator")
+    __slots__ = (
+        "_answer",
+        "_blocks",
+        "_done",
+        "_label",
+        "_raw",
+        "_stop",
+        "_tools",
+        "accumulator",
+    )
 
-    def __init__(self, label: str, model: str) -> None:
+    def __init__(self, label: str, model: str, answer: str | None = None) -> None:
+        self._answer = answer  # a tool whose input streams as the text (json_object)
         self._label = label
         self._done = False
         self._raw: dict[str, Any] = {}
@@ -330,9 +364,13 @@ class BedrockStreamDecoder:
             self._block_stop(data)
             return None
         if etype == "messageStop":
-            stop = finish_reason(data.get("stopReason"))
-            self._stop = "tool_calls" if self._tools else stop
-            self._raw["stopReason"] = data.get("stopReason")
+            raw_stop = data.get("stopReason")
+            stop = finish_reason(raw_stop)
+            self._stop = "tool_calls" if self._tools else "stop" if stop == "tool_calls" else stop
+            self._raw["stopReason"] = raw_stop
+            refusal = refusal_of(raw_stop)
+            if refusal is not None:
+                self.accumulator.refusal = refusal
             return make_chunk(finish_reason=self._stop)
         if etype == "metadata":
             self._done = True
@@ -345,6 +383,9 @@ class BedrockStreamDecoder:
         start = data.get("start")
         use = start.get("toolUse") if isinstance(start, dict) else None
         if not isinstance(use, dict):
+            return None
+        if self._answer is not None and use.get("name") == self._answer:
+            self._blocks[_index(data)] = ["answer", -1]
             return None
         ordinal = self._tools
         self._tools += 1
@@ -368,7 +409,11 @@ class BedrockStreamDecoder:
         if isinstance(use, dict):
             state = self._blocks.get(_index(data))
             part = use.get("input")
-            if state is None or state[0] != "tool" or not isinstance(part, str) or not part:
+            if state is None or not isinstance(part, str) or not part:
+                return None
+            if state[0] == "answer":
+                return make_chunk(delta=part)
+            if state[0] != "tool":
                 return None
             tc = make_tool_delta(state[1], None, None, part)
             return make_chunk(tool_calls=[tc])

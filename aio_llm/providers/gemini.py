@@ -32,6 +32,7 @@ from ._gemini_wire import (
     finish_reason,
     parse_candidate_parts,
     parse_response,
+    refusal_of,
     usage_from_wire,
 )
 from ._responses_decode import bad_body
@@ -59,7 +60,7 @@ class GeminiProvider(Provider):
     # generationConfig's seed, topK, presencePenalty, frequencyPenalty; n (candidateCount)
     # and logprobs stay refused until the decoder reads every candidate and logprobsResult
     supported_parameters: ClassVar[frozenset[str]] = frozenset(
-        {"seed", "top_k", "presence_penalty", "frequency_penalty"}
+        {"seed", "top_k", "presence_penalty", "frequency_penalty", "response_format"}
     )
 
     def __init__(
@@ -101,6 +102,23 @@ class GeminiProvider(Provider):
             ) from None
         headers = self._stream_headers if request.stream else self._headers
         return HTTPRequest("POST", self._url(request.model, request.stream), headers, content)
+
+    def encode_count(self, request: ChatRequest) -> HTTPRequest:
+        """``POST {base_url}/models/{model}:countTokens`` around the whole request (free)."""
+        http = self.encode_chat(request.model_copy(update={"stream": False}))
+        body = _json.loads(http.content)
+        path = request.model if "/" in request.model else f"models/{request.model}"
+        body["model"] = path
+        url = f"{self.base_url}/{quote(path, safe='/')}:countTokens"
+        return HTTPRequest(
+            "POST", url, self._headers, _json.dumps({"generateContentRequest": body})
+        )
+
+    def decode_count(self, status: int, headers: Mapping[str, str], body: bytes) -> int:
+        value = _json.loads(body).get("totalTokens", 0)
+        if not isinstance(value, int):
+            raise TypeError("totalTokens is not an integer")
+        return value
 
     def decode_chat(
         self, request: ChatRequest, status: int, headers: Mapping[str, str], body: bytes
@@ -192,6 +210,9 @@ class GeminiStreamDecoder:
         ):
             reason = "content_filter"
             self._complete = True
+        refusal = refusal_of(candidate, obj)
+        if refusal is not None:
+            acc.refusal = refusal
         chunks = self._parts(parts)
         if reason is not None or (self._complete and usage is not None):
             if self._calls and reason is not None:

@@ -32,7 +32,7 @@ from ._openai_wire import (
     tool_choice_to_wire,
     tools_to_wire,
 )
-from ._params import OPENAI_PARAMETERS, SDK_PARAMETERS, openai_parameters
+from ._params import CHECKED_PARAMETERS, OPENAI_PARAMETERS, openai_parameters
 from .base import HTTPRequest, Provider, StreamDecoder
 
 __all__ = ["OpenAICompatibleProvider", "OpenAIProvider"]
@@ -57,6 +57,8 @@ class OpenAIProvider(Provider):
 
     name: ClassVar[str] = "openai"
     supported_parameters: ClassVar[frozenset[str]] = OPENAI_PARAMETERS
+    cache_markers: ClassVar[bool] = False
+    """Whether the server reads Anthropic-style ``cache_control`` markers in messages."""
     api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
@@ -110,7 +112,7 @@ class OpenAIProvider(Provider):
     def encode_chat(self, request: ChatRequest) -> HTTPRequest:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": messages_to_wire(request.messages),
+            "messages": messages_to_wire(request.messages, self.cache_markers),
         }
         if request.temperature is not None:
             body["temperature"] = request.temperature
@@ -130,6 +132,8 @@ class OpenAIProvider(Provider):
             body["seed"] = request.seed
         if request.user is not None:
             body["user"] = request.user
+        if request.prompt_cache_key is not None:
+            body["prompt_cache_key"] = request.prompt_cache_key
         if request.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -237,8 +241,9 @@ class OpenAICompatibleProvider(OpenAIProvider):
     """
 
     name: ClassVar[str] = "openai-compatible"
-    supported_parameters: ClassVar[frozenset[str]] = frozenset(SDK_PARAMETERS)
+    supported_parameters: ClassVar[frozenset[str]] = frozenset(CHECKED_PARAMETERS)
     """Everything: the server decides (vLLM and Ollama take ``top_k``, for one)."""
+    cache_markers: ClassVar[bool] = True
     api_key_env: ClassVar[str | None] = None
     base_url_env: ClassVar[str | None] = None
     default_base_url: ClassVar[str] = ""

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from .. import _json
 from .._conversation import (
     Media,
     Opaque,
@@ -31,6 +32,7 @@ from .._conversation import (
     conversation,
     data_url,
     output_format,
+    provider_schema,
     tool_choice,
     tool_specs,
 )
@@ -57,7 +59,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
     # what the Responses API takes of the SDK parameters; no n, penalties, logit_bias or seed,
     # and top_logprobs stays refused until the decoder reads logprobs back
     supported_parameters: ClassVar[frozenset[str]] = frozenset(
-        {"parallel_tool_calls", "service_tier"}
+        {"parallel_tool_calls", "service_tier", "response_format", "prompt_cache_key"}
     )
 
     def _responses_url(self) -> str:
@@ -68,6 +70,20 @@ class OpenAIResponsesProvider(OpenAIProvider):
         headers = self._stream_headers if request.stream else self._headers
         return HTTPRequest("POST", self._responses_url(), headers, content)
 
+    def encode_count(self, request: ChatRequest) -> HTTPRequest | None:
+        """``POST {base_url}/responses/input_tokens`` with the body's countable fields."""
+        body = encode_responses_body(request.model_copy(update={"stream": False}), self.name)
+        counted = {k: v for k, v in body.items() if k in _COUNTED}
+        return HTTPRequest(
+            "POST", self.base_url + "/responses/input_tokens", self._headers, self._dumps(counted)
+        )
+
+    def decode_count(self, status: int, headers: Mapping[str, str], body: bytes) -> int:
+        value = _json.loads(body)["input_tokens"]
+        if not isinstance(value, int):
+            raise TypeError("input_tokens is not an integer")
+        return value
+
     def _parse(
         self, request: ChatRequest, data: object, headers: Mapping[str, str], status: int
     ) -> ChatResponse:
@@ -75,6 +91,24 @@ class OpenAIResponsesProvider(OpenAIProvider):
 
     def stream_decoder(self, request: ChatRequest) -> StreamDecoder:
         return ResponsesStreamDecoder(self.label, self.name, request.model)
+
+
+# the fields of a Responses body that /responses/input_tokens takes
+_COUNTED = frozenset(
+    {
+        "model",
+        "input",
+        "instructions",
+        "tools",
+        "tool_choice",
+        "text",
+        "reasoning",
+        "truncation",
+        "parallel_tool_calls",
+        "previous_response_id",
+        "conversation",
+    }
+)
 
 
 # -- the request body --------------------------------------------------------------------
@@ -106,7 +140,7 @@ def encode_responses_body(request: ChatRequest, kind: str) -> dict[str, Any]:
         if fmt.kind == "json_schema":
             assert fmt.schema is not None
             spec["name"] = fmt.name
-            spec["schema"] = dict(fmt.schema)
+            spec["schema"] = provider_schema(fmt, "strict")
             if fmt.strict is not None:
                 spec["strict"] = fmt.strict
             if fmt.description is not None:
@@ -118,6 +152,8 @@ def encode_responses_body(request: ChatRequest, kind: str) -> dict[str, Any]:
         body["parallel_tool_calls"] = request.parallel_tool_calls
     if request.service_tier is not None:
         body["service_tier"] = openai_service_tier(request.service_tier, kind)
+    if request.prompt_cache_key is not None:
+        body["prompt_cache_key"] = request.prompt_cache_key
     if request.stream:
         body["stream"] = True
     if request.extra:

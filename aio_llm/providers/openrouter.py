@@ -35,6 +35,7 @@ class OpenRouterProvider(OpenAIProvider):
         "top_k"
     }
     """OpenRouter's documented parameters: ``top_k`` yes; ``n`` and ``service_tier`` no."""
+    cache_markers: ClassVar[bool] = True
     api_key_env: ClassVar[str | None] = "OPENROUTER_API_KEY"
     base_url_env: ClassVar[str | None] = "OPENROUTER_BASE_URL"
     default_base_url: ClassVar[str] = "https://openrouter.ai/api/v1"

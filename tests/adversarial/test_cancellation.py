@@ -90,7 +90,7 @@ async def test_random_cancellations_leave_nothing_behind(kind: str, transport: s
             # the workers of as_completed run in the client's task group: cancelled as the
             # generator closed, they finish at their next checkpoint
             await anyio.wait_all_tasks_blocked()
-            assert client.metrics()["in_flight"] == 0
+            assert client.metrics()["requests.in_flight"] == 0
         await srv.wait_idle(timeout=5.0)  # every connection closed
     await anyio.sleep(0)
     assert len(asyncio.all_tasks()) == tasks_before

@@ -70,7 +70,7 @@ async def test_a_passed_deadline_raises_api_timeout_error_and_leaves_the_task_us
         task = asyncio.current_task()
         assert task is not None and task.cancelling() == 0
         await anyio.sleep(0)  # the task goes on working normally afterwards
-        assert c.metrics()["errors"] == 1 and c.metrics()["in_flight"] == 0
+        assert c.metrics()["requests.errors"] == 1 and c.metrics()["requests.in_flight"] == 0
 
 
 async def test_the_deadline_is_visible_to_middleware() -> None:

@@ -35,7 +35,7 @@ def test_llmclient_from_plain_code(served: str) -> None:
         assert "".join(ch.delta for ch in chunks) == "Echo: Hello"
         results = c.gather([{"messages": HELLO}] * 5, concurrency=2)
         assert len(results) == 5
-        assert c.metrics()["requests"] >= 7
+        assert c.metrics()["requests.total"] >= 7
     with pytest.raises(RuntimeError):
         c.chat(HELLO)
 

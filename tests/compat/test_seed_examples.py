@@ -308,7 +308,7 @@ def test_observability_usage() -> None:
     dashboard = obs.get_dashboard_data()
 
     assert result == "ok"
-    assert dashboard["operations"]["llm_call"]["count"] == 1
+    assert dashboard["operations"]["llm_call"]["requests.total"] == 1
     assert isinstance(dashboard["avg_duration_ms"], float)
 
 
@@ -331,7 +331,7 @@ def test_observability_error_path() -> None:
     op = trace_operation("llm_call", model="gpt-4")
     finish_operation(op, status="success")
     row = get_dashboard_data()["operations"]["llm_call"]
-    assert row["count"] == 2 and row["errors"] == 1
+    assert row["requests.total"] == 2 and row["requests.errors"] == 1
 
 
 # -- Performance optimization --------------------------------------------------------------
@@ -661,7 +661,7 @@ def test_dashboard_example(capsys: pytest.CaptureFixture[str]) -> None:
     from aio_llm import get_cost_manager, get_observability
 
     assert get_cost_manager().get_metrics().total_cost == cost_metrics["total_cost"]
-    assert get_observability().get_dashboard_data()["requests"] == 1
+    assert get_observability().get_dashboard_data()["requests.total"] == 1
 
 
 # -- Best practices ------------------------------------------------------------------------

@@ -179,8 +179,9 @@ def test_users_register_their_own_prices(table: PricingTable) -> None:
 
 
 def test_worst_case_ignores_cache_discounts(table: PricingTable) -> None:
+    # every prompt token might be written to the cache with a one-hour TTL (2x input)
     assert table.worst_case("claude-sonnet-4-5", 1000, 1000) == pytest.approx(
-        (1000 * 3.75 + 1000 * 15.0) / 1e6
+        (1000 * 6.0 + 1000 * 15.0) / 1e6
     )
     assert table.worst_case("gpt-4o", 1000, 1000) == pytest.approx((1000 * 2.5 + 1000 * 10) / 1e6)
 
@@ -275,3 +276,32 @@ def test_new_provider_models_are_priced_and_bedrock_ids_resolve() -> None:
     table.register("us.anthropic.claude-sonnet-4-5-20250929-v1:0", input=1.0, output=2.0)
     mine = table.get("us.anthropic.claude-sonnet-4-5-20250929-v1:0")
     assert mine is not None and (mine.input, mine.output) == (1.0, 2.0)
+
+
+def test_one_hour_cache_writes_cost_more_than_five_minute_ones(table: PricingTable) -> None:
+    price = table.get("claude-sonnet-4-5")
+    assert price is not None
+    assert (price.input, price.cache_write, price.cache_write_1h, price.cached_input) == (
+        3.0,
+        3.75,
+        6.0,
+        0.3,
+    )
+    # 10,000 prompt tokens: 2,000 read, 3,000 written for 5 min, 4,000 for 1 h, 1,000 fresh
+    u = Usage(
+        input_tokens=10_000,
+        output_tokens=500,
+        cached_input_tokens=2_000,
+        cache_creation_input_tokens=7_000,
+        cache_creation_1h_input_tokens=4_000,
+    )
+    want = (1_000 * 3.0 + 2_000 * 0.3 + 3_000 * 3.75 + 4_000 * 6.0 + 500 * 15.0) / 1e6
+    assert price.cost(u) == pytest.approx(want)
+    # a model without a one-hour price bills such writes at its cache-write price
+    house = table.register("house", input=1.0, output=1.0, cache_write=1.5)
+    assert house.cost(u) == pytest.approx(
+        (1_000 * 1.0 + 2_000 * 1.0 + 7_000 * 1.5 + 500 * 1.0) / 1e6
+    )
+    # Bedrock's regional endpoints scale the one-hour price too
+    regional = table.get("us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    assert regional is not None and regional.cache_write_1h == pytest.approx(6.6)

@@ -320,7 +320,7 @@ async def run_fanout(
             clock=clock,
         )
         async with client, anyio.create_task_group() as tg:
-            tg.start_soon(clock.drive, lambda: client.metrics()["in_flight"])
+            tg.start_soon(clock.drive, lambda: client.metrics()["requests.in_flight"])
             t0, m0 = time.monotonic(), clock.now()
             results = await client.gather(reqs, concurrency=concurrency, return_exceptions=True)
             seconds, minutes = time.monotonic() - t0, (clock.now() - m0) / 60.0

@@ -307,7 +307,7 @@ async def test_fallback_after_retries_then_on_open_circuit(
     server: FakeLLMServer, backup: FakeLLMServer, transport: str
 ) -> None:
     server.set_fault(Fault.status(500))
-    async with with_backup(server, backup, transport) as c:
+    async with with_backup(server, backup, transport, circuit_failure_threshold=5) as c:
         first = await c.chat(HELLO, timeout=5)
         assert server.request_count == 4  # the primary's own retries ran out first
         more = [await c.chat([{"role": "user", "content": f"q{i}"}], timeout=5) for i in range(6)]

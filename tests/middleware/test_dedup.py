@@ -55,14 +55,14 @@ async def test_thousand_identical_concurrent_requests_make_one_call() -> None:
             for _ in range(1000):
                 tg.start_soon(caller)
             await wait_all_tasks_blocked()
-            assert dedup.metrics() == {"dedup.hits": 999, "dedup.inflight": 1}
+            assert dedup.metrics() == {"dedup.hits": 999, "dedup.in_flight": 1}
             upstream.release.set()
     assert upstream.calls == 1
     assert len(results) == 1000
     assert {r.content for r in results} == {"answer 1"}
     assert len({id(r) for r in results}) == 1000  # followers get their own copies
     assert dedup.statistics().hits == 999
-    assert dedup.metrics()["dedup.inflight"] == 0
+    assert dedup.metrics()["dedup.in_flight"] == 0
 
 
 async def test_cancelling_the_first_caller_still_answers_the_others() -> None:

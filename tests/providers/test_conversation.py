@@ -356,8 +356,11 @@ def test_cache_markers_survive_to_anthropic_and_bedrock() -> None:
         {"text": "Question"},
     ]
     assert bedrock["toolConfig"]["tools"][1] == {"cachePoint": {"type": "default"}}
-    # OpenAI-format servers that read the marker (OpenRouter, proxies) get it too
-    assert wire("openai", messages)["messages"][0]["content"][0] == marked
+    # OpenAI-format servers that read the marker (OpenRouter, proxies) get it too;
+    # OpenAI itself caches on its own and refuses keys it does not know
+    assert wire("openrouter", messages)["messages"][0]["content"][0] == marked
+    unmarked = {"type": "text", "text": "Long context"}
+    assert wire("openai", messages)["messages"][0]["content"][0] == unmarked
 
 
 def test_unknown_parts_pass_to_typed_formats_and_are_refused_elsewhere() -> None:

@@ -23,7 +23,6 @@ from aio_llm import (
     AuthenticationError,
     BadRequestError,
     ClientConfig,
-    EventStreamError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -31,6 +30,7 @@ from aio_llm import (
     StreamError,
 )
 from aio_llm.cost import PricingTable
+from aio_llm.errors import EventStreamError
 from aio_llm.providers import Provider, create_provider
 from aio_llm.testing import FakeLLMServer, Fault
 

@@ -332,7 +332,7 @@ def expected_bedrock_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
         output,
         cached,
         0,
-        FINISH["bedrock"][stop],
+        FINISH["bedrock"][str(stop)],
         thinking=len(reasoning_blocks),
     )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..._extras import require_redis
 from ._base import Balances, Claim, LedgerUnavailableError, Refusal, Reservation, UsageRecord
 
 __all__ = ["RedisLedger"]
@@ -136,6 +137,7 @@ class RedisLedger:
     def __init__(
         self, url: str, *, key_prefix: str = "aio_llm:budget", connect_timeout: float = 2.0
     ) -> None:
+        require_redis("budget_backend='redis://...' (RedisLedger)")
         if not key_prefix:
             raise ValueError("key_prefix must not be empty")
         if connect_timeout <= 0:

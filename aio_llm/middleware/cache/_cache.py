@@ -14,7 +14,7 @@ Backends. ``MemoryCache`` is an in-process LRU bounded by entry count, with
 a TTL, written for aio_llm rather than using aiocache's ``SimpleMemoryCache``: that
 one has no size bound, keeps an event-loop timer per entry and costs a
 coroutine plus its plugin/timeout wrappers on every lookup, while a hit here
-is one dict lookup, synchronous. ``RedisCache`` uses aiocache's Redis cache
+is one dict lookup, synchronous. ``RedisCache`` keeps JSON entries in Redis
 (the ``redis`` package) to share entries between processes; values are
 JSON (``ChatResponse.model_dump``), never pickle. If Redis cannot be
 reached it logs one warning, bypasses the cache (requests still succeed)
@@ -27,6 +27,7 @@ import functools
 from dataclasses import dataclass
 from types import TracebackType
 
+from ..._output import fits
 from ...clock import Clock
 from ...config import ClientConfig
 from ...pipeline import Next
@@ -128,8 +129,8 @@ class Cache:
         ttl = request.cache_ttl or self.ttl
         stream = response.stream
         if stream is not None:
-            await stream.on_close(functools.partial(self._store_stream, key, ttl))
-        elif not response.cached:
+            await stream.on_close(functools.partial(self._store_stream, request, key, ttl))
+        elif not response.cached and fits(request, response):  # never keep a bad answer
             await self._store(key, response, ttl)
         return response
 
@@ -160,10 +161,13 @@ class Cache:
         else:
             await self.backend.set(key, entry, ttl)
 
-    async def _store_stream(self, key: str, ttl: float, stream: ChunkStream) -> None:
+    async def _store_stream(
+        self, request: ChatRequest, key: str, ttl: float, stream: ChunkStream
+    ) -> None:
         response = stream.response
         if stream.completed and stream.error is None and response is not None:
-            await self._store(key, response, ttl)
+            if fits(request, response):
+                await self._store(key, response, ttl)
 
     def statistics(self) -> CacheStatistics:
         return CacheStatistics(self.hits, self.misses, self.stores, self.bypassed)

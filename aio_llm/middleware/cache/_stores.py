@@ -3,7 +3,7 @@
 Both offer ``await get(key)`` / ``await set(key, value, ttl=...)`` (the
 ``app.ai`` client's ``get_cache()`` API). ``MemoryCache`` also answers synchronously
 (``get_nowait``), which keeps a cache hit to one dict lookup. ``RedisCache``
-is aiocache's Redis cache with JSON values (never pickle), one warning when
+keeps JSON values (never pickle) in Redis, with one warning when
 Redis becomes unreachable, bypass while it is, and recovery when it returns.
 """
 
@@ -15,6 +15,7 @@ from collections import OrderedDict
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+from ..._extras import require_redis
 from ..._json import dumps, loads
 from ...clock import SYSTEM_CLOCK, Clock
 from ...types import ChatResponse
@@ -102,6 +103,11 @@ def _encode(value: Any) -> bytes:
     return dumps({"t": "json", "v": value})
 
 
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis MATCH pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 def _decode(data: bytes | None) -> Any:
     if data is None:
         return None
@@ -112,17 +118,19 @@ def _decode(data: bytes | None) -> Any:
 
 
 class RedisCache:
-    """A cache in Redis (aiocache's ``RedisCache``), shared by every process using the URL.
+    """A cache in Redis, shared by every process using the URL (the ``redis`` extra).
 
     ``url`` is ``redis://[:password@]host[:port][/db]`` (``rediss://`` for
-    TLS). ``timeout`` bounds each Redis operation; after a failure the cache
-    is bypassed for ``retry_interval`` seconds, then Redis is tried again.
+    TLS). Entries are JSON (never pickle) under ``{namespace}:{key}``.
+    ``timeout`` bounds each Redis operation; after a failure the cache is
+    bypassed for ``retry_interval`` seconds, then Redis is tried again.
     """
 
     __slots__ = (
-        "_cache",
         "_clock",
         "_errors",
+        "_prefix",
+        "_redis",
         "_retry_at",
         "_where",
         "available",
@@ -146,37 +154,24 @@ class RedisCache:
             raise ValueError("url must start with redis:// or rediss://")
         if timeout <= 0 or retry_interval < 0:
             raise ValueError("timeout must be positive and retry_interval not negative")
-        from aiocache import RedisCache as _AiocacheRedis
-        from aiocache.serializers import BaseSerializer
+        aioredis = require_redis("cache_backend='redis://...' (RedisCache)")
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
         from redis.exceptions import RedisError
 
-        class _JSONSerializer(BaseSerializer):  # type: ignore[misc]
-            DEFAULT_ENCODING = None
-
-            def dumps(self, value: Any) -> bytes:
-                return _encode(value)
-
-            def loads(self, value: bytes | None) -> Any:
-                return _decode(value)
-
         db = (parts.path or "/0").strip("/") or "0"
-        pool_kwargs: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "socket_timeout": timeout}
-        if parts.username:
-            pool_kwargs["username"] = unquote(parts.username)
-        self._cache = _AiocacheRedis(
-            serializer=_JSONSerializer(),
-            namespace=namespace,
-            timeout=timeout,
-            endpoint=parts.hostname or "127.0.0.1",
+        self._redis: Any = aioredis.Redis(
+            host=parts.hostname or "127.0.0.1",
             port=parts.port or 6379,
             db=int(db),
+            username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
-            create_connection_timeout=timeout,
             ssl=parts.scheme == "rediss",
-            connection_pool_kwargs=pool_kwargs,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
         )
+        self._prefix = namespace + ":"
         self._where = f"{parts.hostname}:{parts.port or 6379}/{db}"  # never the password
         self._errors: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError, RedisError)
         self._clock = clock or SYSTEM_CLOCK
@@ -190,11 +185,11 @@ class RedisCache:
         if not self.available and self._clock.now() < self._retry_at:
             return None
         try:
-            value = await self._cache.get(key)
+            value = _decode(await self._redis.get(self._prefix + key))
         except self._errors as exc:
             await self._failed(exc)
             return None
-        except ValueError:  # an entry that does not decode: a miss
+        except (ValueError, TypeError, AttributeError):  # an entry that does not decode: a miss
             self.errors += 1
             return None
         self._recovered()
@@ -205,7 +200,8 @@ class RedisCache:
             return
         ttl = self.ttl if ttl is None else ttl
         try:
-            await self._cache.set(key, value, ttl=None if ttl is None else float(ttl))
+            ms = None if ttl is None else max(1, int(float(ttl) * 1000))
+            await self._redis.set(self._prefix + key, _encode(value), px=ms)
         except self._errors as exc:
             await self._failed(exc)
             return
@@ -213,19 +209,26 @@ class RedisCache:
 
     async def delete(self, key: str) -> None:
         try:
-            await self._cache.delete(key)
+            await self._redis.delete(self._prefix + key)
         except self._errors as exc:
             await self._failed(exc)
 
     async def clear(self) -> None:
         """Delete every entry of this cache's namespace."""
         try:
-            await self._cache.clear()
+            batch: list[bytes] = []
+            async for name in self._redis.scan_iter(match=_glob_escape(self._prefix) + "*"):
+                batch.append(name)
+                if len(batch) >= 500:
+                    await self._redis.delete(*batch)
+                    batch.clear()
+            if batch:
+                await self._redis.delete(*batch)
         except self._errors as exc:
             await self._failed(exc)
 
     async def aclose(self) -> None:
-        await self._cache.client.aclose()
+        await self._redis.aclose()
 
     async def _failed(self, exc: BaseException) -> None:
         self.errors += 1
@@ -238,7 +241,7 @@ class RedisCache:
                 type(exc).__name__,
             )
         try:  # drop dead connections so the next probe connects afresh
-            await self._cache.client.connection_pool.disconnect()
+            await self._redis.connection_pool.disconnect()
         except Exception:  # pragma: no cover - best effort
             pass
 

@@ -30,6 +30,7 @@ target as OPEN too.
 from __future__ import annotations
 
 import inspect
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 import anyio
 
+from ... import log as _log
 from ...clock import SYSTEM_CLOCK, Clock
 from ...errors import APIError, APIStatusError, CircuitOpenError, LLMError, RateLimitError
 from ...pipeline import EmbedNext, Next
@@ -124,6 +126,7 @@ class CircuitBreaker:
         self._machine = BreakerStateMachine(config, rng)
         self._clock = clock if clock is not None else SYSTEM_CLOCK
         self._classify = config.is_failure or is_circuit_failure
+        self._machine.on_change = self._log_change
         self._shared_checked = float("-inf")
         self.total = self.successful = self.failed = self.rejected = self.ignored = 0
 
@@ -204,6 +207,27 @@ class CircuitBreaker:
         soft = isinstance(exc, RateLimitError)
         self._machine.on_failure(generation, now, now - started, soft=soft)
         return self._machine.trips != before
+
+    def _log_change(self, old: CircuitState, new: CircuitState) -> None:
+        """INFO: every transition, with what caused it."""
+        logger = _log.circuit
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        m = self._machine
+        if new is CircuitState.OPEN:
+            calls, failures, _ = m.window_counts
+            logger.info(
+                "Circuit %s: %s -> open for %.1f s (%d consecutive failures, %d of %d calls "
+                "failed in the window)",
+                self.name,
+                old.value,
+                max(m.open_until - self._clock.now(), 0.0),
+                m.consecutive_failures,
+                failures,
+                calls,
+            )
+        else:
+            logger.info("Circuit %s: %s -> %s", self.name, old.value, new.value)
 
     def statistics(self) -> CircuitBreakerStatistics:
         now = self._clock.now()

@@ -33,17 +33,27 @@ class CircuitState(enum.StrEnum):
 class CircuitBreakerConfig:
     """When a breaker opens, how long it stays open, and how it closes again.
 
-    It opens on ``failure_threshold`` consecutive failures, or once at least
-    ``minimum_calls`` calls ended within the last ``window`` seconds and the
-    share of failures reached ``failure_rate_threshold`` (or the share of
-    slow calls reached ``slow_call_rate_threshold``).
+    By default it opens the way resilience4j's breakers do: once at least
+    ``minimum_calls`` calls ended within the last ``window`` seconds and at
+    least ``failure_rate_threshold`` of them failed (or ``slow_call_rate_threshold``
+    of them were slow). It stays OPEN for a short ``timeout``, then lets
+    ``half_open_max_calls`` probes through: ``success_threshold`` good probes
+    close it, a failed probe opens it again for twice as long (up to
+    ``max_timeout``). ``failure_threshold`` adds the older rule, "N consecutive
+    failures open it", for those who set it.
+
+    Why: a count of consecutive failures cannot tell 5 errors out of 5 calls
+    from 5 errors out of 5,000, so a busy, healthy service with a short burst
+    of 502s was cut off for a full minute. A rate over a minimum number of
+    calls opens only when most calls fail, and a short open period with
+    probes brings traffic back seconds after the target recovers.
     """
 
-    failure_threshold: int = 5
-    """Consecutive failures that open the breaker."""
-    success_threshold: int = 2
+    failure_threshold: int | None = None
+    """Consecutive failures that open the breaker; None (default): only the rates decide."""
+    success_threshold: int = 3
     """Successful probes in HALF_OPEN that close it again."""
-    timeout: float = 60.0
+    timeout: float = 5.0
     """Seconds the breaker stays OPEN after its first trip."""
     half_open_max_calls: int | None = None
     """Probes allowed in flight at once in HALF_OPEN; None: ``success_threshold``."""
@@ -59,16 +69,16 @@ class CircuitBreakerConfig:
     """Share of slow calls in the window that opens the breaker."""
     backoff_multiplier: float = 2.0
     """Each trip without a recovery in between multiplies the open time by this."""
-    max_timeout: float = 600.0
-    """The longest open time, however many trips."""
+    max_timeout: float | None = None
+    """The longest open time, however many trips; None: ten times ``timeout``, at least 60 s."""
     jitter: float = 0.1
     """Repeated trips add up to this fraction of the open time, drawn at random."""
     is_failure: Callable[[BaseException], bool] | None = None
     """Decides which exceptions count as failures; None: ``aio_llm``'s default."""
 
     def __post_init__(self) -> None:
-        if self.failure_threshold < 1:
-            raise ValueError("failure_threshold must be at least 1")
+        if self.failure_threshold is not None and self.failure_threshold < 1:
+            raise ValueError("failure_threshold must be at least 1 (or None)")
         if self.success_threshold < 1:
             raise ValueError("success_threshold must be at least 1")
         if not self.timeout > 0:
@@ -88,10 +98,22 @@ class CircuitBreakerConfig:
             raise ValueError("slow_call_threshold must be positive")
         if self.backoff_multiplier < 1:
             raise ValueError("backoff_multiplier must be at least 1")
-        if self.max_timeout < self.timeout:
+        if self.max_timeout is not None and self.max_timeout < self.timeout:
             raise ValueError("max_timeout must not be shorter than timeout")
         if not 0 <= self.jitter <= 1:
             raise ValueError("jitter must be in [0, 1]")
+        if self.failure_threshold is None and rate is None and self.slow_call_threshold is None:
+            raise ValueError(
+                "the breaker could never open: set failure_rate_threshold, "
+                "failure_threshold or slow_call_threshold"
+            )
+
+    @property
+    def longest_open(self) -> float:
+        """The open time after many trips (``max_timeout`` or its default)."""
+        if self.max_timeout is not None:
+            return self.max_timeout
+        return max(60.0, 10.0 * self.timeout)
 
     @property
     def probes(self) -> int:
@@ -161,6 +183,7 @@ class BreakerStateMachine:
         "_state",
         "_window",
         "config",
+        "on_change",
         "open_until",
         "trips",
     )
@@ -177,6 +200,8 @@ class BreakerStateMachine:
         self.open_until = 0.0
         self.trips = 0
         """Trips since the breaker last closed after a recovery."""
+        self.on_change: Callable[[CircuitState, CircuitState], None] | None = None
+        """Called with ``(old, new)`` after every change of state."""
 
     # -- queries ----------------------------------------------------------
     def state(self, now: float) -> CircuitState:
@@ -273,7 +298,8 @@ class BreakerStateMachine:
                 return
             self._consecutive += 1
             self._window.add(now, True, slow_after is not None and duration > slow_after)
-            if self._consecutive >= self.config.failure_threshold:
+            threshold = self.config.failure_threshold
+            if threshold is not None and self._consecutive >= threshold:
                 self._trip(now)
             else:
                 self._check_rates(now)
@@ -290,9 +316,9 @@ class BreakerStateMachine:
             return False
         if until <= now:
             return False
+        self.open_until = until
         if self._state is not CircuitState.OPEN:
             self._enter(CircuitState.OPEN)
-        self.open_until = until
         return True
 
     def reset(self) -> None:
@@ -321,14 +347,17 @@ class BreakerStateMachine:
         duration = cfg.timeout * cfg.backoff_multiplier ** (self.trips - 1)
         if self.trips > 1 and cfg.jitter:
             duration *= 1.0 + cfg.jitter * self._rng.random()
-        self.open_until = now + min(duration, cfg.max_timeout)
+        self.open_until = now + min(duration, cfg.longest_open)
         self._enter(CircuitState.OPEN)
 
     def _enter(self, state: CircuitState) -> None:
+        old = self._state
         self._state = state
         self._generation += 1
         self._probes = 0
         self._half_open_ok = 0
+        if old is not state and self.on_change is not None:
+            self.on_change(old, state)  # before a close clears the window it reports
         if state is CircuitState.CLOSED:
             self._consecutive = 0
             self._window.clear()

@@ -41,6 +41,7 @@ from typing import TypeVar
 
 import anyio
 
+from ... import log as _log
 from ...clock import SYSTEM_CLOCK, Clock
 from ...errors import RateLimitError, RateLimitExceededError
 from ...pipeline import EmbedNext, Next
@@ -253,6 +254,11 @@ class RateLimit:
             t.throttled += 1
             if exc.code != "insufficient_quota":  # out of credit: slowing down won't help
                 lim.on_rate_limited(clock.now(), exc.retry_after)
+                _log.ratelimit.info(
+                    "Rate limit for %s: the provider answered 429%s; slowing down",
+                    t.name,
+                    "" if exc.retry_after is None else f" (retry after {exc.retry_after:g} s)",
+                )
             raise
 
     async def _admit(self, t: _Target, tokens: float) -> None:
@@ -268,6 +274,7 @@ class RateLimit:
         if wait > 0:
             t.delayed += 1
             record_event(EVENT_RATE_LIMITED, target=t.name, wait_s=wait)
+            _log.ratelimit.info("Rate limit for %s: waiting %.2f seconds", t.name, wait)
             while wait > 0:
                 t.waited += wait
                 try:
@@ -313,6 +320,7 @@ class RateLimit:
                 t.delayed += 1
             t.waited += wait
             record_event(EVENT_RATE_LIMITED, target=t.name, wait_s=wait, shared=True)
+            _log.ratelimit.info("Rate limit for %s (shared): waiting %.2f seconds", t.name, wait)
             await self._clock.sleep(wait)
 
     def _check_deadline(self, t: _Target, wait: float) -> None:

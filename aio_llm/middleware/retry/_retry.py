@@ -21,6 +21,7 @@ surface while the caller reads and are never retried.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from ... import log as _log
 from ..._waits import server_wait
 from ...clock import SYSTEM_CLOCK, Clock
 from ...pipeline import EmbedNext, Next
@@ -161,6 +163,8 @@ class RetryExecutor:
                 attempt=attempt + 1,
                 delay_s=wait,
             )
+            if _log.retry.isEnabledFor(logging.INFO):
+                _log_retry(args, attempt, wait, previous)
             await self._clock.sleep(wait)
             attempt += 1
 
@@ -280,3 +284,19 @@ class Retry(RetryExecutor):
         }
         strategy = kinds[config.retry_strategy](retry_config)
         return cls(strategy, clock=clock, rng=rng, retry_after_cap=config.retry_after_cap)
+
+
+def _log_retry(args: tuple[Any, ...], attempt: int, wait: float, exc: BaseException) -> None:
+    """INFO: the retry about to happen, in the words of the official SDKs."""
+    request = args[0] if args else None
+    model = getattr(request, "model", None)
+    provider = getattr(request, "provider", None)
+    target = f"{provider}:{model}" if provider else model
+    _log.retry.info(
+        "Retrying request%s in %.2f seconds (attempt %d) after %s: %s",
+        f" to {target}" if target else "",
+        wait,
+        attempt + 1,
+        type(exc).__name__,
+        exc,
+    )

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..._extras import require_numpy
+from ..._output import fits
 from ...clock import SYSTEM_CLOCK, Clock
 from ...embeddings import ClientEmbedder, Embedder
 from ...errors import ConfigurationError
@@ -246,7 +247,7 @@ class SemanticCache:
         judged = candidate if decision in (Decision.EXPLORE, Decision.OBSERVE) else None
         response = await next(request)
         ttl = request.cache_ttl or self.ttl
-        done = functools.partial(self._settle, text, partition, vector, ttl, judged)
+        done = functools.partial(self._settle, request, text, partition, vector, ttl, judged)
         stream = response.stream
         if stream is not None:
             await stream.on_close(functools.partial(self._settle_stream, done))
@@ -262,6 +263,7 @@ class SemanticCache:
 
     async def _settle(
         self,
+        request: ChatRequest,
         text: str,
         partition: str,
         vector: Sequence[float],
@@ -276,7 +278,7 @@ class SemanticCache:
                 same = await self.judge.same(text, response, judged.response)
                 await self.store.outcome(judged, same, self.policy)
                 self.observed += 1
-            if not same:
+            if not same and fits(request, response):  # never keep an answer that does not fit
                 entry = response.model_copy(update={"cached": True, "cost": 0.0})
                 await self.store.add(partition, vector, text, entry, ttl)
         except Exception:

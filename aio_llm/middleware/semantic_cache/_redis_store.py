@@ -79,7 +79,11 @@ class RedisStore:
         require_numpy("the semantic cache")
         self._clock = clock or SYSTEM_CLOCK
         self._link = _RedisLink(
-            url, timeout=timeout, retry_interval=retry_interval, clock=self._clock
+            url,
+            timeout=timeout,
+            retry_interval=retry_interval,
+            clock=self._clock,
+            feature="the semantic cache's Redis store",
         )
         self._errors = _errors()
         self.prefix = f"aio_llm:semantic:{namespace}:"

@@ -16,6 +16,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ..._json import dumps
 from ...types import ChatRequest, ChatResponse, Message
+from ._stats import DURATION, TIME_TO_FIRST_CHUNK, TOKEN_USAGE
 
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 DURATION_BUCKETS: tuple[float, ...] = tuple(0.01 * 2**i for i in range(14))  # 0.01 .. 81.92
@@ -53,19 +54,19 @@ class Instruments:
 
     def __init__(self, meter: Meter) -> None:
         self.duration: Histogram = meter.create_histogram(
-            "gen_ai.client.operation.duration",
+            DURATION,
             unit="s",
             description="GenAI operation duration.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
         self.tokens: Histogram = meter.create_histogram(
-            "gen_ai.client.token.usage",
+            TOKEN_USAGE,
             unit="{token}",
             description="Number of input and output tokens used.",
             explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
         )
         self.ttfc: Histogram = meter.create_histogram(
-            "gen_ai.client.operation.time_to_first_chunk",
+            TIME_TO_FIRST_CHUNK,
             unit="s",
             description="Time to receive the first chunk of a streamed response.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
@@ -104,6 +105,9 @@ def request_attributes(request: ChatRequest, ep: Endpoint) -> dict[str, Attribut
         )
     if request.response_format is not None:
         attrs["gen_ai.output.type"] = "json"
+        attempt = request.metadata.get("aio_llm.validation_attempt")  # a re-ask (client)
+        if isinstance(attempt, int):
+            attrs["aio_llm.validation.attempt"] = attempt
     return attrs
 
 

@@ -25,7 +25,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import Any, Literal
 
 from opentelemetry import metrics as otel_metrics
@@ -33,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, MeterProvider, NoOpMeterProvider, Observation
 
 from ...clock import SYSTEM_CLOCK, Clock
-from ._stats import OTHER, ModelStats, RequestStats, StatsSnapshot
+from ._stats import OTHER, TOKEN_USAGE, ModelStats, RequestStats, StatsSnapshot
 
 __all__ = [
     "ModelStats",
@@ -63,9 +62,21 @@ MONOTONIC_METRICS = frozenset(
         "cache.misses",
         "dedup.hits",
         "dedup.requests",
+        "requests.total",
+        "requests.errors",
+        "requests.cancelled",
+        "requests.streams",
+        "requests.cached",
+        "fallback.calls",
+        "fallback.triggered",
+        "fallback.attempts",
+        "budget.refused",
+        "ratelimit.requests.admitted",
+        "ratelimit.requests.delayed",
+        "ratelimit.requests.rejected",
     }
 )
-"""``app.ai``'s metric names exported as observable counters; other numbers become gauges."""
+"""Cumulative totals, exported as observable counters; other numbers become gauges."""
 
 _NAME_OK = re.compile(r"[A-Za-z][-_./A-Za-z0-9]{0,254}\Z")
 
@@ -257,48 +268,35 @@ class Observability:
 
     # -- the dashboard -----------------------------------------------------------
     def get_dashboard_data(self) -> dict[str, Any]:
-        """Requests, error rate, latency percentiles, tokens, cost, cache and breakers."""
+        """Every metric under the names of ``client.metrics()``, plus breakdowns.
+
+        The flat keys are the request statistics and every source's keys, added up over
+        the sources (a mapping such as ``circuit.state`` is merged, a string kept per
+        source). Then the breakdowns: ``models`` and ``operations`` (each row in the same
+        names), ``errors_by_type``, ``sources`` (each source's own keys) and
+        ``uptime_seconds``; and ``avg_duration_ms``, the one name the ``app.ai`` dashboard
+        example reads (``gen_ai.client.operation.duration["avg"]`` in milliseconds).
+        """
         s = self.stats.snapshot()
         sources = self.collect()
-        breakers: dict[str, object] = {}
+        data: dict[str, Any] = self.stats.metrics()
+        own = set(data)  # Tracing's source reports these very statistics: never twice
         for name, values in sources.items():
-            state = values.get("circuit.state")
-            if isinstance(state, Mapping):
-                breakers.update(state)
-            elif state is not None:
-                breakers[name] = state
+            for key, value in values.items():
+                if key not in own:
+                    _merge(data, key, value, name)
+        data.setdefault("cost.total", s.cost)  # a client's cost manager, else the recorded
         with self._lock:
             operations = dict(self._operations)
-        return {
-            "requests": s.requests,
-            "errors": s.errors,
-            "cancelled": s.cancelled,
-            "error_rate": s.error_rate,
-            "success_rate": 1.0 - s.error_rate if s.requests else 0.0,
-            "avg_duration_ms": s.avg_duration_ms,
-            "p50_duration_ms": s.p50_duration_ms,
-            "p95_duration_ms": s.p95_duration_ms,
-            "p99_duration_ms": s.p99_duration_ms,
-            "max_duration_ms": s.max_duration_ms,
-            "streams": s.streams,
-            "avg_ttft_ms": s.avg_ttft_ms,
-            "p95_ttft_ms": s.p95_ttft_ms,
-            "input_tokens": s.input_tokens,
-            "output_tokens": s.output_tokens,
-            "total_tokens": s.input_tokens + s.output_tokens,
-            "cost": s.cost,
-            "cache_hits": s.cache_hits,
-            "cache_hit_rate": s.cache_hit_rate,
-            "retries": _total(sources, "retry.attempts"),
-            "dedup_hits": _total(sources, "dedup.hits"),
-            "circuit_rejections": _total(sources, "circuit.requests.rejected"),
-            "breakers": breakers,
-            "errors_by_type": dict(s.errors_by_type),
-            "models": {m: asdict(v) for m, v in s.models.items()},
-            "operations": {n: _operation_row(st.snapshot()) for n, st in operations.items()},
-            "sources": sources,
-            "uptime_seconds": self._clock.time() - self._created,
-        }
+        data.update(
+            avg_duration_ms=s.avg_duration_ms,
+            errors_by_type=dict(s.errors_by_type),
+            models={m: _model_row(v) for m, v in s.models.items()},
+            operations={n: st.metrics() for n, st in operations.items()},
+            sources=sources,
+            uptime_seconds=self._clock.time() - self._created,
+        )
+        return data
 
     def __repr__(self) -> str:
         return f"<Observability sources={sorted(self._sources)} stats={self.stats!r}>"
@@ -319,8 +317,8 @@ class _Exporter:
 
     def ensure(self, source: _Source, values: Mapping[str, object]) -> None:
         for key, value in values.items():
-            if key in self.names or not _NAME_OK.match(key):
-                continue
+            if key in self.names or not _NAME_OK.match(key) or key.startswith("gen_ai."):
+                continue  # gen_ai.* are the histograms Tracing records itself
             if not isinstance(value, (int, float, str, Mapping)):
                 continue
             with self.lock:
@@ -377,24 +375,25 @@ def _observations(value: object, attrs: dict[str, Any]) -> Iterator[Observation]
                 yield from _observations(v, {**attrs, "aio_llm.key": str(k)})
 
 
-def _total(sources: Mapping[str, Mapping[str, object]], key: str) -> float:
-    total = 0.0
-    for values in sources.values():
-        v = values.get(key)
-        if isinstance(v, (int, float)):
-            total += v
-    return int(total) if total.is_integer() else total
+def _merge(data: dict[str, Any], key: str, value: object, source: str) -> None:
+    """Add one source's ``key`` into the dashboard's totals."""
+    have = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float, Mapping)):
+        data[key] = {**have, source: value} if isinstance(have, dict) else {source: value}
+    elif isinstance(value, Mapping):
+        data[key] = {**have, **value} if isinstance(have, dict) else dict(value)
+    elif isinstance(have, (int, float)) and not isinstance(have, bool):
+        data[key] = have + value
+    else:
+        data[key] = value
 
 
-def _operation_row(s: StatsSnapshot) -> dict[str, Any]:
+def _model_row(m: ModelStats) -> dict[str, Any]:
     return {
-        "count": s.requests,
-        "errors": s.errors,
-        "error_rate": s.error_rate,
-        "avg_duration_ms": s.avg_duration_ms,
-        "p50_duration_ms": s.p50_duration_ms,
-        "p95_duration_ms": s.p95_duration_ms,
-        "p99_duration_ms": s.p99_duration_ms,
+        "requests.total": m.requests,
+        "requests.errors": m.errors,
+        TOKEN_USAGE: {"input": m.input_tokens, "output": m.output_tokens},
+        "cost.total": m.cost,
     }
 
 

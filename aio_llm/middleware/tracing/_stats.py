@@ -12,9 +12,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["OTHER", "ModelStats", "RequestStats", "StatsSnapshot"]
+__all__ = [
+    "DURATION",
+    "OTHER",
+    "TIME_TO_FIRST_CHUNK",
+    "TOKEN_USAGE",
+    "ModelStats",
+    "RequestStats",
+    "StatsSnapshot",
+]
 
 OTHER = "_OTHER"
+
+# the OpenTelemetry GenAI client metrics: the histograms ``Tracing`` records and the keys
+# of ``client.metrics()`` that summarise them
+DURATION = "gen_ai.client.operation.duration"
+TOKEN_USAGE = "gen_ai.client.token.usage"
+TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
 """Where models beyond ``max_models`` are counted (the semantic conventions' fallback value)."""
 
 
@@ -218,24 +232,37 @@ class RequestStats:
     statistics = snapshot
 
     def metrics(self) -> dict[str, object]:
-        """The snapshot as the flat ``requests.*`` keys of ``client.metrics()``."""
+        """The snapshot under the names of ``client.metrics()`` (docs/observability.md).
+
+        Where the OpenTelemetry GenAI conventions name a metric, the key is that name and
+        the value summarises the histogram in the conventions' unit (seconds, tokens);
+        the ``requests.*`` counters are aio_llm's own (the conventions have none).
+        """
         s = self.snapshot()
+        n = s.requests
         return {
-            "requests.total": s.requests,
+            "requests.total": n,
             "requests.errors": s.errors,
             "requests.cancelled": s.cancelled,
             "requests.error_rate": s.error_rate,
             "requests.streams": s.streams,
             "requests.cached": s.cache_hits,
             "requests.cache_hit_rate": s.cache_hit_rate,
-            "requests.duration_ms.avg": s.avg_duration_ms,
-            "requests.duration_ms.p50": s.p50_duration_ms,
-            "requests.duration_ms.p95": s.p95_duration_ms,
-            "requests.duration_ms.p99": s.p99_duration_ms,
-            "requests.ttft_ms.avg": s.avg_ttft_ms,
-            "requests.tokens.input": s.input_tokens,
-            "requests.tokens.output": s.output_tokens,
-            "requests.cost": s.cost,
+            DURATION: {
+                "count": n,
+                "sum": s.avg_duration_ms * n / 1000.0,
+                "avg": s.avg_duration_ms / 1000.0,
+                "p50": s.p50_duration_ms / 1000.0,
+                "p95": s.p95_duration_ms / 1000.0,
+                "p99": s.p99_duration_ms / 1000.0,
+                "max": s.max_duration_ms / 1000.0,
+            },
+            TIME_TO_FIRST_CHUNK: {
+                "count": s.streams,
+                "avg": s.avg_ttft_ms / 1000.0,
+                "p95": s.p95_ttft_ms / 1000.0,
+            },
+            TOKEN_USAGE: {"input": s.input_tokens, "output": s.output_tokens},
         }
 
     def __repr__(self) -> str:

@@ -15,6 +15,7 @@ from ._wire import Answer
 __all__ = [
     "BEDROCK",
     "CHAT",
+    "COUNT",
     "EMBED",
     "GEMINI",
     "JSON",
@@ -37,7 +38,7 @@ SSE_HEADERS: list[Header] = [
     ("cache-control", "no-cache"),
 ]
 
-CHAT, MESSAGES, EMBED, RESPONSES, GEMINI, BEDROCK = 1, 2, 3, 4, 5, 6
+CHAT, MESSAGES, EMBED, RESPONSES, GEMINI, BEDROCK, COUNT = 1, 2, 3, 4, 5, 6, 7
 STREAMED = (CHAT, MESSAGES, RESPONSES, GEMINI, BEDROCK)
 
 

@@ -20,6 +20,7 @@ from . import _formats as fmt
 from ._dialect import (
     BEDROCK,
     CHAT,
+    COUNT,
     EMBED,
     GEMINI,
     JSON,
@@ -35,12 +36,13 @@ from ._dialect import (
 from ._fmt_bedrock import BEDROCK_DIALECT
 from ._fmt_gemini import GEMINI_DIALECT
 from ._fmt_responses import RESPONSES_DIALECT
-from ._wire import Answer
+from ._wire import Answer, message_marks
 
 __all__ = [
     "ANTHROPIC",
     "BEDROCK",
     "CHAT",
+    "COUNT",
     "EMBED",
     "GEMINI",
     "JSON",
@@ -65,6 +67,13 @@ class _OpenAI:
     def normalize(self, body: dict[str, Any], route: Route) -> dict[str, Any]:
         if route.model is not None and "model" not in body:
             body = {**body, "model": route.model}  # an Azure deployment URL names the model
+        messages = body.get("messages")
+        if isinstance(messages, list) and any(
+            isinstance(m, dict) and isinstance(m.get("content"), list) for m in messages
+        ):  # cache_control markers in parts, as OpenRouter takes them
+            marks = message_marks(messages)
+            if marks:
+                body = {**body, "_cache_marks": marks}
         return body
 
     def json(self, a: Answer, rid: str, created: int) -> bytes:
@@ -87,6 +96,17 @@ class _Anthropic(_OpenAI):
     name = "anthropic"
     request_id_header = "request-id"
     malformed_event = b"event: content_block_delta\ndata: {not json\n\n"
+
+    def normalize(self, body: dict[str, Any], route: Route) -> dict[str, Any]:
+        out = dict(body)
+        config = body.get("output_config")
+        spec = config.get("format") if isinstance(config, dict) else None
+        if isinstance(spec, dict) and isinstance(spec.get("schema"), dict):
+            out["response_format"] = {"type": "json_schema", "json_schema": spec}
+        marks = message_marks(body.get("messages"), body.get("system"), body.get("tools"))
+        if marks:
+            out["_cache_marks"] = marks
+        return out
 
     def json(self, a: Answer, rid: str, created: int) -> bytes:
         return fmt.anthropic_json(a, rid)
@@ -119,6 +139,9 @@ def _exact() -> dict[str, Route]:
         "/api/v1/chat/completions": chat,
         "/openai/v1/chat/completions": chat,
         "/v1/messages": Route(MESSAGES, ANTHROPIC),
+        "/v1/messages/count_tokens": Route(COUNT, ANTHROPIC),
+        "/v1/responses/input_tokens": Route(COUNT, RESPONSES_DIALECT),
+        "/responses/input_tokens": Route(COUNT, RESPONSES_DIALECT),
         "/v1/embeddings": embed,
         "/embeddings": embed,
         "/api/v1/embeddings": embed,
@@ -141,6 +164,14 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Route]]] = [
             r"(?:/v1beta|/v1)?/(?:models|tunedModels)/([^/:]+):(generate|streamGenerate)Content"
         ),
         lambda m: Route(GEMINI, GEMINI_DIALECT, unquote(m[1]), m[2] == "streamGenerate"),
+    ),
+    (
+        re.compile(r"(?:/v1beta|/v1)?/(?:models|tunedModels)/([^/:]+):countTokens"),
+        lambda m: Route(COUNT, GEMINI_DIALECT, unquote(m[1])),
+    ),
+    (
+        re.compile(r"/model/([^/]+)/count-tokens"),
+        lambda m: Route(COUNT, BEDROCK_DIALECT, unquote(m[1])),
     ),
     (
         re.compile(r"/model/([^/]+)/(converse|converse-stream)"),

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._json import dumps, loads
 from ...transports.eventstream import encode_message
-from ._wire import Answer, pieces
+from ._wire import MEDIA_TOKENS, Answer, cache_marks, pieces
 
 if TYPE_CHECKING:
     from ._dialect import Events, Header, Route
@@ -98,11 +98,47 @@ def _tools(config: object) -> list[dict[str, Any]] | None:
 
 
 def _usage(a: Answer) -> dict[str, Any]:
-    return {
-        "inputTokens": a.input_tokens,
+    usage: dict[str, Any] = {
+        "inputTokens": a.input_tokens - a.cache_read - a.cache_write,
         "outputTokens": a.output_tokens,
         "totalTokens": a.input_tokens + a.output_tokens,
+        "cacheReadInputTokens": a.cache_read,
+        "cacheWriteInputTokens": a.cache_write,
     }
+    if a.cache_write:  # writes by TTL, one hour first, as Converse sorts them
+        details = [("1h", a.cache_write_1h), ("5m", a.cache_write - a.cache_write_1h)]
+        usage["cacheDetails"] = [{"ttl": t, "inputTokens": n} for t, n in details if n]
+    return usage
+
+
+_MEDIA = ("image", "document", "video", "audio")
+
+
+def _stop(a: Answer) -> str:
+    return "content_filtered" if a.refusal is not None else _STOP[a.finish]
+
+
+def _cache_marks(body: dict[str, Any]) -> list[tuple[str, int, str]]:
+    """``PromptCache`` marks: each ``cachePoint`` block marks everything before it."""
+    items: list[tuple[Any, int, Any]] = []
+    config = body.get("toolConfig")
+    for tool in config.get("tools") or () if isinstance(config, dict) else ():
+        point = tool.get("cachePoint") if isinstance(tool, dict) else None
+        items.append((tool, 0, point if isinstance(point, dict) else None))
+    system = body.get("system")
+    blocks: list[Any] = [("system", b) for b in system] if isinstance(system, list) else []
+    for m in body.get("messages") or ():
+        if isinstance(m, dict) and isinstance(m.get("content"), list):
+            blocks.extend((m.get("role"), b) for b in m["content"])
+    for role, block in blocks:
+        point = block.get("cachePoint") if isinstance(block, dict) else None
+        if isinstance(point, dict):
+            items.append((None, 0, point))
+            continue
+        media = isinstance(block, dict) and any(k in block for k in _MEDIA)
+        tokens = MEDIA_TOKENS if media else len(_blocks_text([block]).split())
+        items.append(([role, block], tokens, None))
+    return cache_marks(items)
 
 
 def _corrupt(frame: bytes) -> bytes:
@@ -127,6 +163,21 @@ class _Bedrock:
         tools = _tools(config)
         if tools:
             out["tools"] = tools
+        if isinstance(config, dict) and isinstance(config.get("toolChoice"), dict):
+            out["tool_choice"] = config["toolChoice"]
+        media = sum(
+            1
+            for m in body.get("messages") or ()
+            if isinstance(m, dict)
+            for b in m.get("content") or ()
+            if isinstance(b, dict) and any(k in b for k in _MEDIA)
+        )
+        if media:
+            out["_media"] = media
+        if "cachePoint" in dumps(body).decode():
+            marks = _cache_marks(body)
+            if marks:
+                out["_cache_marks"] = marks
         inference = body.get("inferenceConfig")
         if isinstance(inference, dict) and isinstance(inference.get("maxTokens"), int):
             out["max_tokens"] = inference["maxTokens"]
@@ -155,7 +206,7 @@ class _Bedrock:
         return dumps(
             {
                 "output": {"message": {"role": "assistant", "content": [block]}},
-                "stopReason": _STOP[a.finish],
+                "stopReason": _stop(a),
                 "usage": _usage(a),
                 "metrics": {"latencyMs": 1},
             }
@@ -180,7 +231,7 @@ class _Bedrock:
         ]
         tail = [
             event_frame("contentBlockStop", {"contentBlockIndex": 0}),
-            event_frame("messageStop", {"stopReason": _STOP[a.finish]}),
+            event_frame("messageStop", {"stopReason": _stop(a)}),
             event_frame("metadata", {"usage": _usage(a), "metrics": {"latencyMs": 1}}),
         ]
         return head, content, tail

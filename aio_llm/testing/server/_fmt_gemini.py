@@ -94,7 +94,7 @@ def _usage(a: Answer, final: bool) -> dict[str, Any]:
 def _chunk(a: Answer, rid: str, parts: list[dict[str, Any]], finish: bool) -> dict[str, Any]:
     candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
     if finish:
-        candidate["finishReason"] = _FINISH[a.finish]
+        candidate["finishReason"] = "SAFETY" if a.refusal is not None else _FINISH[a.finish]
     return {
         "candidates": [candidate],
         "usageMetadata": _usage(a, final=finish),
@@ -130,6 +130,10 @@ class _Gemini:
         calling = config.get("functionCallingConfig") if isinstance(config, dict) else None
         if isinstance(calling, dict) and calling.get("mode") == "NONE":
             out["tool_choice"] = "none"
+        if isinstance(calling, dict) and calling.get("mode") == "ANY":
+            names = calling.get("allowedFunctionNames")
+            name = names[0] if isinstance(names, list) and len(names) == 1 else None
+            out["tool_choice"] = {"type": "tool", "name": name} if name else "required"
         gen = body.get("generationConfig")
         if isinstance(gen, dict):
             if isinstance(gen.get("maxOutputTokens"), int):
@@ -137,13 +141,30 @@ class _Gemini:
             schema = gen.get("responseJsonSchema") or gen.get("responseSchema")
             if isinstance(schema, dict):
                 out["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}}
+            elif gen.get("responseMimeType") == "application/json":
+                out["response_format"] = {"type": "json_object"}
+        media = sum(
+            1
+            for c in body.get("contents") or ()
+            if isinstance(c, dict)
+            for p in c.get("parts") or ()
+            if isinstance(p, dict) and ("inlineData" in p or "fileData" in p)
+        )
+        if media:
+            out["_media"] = media
         return out
 
     def json(self, a: Answer, rid: str, created: int) -> bytes:
+        if a.refusal is not None:  # a safety block: no content at all
+            chunk = _chunk(a, rid, [], finish=True)
+            del chunk["candidates"][0]["content"]
+            return dumps(chunk)
         parts = [_call_part(a)] if a.tool_name is not None else [{"text": a.text}]
         return dumps(_chunk(a, rid, parts, finish=True))
 
     def stream(self, a: Answer, rid: str, created: int, n: int) -> tuple[Events, Events, Events]:
+        if a.refusal is not None:
+            return [], [], [_sse(loads(self.json(a, rid, created)))]
         if a.tool_name is not None:
             content = [_sse(_chunk(a, rid, [_call_part(a)], finish=False))]
         else:

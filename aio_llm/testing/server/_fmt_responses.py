@@ -50,7 +50,7 @@ def _tools(tools: object) -> list[dict[str, Any]] | None:
 def _usage(a: Answer) -> dict[str, Any]:
     return {
         "input_tokens": a.input_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": a.cache_read},
         "output_tokens": a.output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": a.input_tokens + a.output_tokens,
@@ -68,8 +68,13 @@ def _call_item(a: Answer, rid: str, arguments: str, status: str) -> dict[str, An
     }
 
 
-def _message_item(text: str, rid: str, status: str) -> dict[str, Any]:
-    content = [{"type": "output_text", "text": text, "annotations": []}] if status else []
+def _message_item(text: str, rid: str, status: str, refusal: bool = False) -> dict[str, Any]:
+    part = (
+        {"type": "refusal", "refusal": text}
+        if refusal
+        else {"type": "output_text", "text": text, "annotations": []}
+    )
+    content = [part] if status else []
     return {
         "type": "message",
         "id": f"msg_{rid}",
@@ -128,13 +133,25 @@ class _Responses:
         spec = text.get("format") if isinstance(text, dict) else None
         if isinstance(spec, dict) and spec.get("type") == "json_schema":
             out["response_format"] = {"type": "json_schema", "json_schema": spec}
+        elif isinstance(spec, dict) and spec.get("type") == "json_object":
+            out["response_format"] = {"type": "json_object"}
+        items = body.get("input")
+        media = sum(
+            1
+            for item in (items if isinstance(items, list) else ())
+            if isinstance(item, dict) and isinstance(item.get("content"), list)
+            for p in item["content"]
+            if isinstance(p, dict) and p.get("type") in ("input_image", "input_file")
+        )
+        if media:
+            out["_media"] = media
         return out
 
     def json(self, a: Answer, rid: str, created: int) -> bytes:
         item = (
             _call_item(a, rid, a.tool_args, "completed")
             if a.tool_name is not None
-            else _message_item(a.text, rid, "completed")
+            else _message_item(a.text, rid, "completed", a.refusal is not None)
         )
         return dumps(_response(a, rid, created, [item], done=True))
 
@@ -173,7 +190,12 @@ class _Responses:
                 )
             ]
         else:
-            part = {"type": "output_text", "text": "", "annotations": []}
+            refused = a.refusal is not None
+            text = a.refusal if a.refusal is not None else a.text
+            key, kind = ("refusal", "refusal") if refused else ("text", "output_text")
+            part: dict[str, Any] = {"type": kind, key: ""}
+            if not refused:
+                part["annotations"] = []
             where = {"item_id": f"msg_{rid}", "output_index": 0, "content_index": 0}
             head.append(
                 event(
@@ -183,13 +205,12 @@ class _Responses:
             )
             head.append(event("response.content_part.added", {**where, "part": part}))
             content = [
-                event("response.output_text.delta", {**where, "delta": p})
-                for p in pieces(a.text, n)
+                event(f"response.{kind}.delta", {**where, "delta": p}) for p in pieces(text, n)
             ]
-            done_item = _message_item(a.text, rid, "completed")
+            done_item = _message_item(text, rid, "completed", refused)
             tail = [
-                event("response.output_text.done", {**where, "text": a.text}),
-                event("response.content_part.done", {**where, "part": {**part, "text": a.text}}),
+                event(f"response.{kind}.done", {**where, key: text}),
+                event("response.content_part.done", {**where, "part": {**part, key: text}}),
             ]
         tail.append(event("response.output_item.done", {"output_index": 0, "item": done_item}))
         final = _response(a, rid, created, [done_item], done=True)

@@ -17,6 +17,7 @@ __all__ = [
     "anthropic_json",
     "anthropic_stream",
     "anthropic_stream_error",
+    "anthropic_count_json",
     "openai_error",
     "openai_json",
     "openai_stream",
@@ -29,17 +30,23 @@ Events = list[bytes]
 
 
 def _openai_usage(a: Answer) -> dict[str, Any]:
+    details: dict[str, Any] = {"cached_tokens": a.cache_read}
+    if a.cache_write:
+        details["cache_write_tokens"] = a.cache_write  # OpenRouter's field
     return {
         "prompt_tokens": a.input_tokens,
         "completion_tokens": a.output_tokens,
         "total_tokens": a.input_tokens + a.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0},
+        "prompt_tokens_details": details,
         "completion_tokens_details": {"reasoning_tokens": 0},
     }
 
 
 def openai_json(a: Answer, rid: str, created: int) -> bytes:
-    message: dict[str, Any] = {"role": "assistant", "content": a.text or None, "refusal": None}
+    if a.refusal is not None:
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": a.refusal}
+    else:
+        message = {"role": "assistant", "content": a.text or None, "refusal": None}
     if a.tool_name is not None:
         message["tool_calls"] = [
             {
@@ -91,6 +98,9 @@ def openai_stream(a: Answer, rid: str, created: int, n: int) -> tuple[Events, Ev
         head = [event({"role": "assistant", "content": None, "tool_calls": [call]})]
         for piece in pieces(a.tool_args, n):
             content.append(event({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+    elif a.refusal is not None:
+        head = [event({"role": "assistant", "content": None, "refusal": ""})]
+        content = [event({"refusal": piece}) for piece in pieces(a.refusal, n)]
     else:
         head = [event({"role": "assistant", "content": "", "refusal": None})]
         content = [event({"content": piece}) for piece in pieces(a.text, n)]
@@ -146,12 +156,20 @@ def openai_stream_error(message: str, error_type: str | None) -> bytes:
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
-def _anthropic_usage(a: Answer) -> dict[str, Any]:
+def _anthropic_stop(a: Answer) -> str:
+    return "refusal" if a.refusal is not None else _STOP[a.finish]
+
+
+def _anthropic_usage(a: Answer, output_tokens: int | None = None) -> dict[str, Any]:
     return {
-        "input_tokens": a.input_tokens,
-        "output_tokens": a.output_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "input_tokens": a.input_tokens - a.cache_read - a.cache_write,
+        "output_tokens": a.output_tokens if output_tokens is None else output_tokens,
+        "cache_creation_input_tokens": a.cache_write,
+        "cache_read_input_tokens": a.cache_read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": a.cache_write - a.cache_write_1h,
+            "ephemeral_1h_input_tokens": a.cache_write_1h,
+        },
     }
 
 
@@ -174,7 +192,7 @@ def anthropic_json(a: Answer, rid: str) -> bytes:
             "role": "assistant",
             "model": a.model,
             "content": [_anthropic_block(a, rid)],
-            "stop_reason": _STOP[a.finish],
+            "stop_reason": _anthropic_stop(a),
             "stop_sequence": None,
             "usage": _anthropic_usage(a),
         }
@@ -186,12 +204,7 @@ def _sse(name: str, obj: dict[str, Any]) -> bytes:
 
 
 def anthropic_stream(a: Answer, rid: str, n: int) -> tuple[Events, Events, Events]:
-    start_usage = {
-        "input_tokens": a.input_tokens,
-        "output_tokens": 1,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-    }
+    start_usage = _anthropic_usage(a, 1)
     message: dict[str, Any] = {
         "id": f"msg_{rid}",
         "type": "message",
@@ -231,7 +244,7 @@ def anthropic_stream(a: Answer, rid: str, n: int) -> tuple[Events, Events, Event
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": _STOP[a.finish], "stop_sequence": None},
+                "delta": {"stop_reason": _anthropic_stop(a), "stop_sequence": None},
                 "usage": {"output_tokens": a.output_tokens},
             },
         ),
@@ -261,6 +274,11 @@ def anthropic_error(
     )
     error = {"type": kind, "message": message or _message(status)}
     return dumps({"type": "error", "error": error, "request_id": request_id})
+
+
+def anthropic_count_json(tokens: int) -> bytes:
+    """The answer of ``POST /v1/messages/count_tokens``."""
+    return dumps({"input_tokens": tokens})
 
 
 def anthropic_stream_error(message: str, error_type: str | None) -> bytes:

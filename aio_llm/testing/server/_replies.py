@@ -12,12 +12,12 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ..._json import loads
+from ..._json import dumps, loads
 from . import _formats as fmt
 from ._conn import Reply
-from ._dialects import CHAT, EMBED, JSON, MESSAGES, Route
+from ._dialects import CHAT, COUNT, EMBED, JSON, MESSAGES, Route
 from ._faults import Fault
-from ._wire import Answer, embeddings_json, plan_answer
+from ._wire import Answer, PromptCache, embeddings_json, plan_answer, prompt_tokens
 
 __all__ = [
     "CHAT",
@@ -44,6 +44,8 @@ def build_reply(
     seed: int,
     stream_chunks: int,
     extra_headers: list[tuple[str, str]] | None = None,
+    structured: str = "valid",
+    cache: PromptCache | None = None,
 ) -> Reply:
     """The answer to an API request on ``route``, with ``fault`` applied."""
     dialect = route.dialect
@@ -58,9 +60,15 @@ def build_reply(
             raise ValueError("the request body must be a JSON object")
         if route.kind == EMBED:
             payload = embeddings_json(dialect.normalize(body, route), seed)
+        elif route.kind == COUNT:
+            payload = _count(route, body)
         else:
             answer = plan_answer(
-                dialect.normalize(body, route), reply, anthropic=route.kind == MESSAGES
+                dialect.normalize(body, route),
+                reply,
+                anthropic=route.kind == MESSAGES,
+                structured=structured,
+                cache=cache,
             )
     except ValueError as exc:  # also JSON and UTF-8 decoding errors
         return _error(route, 400, f"Invalid request: {exc}", None, headers, rid)
@@ -86,6 +94,26 @@ def build_reply(
         return Reply(200, headers, events=head + content[:k] + err)
     bad = dialect.malformed_event  # malformed
     return Reply(200, headers, events=head + content[:1] + [bad] + content[1:] + tail)
+
+
+def _count(route: Route, body: dict[str, Any]) -> bytes:
+    """The answer of a token-counting route, in the fake's tokens (as its usage would say)."""
+    dialect = route.dialect
+    if dialect.name == "anthropic":
+        normal = dialect.normalize({**body, "max_tokens": 1}, route)
+        return fmt.anthropic_count_json(prompt_tokens(normal, anthropic=True))
+    if dialect.name == "gemini":
+        inner = body.get("generateContentRequest")
+        normal = dialect.normalize(inner if isinstance(inner, dict) else body, route)
+        return dumps({"totalTokens": prompt_tokens(normal, anthropic=False)})
+    if dialect.name == "bedrock":
+        inner = body.get("input")
+        converse = inner.get("converse") if isinstance(inner, dict) else None
+        normal = dialect.normalize(converse if isinstance(converse, dict) else body, route)
+        return dumps({"inputTokens": prompt_tokens(normal, anthropic=False)})
+    normal = dialect.normalize(body, route)  # the Responses API's input_tokens
+    tokens = prompt_tokens(normal, anthropic=False)
+    return dumps({"object": "response.input_tokens", "input_tokens": tokens})
 
 
 def _error(

@@ -35,6 +35,7 @@ from ._http import HTTPError, ParsedRequest
 from ._ratelimit import RequestWindow
 from ._records import RecordedRequest, RequestHeaders, ServerStatistics
 from ._replies import JSON, build_reply, no_route_reply, rate_limited_reply
+from ._wire import STRUCTURED_MODES, PromptCache
 
 if TYPE_CHECKING:
     from ._spawn import SpawnedServer
@@ -56,6 +57,21 @@ class FakeLLMServer:
     beyond that many requests in a sliding 60 s window of ``clock`` time;
     ``ratelimit_headers`` adds ``x-ratelimit-*`` headers to successes.
     ``record_limit`` caps the request log (``None``: unlimited, 0: off).
+
+    Structured output, multimodal input, prompt caching and token counting:
+    a ``response_format`` gets JSON that fits its schema (``json_object``:
+    an object), a ``tool_choice`` that forces a tool gets a call with fitting
+    arguments; ``structured`` (``"valid"``, ``"invalid_json"``,
+    ``"schema_mismatch"``, ``"refusal"``), or the words ``INVALID_JSON``,
+    ``SCHEMA_MISMATCH`` or ``REFUSE`` in the last user message, answer
+    otherwise (a refusal in each format's own way). Image, document and audio
+    parts are accepted and cost ``MEDIA_TOKENS`` (100) each; words stand in for
+    tokens. Prompts with ``cache_control`` markers (Anthropic, OpenRouter
+    style) or Bedrock ``cachePoint`` blocks report cache writes the first
+    time a marked prefix is seen and cache reads after (``prompt_cache``).
+    ``POST /v1/messages/count_tokens`` and Gemini's ``:countTokens`` count
+    a prompt the same way its answer's usage would.
+
     ``batches`` configures the batch APIs (``FakeBatches`` keyword arguments:
     processing time on ``clock``, expiry, 404s just after creation).
     """
@@ -74,6 +90,7 @@ class FakeLLMServer:
         seed: int = 0,
         record_limit: int | None = None,
         clock: Clock | None = None,
+        structured: str = "valid",
         batches: dict[str, float] | None = None,
     ) -> None:
         if latency < 0 or chunk_delay < 0:
@@ -84,6 +101,8 @@ class FakeLLMServer:
             raise ValueError("rate_limit_rpm must be at least 1")
         if record_limit is not None and record_limit < 0:
             raise ValueError("record_limit must not be negative")
+        if structured not in STRUCTURED_MODES:
+            raise ValueError(f"structured must be one of {STRUCTURED_MODES}")
         self.host = host
         self._port = port
         self.reply = reply
@@ -93,6 +112,8 @@ class FakeLLMServer:
         self.ratelimit_headers = ratelimit_headers
         self._limiting = rate_limit_rpm is not None or ratelimit_headers
         self.seed = seed
+        self.structured = structured
+        self.prompt_cache = PromptCache()
         self._clock = clock or SYSTEM_CLOCK
         self._record_limit = record_limit
         self._records: deque[RecordedRequest] = deque(maxlen=record_limit)
@@ -432,6 +453,8 @@ class FakeLLMServer:
                 seed=self.seed,
                 stream_chunks=self.stream_chunks,
                 extra_headers=extra,
+                structured=self.structured,
+                cache=self.prompt_cache,
             )
         except Exception as exc:  # a bug in the fake: answer 500 and keep it for the test
             self.errors.append(exc)

@@ -34,7 +34,10 @@ from aio_llm.middleware.circuit_breaker._state import BreakerStateMachine
 from aio_llm.testing.clock import FakeClock
 from aio_llm.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Usage
 
-NO_RATE = CircuitBreakerConfig(failure_rate_threshold=None)
+# the seed's explicit settings: five consecutive failures open it for 60 s
+NO_RATE = CircuitBreakerConfig(
+    failure_threshold=5, success_threshold=2, timeout=60.0, failure_rate_threshold=None
+)
 
 
 def request(model: str = "m", provider: str | None = None, *, stream: bool = False) -> ChatRequest:
@@ -93,10 +96,12 @@ def test_config_rejects_bad_values(kwargs: dict[str, Any]) -> None:
         CircuitBreakerConfig(**kwargs)
 
 
-def test_seed_defaults() -> None:
+def test_defaults_are_rate_based() -> None:
     c = CircuitBreakerConfig()
-    assert (c.failure_threshold, c.success_threshold, c.timeout) == (5, 2, 60.0)
-    assert c.probes == 2
+    assert (c.failure_threshold, c.failure_rate_threshold, c.minimum_calls) == (None, 0.5, 20)
+    assert (c.timeout, c.longest_open, c.success_threshold, c.probes) == (5.0, 60.0, 3, 3)
+    seed = CircuitBreakerConfig(failure_threshold=5, success_threshold=2, timeout=60.0)
+    assert (seed.failure_threshold, seed.probes, seed.longest_open) == (5, 2, 600.0)
     assert CircuitBreakerOpenError is CircuitOpenError
 
 
@@ -191,7 +196,9 @@ async def test_success_resets_the_consecutive_count() -> None:
 @pytest.mark.anyio
 async def test_half_open_probes_close_the_breaker() -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker("svc", CircuitBreakerConfig(failure_threshold=1), clock=clock)
+    breaker = CircuitBreaker(
+        "svc", CircuitBreakerConfig(failure_threshold=1, success_threshold=2), clock=clock
+    )
     with pytest.raises(ValueError):
         await breaker.call(fail, ValueError())
     clock.advance(60)
@@ -636,7 +643,7 @@ class BreakerMachine(RuleBasedStateMachine):
     def reject(self) -> None:
         now = self.clock.now()
         assert self.m.acquire(now) is None
-        assert 0 < self.m.retry_after(now) <= self.config.max_timeout
+        assert 0 < self.m.retry_after(now) <= self.config.longest_open
 
     @invariant()
     def state_is_consistent(self) -> None:
@@ -649,7 +656,7 @@ class BreakerMachine(RuleBasedStateMachine):
         assert 0 <= probes <= self.config.probes
         if state is CircuitState.CLOSED:
             assert self.m.allow(now) and probes == 0
-            assert self.m.consecutive_failures < self.config.failure_threshold
+            assert self.m.consecutive_failures < (self.config.failure_threshold or 1 << 30)
         elif state is CircuitState.OPEN:
             assert not self.m.allow(now) and probes == 0
             assert now < self.m.open_until

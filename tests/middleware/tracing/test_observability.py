@@ -235,8 +235,8 @@ def test_seed_trace_and_finish_operation() -> None:
     except TimeoutError as e:
         obs.finish_operation(span, status="error", error=str(e))
     row = obs.get_dashboard_data()["operations"]["llm_call"]
-    assert row["count"] == 2 and row["errors"] == 1
-    assert row["avg_duration_ms"] == pytest.approx(300.0)
+    assert row["requests.total"] == 2 and row["requests.errors"] == 1
+    assert row["gen_ai.client.operation.duration"]["avg"] == pytest.approx(0.3)
     assert "finished" in repr(span)
 
 
@@ -300,20 +300,21 @@ async def test_dashboard_and_client_metrics_agree() -> None:
 
     d = obs.get_dashboard_data()
     m = tracing.metrics()
-    assert d["requests"] == m["requests.total"] == 3
-    assert d["errors"] == m["requests.errors"] == 1
-    assert d["error_rate"] == pytest.approx(1 / 3)
-    assert d["avg_duration_ms"] == pytest.approx(m["requests.duration_ms.avg"])
-    assert d["avg_duration_ms"] == pytest.approx(400 / 3)
-    assert d["p50_duration_ms"] == pytest.approx(100.0)
-    assert d["p99_duration_ms"] == pytest.approx(300.0)
-    assert (d["input_tokens"], d["output_tokens"], d["total_tokens"]) == (4, 6, 10)
-    assert d["cost"] == pytest.approx(0.5)
-    assert d["cache_hits"] == 1 and d["cache_hit_rate"] == pytest.approx(1 / 3)
-    assert d["breakers"] == {"openai:gpt-4o": "closed"}
-    assert d["retries"] == 2 and d["circuit_rejections"] == 0 and d["dedup_hits"] == 0
+    # one scheme: the dashboard's flat keys are client.metrics()'s names and values
+    assert {k: d[k] for k in m} == m
+    assert d["requests.total"] == 3 and d["requests.errors"] == 1
+    assert d["requests.error_rate"] == pytest.approx(1 / 3)
+    duration = d["gen_ai.client.operation.duration"]
+    assert duration["avg"] == pytest.approx(0.4 / 3) and duration["count"] == 3
+    assert d["avg_duration_ms"] == pytest.approx(400 / 3)  # the seed's one dashboard name
+    assert duration["p50"] == pytest.approx(0.1) and duration["p99"] == pytest.approx(0.3)
+    assert d["gen_ai.client.token.usage"] == {"input": 4, "output": 6}
+    assert d["cost.total"] == pytest.approx(0.5)
+    assert d["requests.cached"] == 1 and d["requests.cache_hit_rate"] == pytest.approx(1 / 3)
+    assert d["circuit.state"] == {"openai:gpt-4o": "closed"}
+    assert d["retry.attempts"] == 2 and d["circuit.requests.rejected"] == 0
     assert d["errors_by_type"] == {"ConnectionError": 1}
-    assert d["models"]["gpt-4o"]["requests"] == 3
+    assert d["models"]["gpt-4o"]["requests.total"] == 3
     assert d["sources"]["retry"]["retry.attempts"] == 2
     assert d["uptime_seconds"] == pytest.approx(0.4)
 

@@ -211,7 +211,8 @@ async def test_stats_are_fed_and_reported(otel: OTel, clock: FakeClock) -> None:
     assert snap.cost == pytest.approx(0.00084)
     m = mw.metrics()
     assert m["requests.total"] == 2
-    assert m["requests.duration_ms.p50"] == pytest.approx(200.0)
+    duration = m["gen_ai.client.operation.duration"]
+    assert isinstance(duration, dict) and duration["p50"] == pytest.approx(0.2)
     assert m == stats.metrics()
 
 

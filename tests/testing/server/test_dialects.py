@@ -41,7 +41,9 @@ def test_routes(path: str, dialect: str, model: str | None, stream: bool | None)
     route = route_of(path)
     assert route is not None
     assert (route.dialect.name, route.model, route.stream) == (dialect, model, stream)
-    assert route_of("/v1beta/models/g:countTokens") is None
+    assert route_of("/v1beta/models/g:embedContent") is None
+    counting = route_of("/v1beta/models/g:countTokens")
+    assert counting is not None and counting.dialect.name == "gemini" and counting.model == "g"
 
 
 @pytest.mark.anyio
