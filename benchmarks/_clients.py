@@ -265,6 +265,19 @@ LABELS = {
 OPTIONAL = {"anthropic_sdk": "anthropic", "litellm": "litellm"}
 
 
+def spawn_pinned_server() -> tuple[Any, dict[str, str], int | None]:
+    """The fake server on the first core: ``(server, urls, core for the client or None)``."""
+    from aio_llm.testing import FakeLLMServer
+
+    cpus = sorted(os.sched_getaffinity(0))
+    srv = FakeLLMServer.spawn(reply=REPLY, stream_chunks=STREAM_CHUNKS, record_limit=0)
+    core = None
+    if len(cpus) >= 2:
+        os.sched_setaffinity(srv.pid, {cpus[0]})
+        core = cpus[1]
+    return srv, {"openai": srv.openai_url, "anthropic": srv.url}, core
+
+
 async def open_client(name: str, urls: dict[str, str], c: int) -> Client:
     """The client ``name`` (``row`` or ``row@stream``) sized for ``c`` requests in flight."""
     base, _, mode = name.partition("@")

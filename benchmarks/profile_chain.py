@@ -36,7 +36,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from _clients import REPLY, STREAM_CHUNKS, open_client  # noqa: E402
+from _clients import open_client, spawn_pinned_server  # noqa: E402
 from _worker import drive  # noqa: E402
 
 Profile = tuple[dict[str, float], dict[str, float], dict[str, float], float]
@@ -152,15 +152,7 @@ def main() -> int:
     parser.add_argument("--html", default=None, help="pyinstrument's HTML page to this file")
     args = parser.parse_args()
 
-    from aio_llm.testing import FakeLLMServer
-
-    cpus = sorted(os.sched_getaffinity(0))
-    srv = FakeLLMServer.spawn(reply=REPLY, stream_chunks=STREAM_CHUNKS, record_limit=0)
-    core = None
-    if len(cpus) >= 2:
-        os.sched_setaffinity(srv.pid, {cpus[0]})
-        core = cpus[1]
-    urls = {"openai": srv.openai_url, "anthropic": srv.url}
+    srv, urls, core = spawn_pinned_server()
     try:
         run = _pyinstrument if args.pyinstrument else _py_spy
         self_time, total, by_file, samples = run(args, urls, core)

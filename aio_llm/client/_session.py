@@ -26,6 +26,7 @@ import anyio.abc
 from .._conversation import output_format
 from ..errors import APITimeoutError
 from ..pipeline import EmbedNext, Next
+from ..transports.base import call_deadline
 from ..types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from ._structured import send_structured
 
@@ -96,10 +97,13 @@ class Session:
     ) -> T:
         self.requests += 1
         self.in_flight += 1
+        token = None
         try:
             if limit is None:
                 return await handler(request)
-            with anyio.CancelScope(deadline=self.now() + limit):
+            deadline = self.now() + limit
+            token = call_deadline.set(deadline)  # for the transport (see call_deadline)
+            with anyio.CancelScope(deadline=deadline):
                 return await handler(request)
             raise APITimeoutError(deadline_message(request), provider=request.provider)
         except Exception:
@@ -107,6 +111,8 @@ class Session:
             raise
         finally:
             self.in_flight -= 1
+            if token is not None:
+                call_deadline.reset(token)
 
     def _send(self, request: ChatRequest) -> Awaitable[ChatResponse]:
         if request.response_format is None:

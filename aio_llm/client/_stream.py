@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextvars import Token
 from types import TracebackType
 
 import anyio
 
 from ..errors import APITimeoutError, ClientStateError, OutputValidationError
 from ..streaming import replay_as_stream
+from ..transports.base import call_deadline
 from ..types import ChatChunk, ChatRequest, ChatResponse, ChunkStream
 from ._session import Session, deadline_message
 from ._structured import parse_output
@@ -37,6 +39,7 @@ class ChatStream:
         "_session",
         "_stream",
         "_timeout",
+        "_token",
     )
 
     def __init__(self, session: Session, request: ChatRequest, timeout: float | None) -> None:
@@ -44,6 +47,7 @@ class ChatStream:
         self._request = request
         self._timeout = timeout
         self._scope: anyio.CancelScope | None = None
+        self._token: Token[float | None] | None = None
         self._stream: ChunkStream | None = None
         self._response: ChatResponse | None = None
         self._checked = request.response_format is None
@@ -55,6 +59,7 @@ class ChatStream:
         scope = self._scope = self._session.deadline_scope(self._timeout)
         if scope is not None:
             scope.__enter__()
+            self._token = call_deadline.set(scope.deadline)  # for the transport
         try:
             response = await self._session.call(self._request, None)
         except BaseException as exc:
@@ -86,6 +91,9 @@ class ChatStream:
         scope, self._scope = self._scope, None
         if scope is None:
             return
+        if self._token is not None:
+            call_deadline.reset(self._token)
+            self._token = None
         tb = exc.__traceback__ if exc is not None else None
         if scope.__exit__(type(exc) if exc is not None else None, exc, tb):
             raise APITimeoutError(deadline_message(self._request)) from None

@@ -60,6 +60,7 @@ from .._task_host import TaskGroupHost
 from ..errors import APITimeoutError
 from ..pipeline import Next
 from ..streaming import replay_as_stream
+from ..transports.base import call_deadline
 from ..types import ChatRequest, ChatResponse
 from ._keys import RequestKeyer, TenantFn
 from .events import EVENT_DEDUP_HIT, record_event
@@ -230,6 +231,8 @@ class Deduplicator(TaskGroupHost):
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, flight: _Flight, executor: Callable[..., Any], *args: Any) -> None:
+        # this task's deadline is the flight's (it may move): not the leader's, which it inherited
+        call_deadline.set(None)
         with anyio.CancelScope(deadline=flight.deadline) as scope:
             flight.scope = scope
             if flight.waiters == 0:  # the leader left before the call started

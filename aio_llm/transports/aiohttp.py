@@ -11,7 +11,7 @@ from yarl import URL
 
 from ..errors import APIConnectionError, APIResponseError, APITimeoutError, InvalidRequestError
 from ._connect import connect_error
-from .base import DEFAULT_MAX_BODY_SIZE
+from .base import DEFAULT_MAX_BODY_SIZE, call_deadline
 
 __all__ = ["AiohttpTransport"]
 
@@ -115,7 +115,10 @@ class AiohttpTransport:
         if read is None:
             return self._connect_only
         # anyio's deadlines are on the loop's clock (asyncio: loop.time())
-        if anyio.current_effective_deadline() - asyncio.get_running_loop().time() <= read:
+        deadline = call_deadline.get()
+        if deadline is None:
+            deadline = anyio.current_effective_deadline()
+        if deadline - asyncio.get_running_loop().time() <= read:
             return self._connect_only
         return self._timeout
 

@@ -10,12 +10,26 @@ key) ever travels to the host a ``Location`` names.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextvars import ContextVar
 from typing import Protocol
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "HTTPTransport", "StreamingHTTPResponse"]
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "HTTPTransport", "StreamingHTTPResponse", "call_deadline"]
 
 DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024
 """A response body larger than this is refused instead of filling memory."""
+
+call_deadline: ContextVar[float | None] = ContextVar("aio_llm_call_deadline", default=None)
+"""The deadline (on the event loop's clock) of the cancel scope the client put around this call.
+
+The client sets it next to its deadline scope, so a transport can tell
+without asking anyio (``anyio.current_effective_deadline()`` looks the
+backend and the task's scopes up: ~13% of a request's own cost) that a
+deadline will end the call before a per-read timer could fire, and skip the
+timer. It is a hint that can only be late: an enclosing scope may end the
+call sooner, never later. ``None``: not known here (a task spawned inside a
+call sets it back to ``None``), so ask anyio. A middleware that shields the
+rest of the chain from the deadline sets it to ``None`` there too.
+"""
 
 
 class StreamingHTTPResponse(Protocol):

@@ -17,12 +17,24 @@ from aio_llm import APITimeoutError, AsyncLLMClient, ChatRequest, ChatResponse
 from aio_llm.middleware import Dedup
 from aio_llm.pipeline import MiddlewareLike, Next
 from aio_llm.providers import MockProvider
+from aio_llm.transports.base import call_deadline
 
 pytestmark = pytest.mark.anyio
 
 HELLO = [{"role": "user", "content": "hello"}]
 FOREVER = 600.0  # a wait only a deadline ends
 GUARD = 30.0  # a hang guard, never reached when the code is right
+
+
+class Hint:
+    """Middleware: record the transport's hint (``call_deadline``) and anyio's deadline."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float | None, float]] = []
+
+    async def __call__(self, request: ChatRequest, next: Next) -> ChatResponse:
+        self.seen.append((call_deadline.get(), anyio.current_effective_deadline()))
+        return await next(request)
 
 
 class Sleep:
@@ -191,3 +203,34 @@ async def test_a_shared_call_outlives_the_deadline_of_the_caller_that_started_it
     # the shared call started under the first caller's deadline and outlived it: the
     # other caller, with no deadline, extended it
     assert probe.deadlines[0] < math.inf
+
+
+async def test_the_transport_hint_is_the_calls_deadline_and_is_cleared_after_it() -> None:
+    hint = Hint()
+    async with make_client(hint) as c:
+        await c.chat(HELLO, timeout=30)
+        await c.chat(HELLO, timeout=None)
+        async with c.stream(HELLO, timeout=20) as s:
+            assert call_deadline.get() is not None  # the block is inside the deadline
+            await s.text()
+        assert call_deadline.get() is None
+        for _ in range(2):  # a stream whose deadline passed leaves nothing behind either
+            with anyio.fail_after(GUARD), pytest.raises(APITimeoutError):
+                async with c.stream(HELLO, timeout=0.05):
+                    await anyio.sleep(FOREVER)
+            assert call_deadline.get() is None
+    (chat_hint, chat_deadline), (none_hint, none_deadline), (stream_hint, stream_deadline) = (
+        hint.seen[:3]
+    )
+    assert chat_hint == chat_deadline < math.inf  # what anyio says, without asking it
+    assert none_hint is None and none_deadline == math.inf
+    assert stream_hint == stream_deadline < math.inf
+    assert call_deadline.get() is None
+
+
+async def test_a_shared_call_does_not_take_the_leaders_hint() -> None:
+    hint = Hint()
+    async with AsyncLLMClient(MockProvider("hi"), model="m", middleware=[Dedup(), hint]) as c:
+        await c.chat(HELLO, timeout=30, temperature=0)  # runs in the deduplicator's task
+    # its deadline may move when callers join: the transport must ask anyio
+    assert hint.seen[0][0] is None and hint.seen[0][1] < math.inf
